@@ -1,0 +1,196 @@
+/**
+ * Micro-benchmark of the verifier core against raw node:crypto.
+ *
+ *   npx tsc -p . && node --expose-gc dist/bench/verify-core.js [--rounds 5] [--ms 1000]
+ *
+ * For each algorithm it compares, on the same key and token:
+ *   raw     crypto.verify on pre-decoded signing input and signature (the floor)
+ *   core    verifySignatureAndParse + checkTimeAudienceScopes (the full uncached check)
+ *   jose    jose's jwtVerify (for reference)
+ *   cached  TokenCache.get + checkTimeAudienceScopes (a repeated token)
+ * and reports ops/s and core/raw. It also measures heap bytes per entry of RevocationState
+ * (1M jti entries) and of TokenCache.
+ */
+import { generateKeyPairSync, randomUUID, verify, type KeyObject } from 'node:crypto';
+import { SignJWT, jwtVerify } from 'jose';
+import type { SigningAlgorithm } from '../src/shared/algorithms.js';
+import { RevocationState } from '../src/verifier/revocation-state.js';
+import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+import { TokenCache } from '../src/verifier/token-cache.js';
+import { checkTimeAudienceScopes, verifySignatureAndParse, type TokenCheckOptions } from '../src/verifier/verify-token.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const ROUNDS = arg('rounds', 5);
+const MS = arg('ms', 1000);
+const ONLY = args.includes('--memory-only') ? 'memory' : args.includes('--speed-only') ? 'speed' : 'all';
+const gc = (globalThis as { gc?: () => void }).gc;
+
+const ISSUER = 'https://issuer.example';
+
+function keyPair(alg: SigningAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
+  if (alg === 'ES256') return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  if (alg === 'EdDSA') return generateKeyPairSync('ed25519');
+  return generateKeyPairSync('rsa', { modulusLength: 2048 });
+}
+
+async function makeToken(alg: SigningAlgorithm, privateKey: KeyObject, kid: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ sid: randomUUID(), gen: 3, scope: 'orders:read orders:write profile', tenant: 'acme' })
+    .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
+    .setIssuer(ISSUER)
+    .setSubject('user-1234567890')
+    .setAudience(['orders', 'billing'])
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + 3600)
+    .setJti(randomUUID())
+    .sign(privateKey);
+}
+
+/** Run fn repeatedly for `ms`, return ops/s. */
+function rate(fn: () => unknown, ms: number): number {
+  let n = 0;
+  const end = performance.now() + ms;
+  let t = performance.now();
+  while (t < end) {
+    for (let i = 0; i < 100; i++) fn();
+    n += 100;
+    t = performance.now();
+  }
+  return n / ((ms + (t - end)) / 1000);
+}
+
+async function rateAsync(fn: () => Promise<unknown>, ms: number): Promise<number> {
+  let n = 0;
+  const start = performance.now();
+  const end = start + ms;
+  while (performance.now() < end) {
+    for (let i = 0; i < 20; i++) await fn();
+    n += 20;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+
+async function speed(): Promise<void> {
+  for (const alg of ['ES256', 'EdDSA', 'RS256'] as const) {
+    const { privateKey, publicKey } = keyPair(alg);
+    const kid = `${alg}-bench`;
+    const token = await makeToken(alg, privateKey, kid);
+    const keys = createStaticKeyResolver([{ kid, alg, key: publicKey }]);
+    const opts: TokenCheckOptions = { issuer: ISSUER, algorithms: ['ES256', 'EdDSA', 'RS256'], clockSkewSec: 30, maxTokenBytes: 8192 };
+    const req = { audience: 'orders', requiredScopes: ['orders:read'] };
+    const dot = token.lastIndexOf('.');
+    const data = Buffer.from(token.slice(0, dot), 'latin1');
+    const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+    const rawKey = alg === 'ES256' ? { key: publicKey, dsaEncoding: 'ieee-p1363' as const } : publicKey;
+    const digest = alg === 'EdDSA' ? null : 'sha256';
+    const nowSec = Math.floor(Date.now() / 1000);
+    const cache = new TokenCache({ capacity: 10_000 });
+
+    const raw = () => {
+      if (!verify(digest, data, rawKey, sig)) throw new Error('raw verify failed');
+    };
+    const core = () => {
+      const r = verifySignatureAndParse(token, keys, opts);
+      if (!r.ok || !checkTimeAudienceScopes(r.claims, req, opts, nowSec).valid) throw new Error('core verify failed');
+    };
+    const first = verifySignatureAndParse(token, keys, opts);
+    if (!first.ok) throw new Error(`core rejected the bench token: ${first.reason} ${first.detail}`);
+    cache.set(token, first.claims);
+    const cached = () => {
+      const c = cache.get(token);
+      if (c === undefined || !checkTimeAudienceScopes(c, req, opts, nowSec).valid) throw new Error('cache miss');
+    };
+    const joseOpts = { issuer: ISSUER, audience: 'orders', algorithms: [alg], typ: 'at+jwt', clockTolerance: 30 };
+    const jose = () => jwtVerify(token, publicKey, joseOpts);
+
+    // warm up JIT
+    rate(raw, 200); rate(core, 200); rate(cached, 200); await rateAsync(jose, 200);
+    const r: number[] = [], c: number[] = [], j: number[] = [], h: number[] = [], ratios: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const a = rate(raw, MS);
+      const b = rate(core, MS);
+      r.push(a); c.push(b); ratios.push(b / a);
+      j.push(await rateAsync(jose, MS / 2));
+      h.push(rate(cached, MS / 4));
+    }
+    console.log(
+      `${alg.padEnd(6)} raw ${fmt(median(r))}/s  core ${fmt(median(c))}/s  core/raw ${median(ratios).toFixed(3)}` +
+        `  (rounds: ${ratios.map((x) => x.toFixed(3)).join(' ')})  jose/raw ${(median(j) / median(r)).toFixed(3)}` +
+        `  cached ${fmt(median(h))}/s = ${(median(h) / median(r)).toFixed(0)}x raw  token ${token.length} B`,
+    );
+  }
+}
+
+function heapUsed(): number {
+  gc?.(); gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+async function memory(): Promise<void> {
+  if (!gc) {
+    console.log('memory: run with --expose-gc');
+    return;
+  }
+  const N = 1_000_000;
+  const base = Date.now();
+  // ids made before measuring "before"? No: the state owns its ids, so they count against it.
+  const before = heapUsed();
+  const state = new RevocationState();
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) {
+    // JSON.parse, as the log reader does, so ids are fresh flat strings as in production.
+    state.apply({ v: 1, type: 'rev', seq: i + 1, kind: 'jti', id: randomUUID(), until: base + 60_000 + (i % 900) * 1000 + (i % 997), at: base });
+  }
+  const loadMs = performance.now() - t0;
+  const after = heapUsed();
+  console.log(`RevocationState: ${N.toLocaleString('en-US')} jti entries (36-char UUID ids) ${((after - before) / N).toFixed(1)} B/entry, apply ${fmt(loadMs)} ms`);
+  const tp = performance.now();
+  const pruned = state.prune(base + 60_000 + 10_000);
+  console.log(`RevocationState: prune of ${fmt(pruned)} expired of ${fmt(N)}: ${(performance.now() - tp).toFixed(1)} ms; prune with nothing due: ${timeIt(() => state.prune(base + 60_000 + 10_000))} µs`);
+  // Loading through JSON (as from the log), for the 3 s target.
+  const lines: string[] = [];
+  for (let i = 0; i < N; i++) {
+    lines.push(JSON.stringify({ v: 1, type: 'rev', seq: i + 1, kind: 'jti', id: randomUUID(), until: base + 900_000, at: base }));
+  }
+  const state2 = new RevocationState();
+  const t1 = performance.now();
+  for (const line of lines) state2.apply(JSON.parse(line));
+  console.log(`RevocationState: JSON.parse + apply of ${fmt(N)} log lines: ${fmt(performance.now() - t1)} ms`);
+  void state.size; void state2.size;
+
+  // Token cache: realistic tokens (ES256, ~600 chars) with their claims.
+  const { privateKey, publicKey } = keyPair('ES256');
+  const keys = createStaticKeyResolver([{ kid: 'k', alg: 'ES256', key: publicKey }]);
+  const opts: TokenCheckOptions = { issuer: ISSUER, algorithms: ['ES256'], clockSkewSec: 0, maxTokenBytes: 8192 };
+  const M = 10_000;
+  const cache = new TokenCache({ capacity: M * 2 });
+  let tokenLen = 0;
+  const b0 = heapUsed();
+  for (let i = 0; i < M; i++) {
+    const token = await makeToken('ES256', privateKey, 'k');
+    const r = verifySignatureAndParse(token, keys, opts);
+    if (!r.ok) throw new Error('bad token');
+    cache.set(token, r.claims);
+    tokenLen = token.length;
+  }
+  const b1 = heapUsed();
+  console.log(`TokenCache: ${((b1 - b0) / M).toFixed(0)} B/entry including the token string (${tokenLen} chars) and its frozen claims`);
+  void cache.size;
+}
+
+function timeIt(fn: () => unknown): string {
+  const t = performance.now();
+  fn();
+  return ((performance.now() - t) * 1000).toFixed(1);
+}
+
+if (ONLY !== 'memory') await speed();
+if (ONLY !== 'speed') await memory();

@@ -1,0 +1,37 @@
+import { permissionDenied } from '../shared/errors.js';
+import type { Caller } from '../grpc/caller.js';
+
+/** Privileged actions: the ones holding a token does not entitle anyone to. */
+export type PrivilegedAction = 'issue' | 'revoke:subject' | 'revoke:session' | 'revoke:token_id';
+
+export interface IssueGrant {
+  /** Audiences this caller may mint tokens for (undefined = any the server allows). */
+  audiences?: readonly string[];
+  /** Scopes this caller may grant (undefined = any). */
+  scopes?: readonly string[];
+  /** Longest access-token TTL this caller may ask for, ms (undefined = server maximum). */
+  maxAccessTtlMs?: number;
+}
+
+/** Decides who may do what. Throws PERMISSION_DENIED / UNAUTHENTICATED naming the missing right. */
+export interface AccessPolicy {
+  authorize(caller: Caller, action: PrivilegedAction): void;
+  /** Limits on what this caller may issue; called after authorize(caller, 'issue'). */
+  issueGrant(caller: Caller): IssueGrant;
+}
+
+/**
+ * Development policy until caller credentials are configured: privileged calls are allowed from
+ * loopback peers, or from anywhere when insecure mode was explicitly chosen.
+ */
+export function createLoopbackPolicy(options: { insecure: boolean }): AccessPolicy {
+  return {
+    authorize(caller, action) {
+      if (options.insecure || caller.loopback) return;
+      throw permissionDenied(
+        `${action} is privileged: without caller credentials it is allowed only from loopback (caller ${caller.peer}); configure mutual TLS and a client policy, or TA_INSECURE=true for development`,
+      );
+    },
+    issueGrant: () => ({}),
+  };
+}

@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/config.js';
+import { redactUrl } from '../config/options.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { FileKeyStore } from '../keys/file-key-store.js';
+import { KeyManager } from '../keys/key-manager.js';
+import type { KeyStore } from '../keys/key-store.js';
+import { MemoryTokenStore } from '../store/memory-token-store.js';
+import { RedisTokenStore } from '../store/redis-token-store.js';
+import type { TokenStore } from '../store/token-store.js';
+import { createVerifier } from '../verifier/create-verifier.js';
+import { GrpcServer } from '../grpc/server.js';
+import { serverCredentials } from '../grpc/credentials.js';
+import { InflightTracker } from '../grpc/unary.js';
+import { HttpServer, healthRoute, jwksRoute, metricsRoute } from '../http/http-server.js';
+import { createLoopbackPolicy, type AccessPolicy } from './access-policy.js';
+import { createAuthorityService } from './authority-service.js';
+import { createPropagationTracker } from './propagation.js';
+import { TokenAuthority } from './token-authority.js';
+
+export interface AuthorityOverrides {
+  clock?: Clock;
+  metrics?: Metrics;
+  keyStore?: KeyStore;
+  store?: TokenStore;
+  policy?: AccessPolicy;
+}
+
+export interface RunningAuthority {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly keys: KeyManager;
+  readonly store: TokenStore;
+  readonly authority: TokenAuthority;
+  /** Graceful: stop accepting, finish in-flight calls (up to the grace period), release everything. */
+  stop(): Promise<void>;
+}
+
+export function createTokenStore(config: Config, clock: Clock, logger: Logger): TokenStore {
+  const retentionMs = config.maxAccessTtlMs + config.clockSkewMs;
+  if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
+  return new RedisTokenStore({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, retentionMs, logger: logger.child({ component: 'redis' }) });
+}
+
+/** Start the authority: keys, store, local verifier, gRPC and HTTP servers. */
+export async function startAuthority(config: Config, logger: Logger, overrides: AuthorityOverrides = {}): Promise<RunningAuthority> {
+  const clock = overrides.clock ?? systemClock;
+  const metrics = overrides.metrics ?? createMetrics();
+  const instanceId = `authority-${randomUUID().slice(0, 8)}`;
+  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, store: config.redisUrl ? redactUrl(config.redisUrl) : 'memory (embedded)', issuer: config.issuer, alg: config.keyAlgorithm }, 'starting token authority');
+  if (!config.redisUrl) logger.warn('embedded in-memory store: sessions and revocations live in this process only and are lost on restart; set TA_REDIS_URL for anything shared or durable');
+  if (!config.tlsCert) logger.warn({ grpc: config.grpcAddr.text }, 'gRPC without TLS: privileged calls are allowed from loopback only (or anywhere with TA_INSECURE) — development mode');
+
+  const store = overrides.store ?? createTokenStore(config, clock, logger);
+  const keys = new KeyManager({
+    store: overrides.keyStore ?? new FileKeyStore(config.keyDir),
+    algorithm: config.keyAlgorithm,
+    rotationIntervalMs: config.keyRotationIntervalMs,
+    retainMs: config.maxAccessTtlMs + config.clockSkewMs,
+    clock,
+    logger: logger.child({ component: 'keys' }),
+  });
+  const verifier = createVerifier({
+    issuer: config.issuer,
+    keys: keys.resolver,
+    revocations: store,
+    clockSkewMs: config.clockSkewMs,
+    tokenCacheSize: config.tokenCacheSize,
+    stalenessBoundMs: Math.max(3 * config.heartbeatIntervalMs, 2000),
+    clock,
+    logger: logger.child({ component: 'verifier' }),
+  });
+  const authority = new TokenAuthority({
+    settings: config,
+    keys,
+    store,
+    verifier,
+    policy: overrides.policy ?? createLoopbackPolicy({ insecure: config.insecure }),
+    clock,
+    logger: logger.child({ component: 'authority' }),
+  });
+
+  await keys.start();
+  const heartbeat = startHeartbeat(store, config.heartbeatIntervalMs, logger);
+  await verifier.start();
+
+  const inflight = new InflightTracker();
+  const grpc = new GrpcServer({
+    address: config.grpcAddr,
+    credentials: serverCredentials(config),
+    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight })],
+    protoFiles: ['tokenauthority/v1/token_authority.proto'],
+    logger,
+  });
+  registerGauges(metrics, keys, verifier, clock);
+  const http = new HttpServer({
+    address: config.httpAddr,
+    logger,
+    routes: {
+      '/.well-known/jwks.json': jwksRoute(() => ({ json: keys.jwksJson(), maxAgeSec: keys.jwksMaxAgeSec() })),
+      '/.well-known/openid-configuration': () => ({
+        status: 200,
+        body: JSON.stringify({
+          issuer: config.issuer,
+          jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+          id_token_signing_alg_values_supported: [config.keyAlgorithm],
+          token_endpoint_auth_methods_supported: ['tls_client_auth'],
+        }),
+        headers: { 'cache-control': 'public, max-age=300' },
+      }),
+      '/metrics': metricsRoute(metrics),
+      '/healthz': healthRoute(async () => {
+        const storeOk = await store.ping();
+        const status = verifier.status();
+        return { ok: storeOk, details: { store: storeOk ? 'ok' : 'unreachable', appliedSeq: status.revocation.appliedSeq, revocationAgeMs: Math.round(status.revocation.ageMs) } };
+      }),
+    },
+  });
+  let grpcPort: number;
+  let httpPort: number;
+  try {
+    grpcPort = await grpc.start();
+    httpPort = await http.start();
+  } catch (err) {
+    heartbeat.stop();
+    await Promise.allSettled([grpc.shutdown(0), http.stop(), verifier.stop(), keys.stop()]);
+    await store.close();
+    throw err;
+  }
+  logger.info({ grpcPort, httpPort, instanceId, kid: keys.signer().kid }, 'token authority serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort,
+    httpPort,
+    keys,
+    store,
+    authority,
+    stop() {
+      stopping ??= (async () => {
+        logger.info({ inflight: inflight.size }, 'shutting down: no new calls, finishing calls in flight');
+        await grpc.shutdown(config.shutdownGraceMs);
+        heartbeat.stop();
+        await http.stop();
+        await verifier.stop();
+        await keys.stop();
+        await store.close();
+        logger.info('shutdown complete');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {
+  let failing = false;
+  const beat = () =>
+    store.heartbeat().then(
+      () => {
+        if (failing) logger.info('revocation feed heartbeat recovered');
+        failing = false;
+      },
+      (err: Error) => {
+        if (!failing) logger.warn({ err: err.message }, 'revocation feed heartbeat failed; verifiers will see the feed as stale');
+        failing = true;
+      },
+    );
+  void beat();
+  const timer = setInterval(beat, intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType<typeof createVerifier>, clock: Clock): void {
+  labelledGauge(metrics, 'ta_signing_key_age_seconds', 'Age of each published signing key, by kid and state.', ['kid', 'state'], () =>
+    keys.list().map((k) => ({ labels: { kid: k.kid, state: k.state }, value: (clock.nowMs() - k.createdAt) / 1000 })),
+  );
+  gauge(metrics, 'ta_revocation_applied_sequence', 'Highest revocation sequence applied by this process.', () => verifier.status().revocation.appliedSeq);
+  gauge(metrics, 'ta_revocation_state_age_seconds', 'Seconds since the revocation state was last known complete.', () => {
+    const age = verifier.status().revocation.ageMs;
+    return Number.isFinite(age) ? age / 1000 : -1;
+  });
+  gauge(metrics, 'ta_revocation_entries', 'Live revocation entries held in memory.', () => {
+    const e = verifier.status().revocation.entries;
+    return e.jti + e.sid + e.sub;
+  });
+  gauge(metrics, 'ta_token_cache_hit_ratio', 'Verified-token cache hit ratio since start.', () => verifier.status().cache.hitRate);
+}

@@ -1,0 +1,83 @@
+import {
+  RevocationKind,
+  TokenAuthorityServiceService,
+  type GetPropagationResponse,
+  type IssueResponse,
+  type TokenAuthorityServiceServer,
+} from '../gen/tokenauthority/v1/token_authority.js';
+import { invalidArgument } from '../shared/errors.js';
+import type { KeyManager } from '../keys/key-manager.js';
+import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { toVerifyResponse } from '../grpc/verify-response.js';
+import type { GrpcServiceRegistration } from '../grpc/server.js';
+import type { PropagationTracker } from './propagation.js';
+import type { TokenAuthority, TokenPair } from './token-authority.js';
+
+const KIND = { jti: RevocationKind.REVOCATION_KIND_TOKEN, sid: RevocationKind.REVOCATION_KIND_SESSION, sub: RevocationKind.REVOCATION_KIND_SUBJECT } as const;
+
+function pair(p: TokenPair): IssueResponse {
+  return {
+    accessToken: p.accessToken,
+    accessExpiresAt: new Date(p.accessExpiresAt),
+    refreshToken: p.refreshToken,
+    refreshExpiresAt: new Date(p.refreshExpiresAt),
+    sessionId: p.sessionId,
+    tokenId: p.tokenId,
+    keyId: p.keyId,
+  };
+}
+
+/** The gRPC face of the authority: message conversion only; the rules live in TokenAuthority. */
+export function createAuthorityService(
+  authority: TokenAuthority,
+  keys: KeyManager,
+  propagation: PropagationTracker,
+  deps: UnaryDeps,
+): GrpcServiceRegistration {
+  const implementation: TokenAuthorityServiceServer = {
+    issue: unary('Issue', deps, async (req, ctx) =>
+      pair(await authority.issue(
+        { subject: req.subject, audience: req.audience, scopes: req.scopes, extraClaims: req.extraClaims, accessTtlSeconds: req.accessTtlSeconds, clientId: req.clientId },
+        ctx.caller,
+        ctx.log,
+      )),
+    ),
+    verify: unary('Verify', deps, async (req) => {
+      const result = await authority.verify(req.token, {
+        ...(req.audience ? { audience: req.audience } : {}),
+        requiredScopes: req.requiredScopes,
+      });
+      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
+      return toVerifyResponse(result);
+    }),
+    refresh: unary('Refresh', deps, async (req, ctx) =>
+      pair(await authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds }, ctx.log)),
+    ),
+    revoke: unary('Revoke', deps, async (req, ctx) => {
+      const t = req.target;
+      if (!t) throw invalidArgument('one of token, session_id, subject or token_id is required');
+      const target =
+        t.$case === 'token' ? { kind: 'token' as const, token: t.token }
+        : t.$case === 'sessionId' ? { kind: 'session' as const, sessionId: t.sessionId }
+        : t.$case === 'subject' ? { kind: 'subject' as const, subject: t.subject }
+        : { kind: 'tokenId' as const, tokenId: t.tokenId };
+      const out = await authority.revoke(target, req.reason, ctx.caller, ctx.log);
+      return { sequence: out.sequence, kind: KIND[out.kind], revokedId: out.id, entryExpiresAt: new Date(out.entryExpiresAt) };
+    }),
+    getJwks: unary('GetJwks', deps, () => ({
+      jwksJson: keys.jwksJson(),
+      keys: keys.jwks().keys.map((k) => ({ keyId: String(k.kid), algorithm: String(k.alg), jwkJson: JSON.stringify(k) })),
+    })),
+    getPropagation: unary('GetPropagation', deps, async (req): Promise<GetPropagationResponse> => {
+      if (req.sequence <= 0) throw invalidArgument('sequence must be positive');
+      if (req.waitMs > 30_000) throw invalidArgument('wait_ms must be at most 30000');
+      const r = await propagation.query(req.sequence, req.minVerifiers, req.waitMs);
+      return {
+        verifiers: r.verifiers.map((v) => ({ instanceId: v.instanceId, appliedSequence: v.seq, reportedAt: new Date(v.reportedAt) })),
+        appliedCount: r.appliedCount,
+        liveCount: r.verifiers.length,
+      };
+    }),
+  };
+  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceService, implementation };
+}

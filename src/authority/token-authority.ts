@@ -1,0 +1,272 @@
+import type { SessionRecord, TokenStore } from '../store/token-store.js';
+import type { KeyManager } from '../keys/key-manager.js';
+import type { Verifier } from '../verifier/create-verifier.js';
+import { verifySignatureAndParse } from '../verifier/verify-token.js';
+import type { AccessTokenPayload, VerifiedClaims, VerifyRequirements, VerifyResult } from '../shared/claims.js';
+import type { Clock } from '../shared/clock.js';
+import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { RevocationEvent } from '../shared/revocation-event.js';
+import type { Caller } from '../grpc/caller.js';
+import type { AccessPolicy } from './access-policy.js';
+import { hashRefreshToken, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
+import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
+
+export interface TokenAuthoritySettings {
+  issuer: string;
+  accessTtlMs: number;
+  maxAccessTtlMs: number;
+  refreshTtlMs: number;
+  sessionMaxLifetimeMs: number;
+  sessionIdleTimeoutMs: number;
+  refreshGraceMs: number;
+  clockSkewMs: number;
+  /** Empty = any audience. */
+  allowedAudiences: readonly string[];
+}
+
+export interface IssueInput {
+  subject: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  extraClaims: Readonly<Record<string, string>>;
+  /** 0 = default. */
+  accessTtlSeconds: number;
+  /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
+  clientId?: string;
+}
+
+/** What Issue and Refresh return. Times are epoch ms. */
+export interface TokenPair {
+  accessToken: string;
+  accessExpiresAt: number;
+  refreshToken: string;
+  refreshExpiresAt: number;
+  sessionId: string;
+  tokenId: string;
+  keyId: string;
+  subject: string;
+}
+
+export type RevokeTarget =
+  | { kind: 'token'; token: string }
+  | { kind: 'session'; sessionId: string }
+  | { kind: 'subject'; subject: string }
+  | { kind: 'tokenId'; tokenId: string };
+
+export interface RevokeOutcome {
+  /** 0 when there was nothing left to revoke (the token had already expired). */
+  sequence: number;
+  kind: 'jti' | 'sid' | 'sub';
+  id: string;
+  entryExpiresAt: number;
+}
+
+export interface TokenAuthorityDeps {
+  settings: TokenAuthoritySettings;
+  keys: KeyManager;
+  store: TokenStore;
+  verifier: Verifier;
+  policy: AccessPolicy;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * Issue, Refresh, Revoke and Verify, independent of the transport. The gRPC adapter
+ * (authority-service.ts) converts messages; this class holds the rules.
+ */
+export class TokenAuthority {
+  constructor(private readonly deps: TokenAuthorityDeps) {}
+
+  async issue(input: IssueInput, caller: Caller, log: Record<string, unknown>): Promise<TokenPair> {
+    const { settings, policy, clock, store } = this.deps;
+    policy.authorize(caller, 'issue');
+    const grant = policy.issueGrant(caller);
+    const subject = requireText('subject', input.subject, LIMITS.subjectBytes);
+    const audience = validateAudiences(input.audience);
+    for (const aud of audience) {
+      if (settings.allowedAudiences.length > 0 && !settings.allowedAudiences.includes(aud)) {
+        throw permissionDenied(`audience "${aud}" is not allowed on this authority (allowed: ${settings.allowedAudiences.join(', ')})`);
+      }
+      if (grant.audiences && !grant.audiences.includes(aud)) throw permissionDenied(`caller may not issue tokens for audience "${aud}"`);
+    }
+    const scopes = validateScopes(input.scopes);
+    if (grant.scopes) {
+      const denied = scopes.filter((s) => !grant.scopes!.includes(s));
+      if (denied.length > 0) throw permissionDenied(`caller may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}`);
+    }
+    const extra = validateExtraClaims(input.extraClaims);
+    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : (caller.identities[0] ?? 'token-authority');
+    const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
+
+    const now = clock.nowMs();
+    const sessionId = newId();
+    const refreshToken = newRefreshToken();
+    const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
+    const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
+    const { generation } = await store.createSession({
+      sessionId,
+      subject,
+      audience,
+      scopes,
+      extra: { ...extra, client_id: clientId },
+      refreshHash: hashRefreshToken(refreshToken),
+      refreshExpiresAt,
+      absoluteExpiresAt,
+      now,
+    });
+    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation }, now, ttlMs);
+    Object.assign(log, { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId });
+    return { ...access, refreshToken, refreshExpiresAt, sessionId, subject };
+  }
+
+  async refresh(input: { refreshToken: string; accessTtlSeconds: number }, log: Record<string, unknown>): Promise<TokenPair> {
+    const { settings, clock, store, verifier } = this.deps;
+    if (!looksLikeRefreshToken(input.refreshToken)) {
+      throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
+    }
+    const ttlMs = this.accessTtl(input.accessTtlSeconds, undefined);
+    const now = clock.nowMs();
+    const successor = newRefreshToken();
+    const result = await store.rotateRefresh({
+      presentedHash: hashRefreshToken(input.refreshToken),
+      successorHash: hashRefreshToken(successor),
+      successorExpiresAt: now + settings.refreshTtlMs,
+      now,
+      graceMs: settings.refreshGraceMs,
+      idleTimeoutMs: settings.sessionIdleTimeoutMs,
+      revocationUntil: this.revocationUntil(now),
+    });
+    switch (result.outcome) {
+      case 'invalid':
+        throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (unknown, superseded, or expired and removed)');
+      case 'expired':
+        log.sid = result.session.sessionId;
+        throw new TokenAuthorityError(ErrorCodes.REFRESH_EXPIRED, 'refresh token or its session has expired: sign in again');
+      case 'revoked':
+        log.sid = result.session.sessionId;
+        throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
+      case 'reused':
+        verifier.applyRevocation(result.event);
+        Object.assign(log, { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true });
+        this.deps.logger.warn({ sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq }, 'refresh token reuse detected: session revoked');
+        throw new TokenAuthorityError(
+          ErrorCodes.REFRESH_REUSED,
+          'refresh token was already used: the whole session has been revoked (a copy of the token may have been stolen); sign in again',
+        );
+      case 'rotated':
+        break;
+    }
+    const s: SessionRecord = result.session;
+    const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
+    const { client_id: clientId, ...extra } = s.extra;
+    const access = this.sign(
+      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
+      now,
+      ttlMs,
+    );
+    Object.assign(log, { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true } : {}) });
+    return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject };
+  }
+
+  async revoke(target: RevokeTarget, reason: string, caller: Caller, log: Record<string, unknown>): Promise<RevokeOutcome> {
+    const { clock, store, verifier, policy, settings } = this.deps;
+    if (reason.length > 0) requireText('reason', reason, LIMITS.reasonBytes);
+    const why = reason.length > 0 ? reason : undefined;
+    const now = clock.nowMs();
+    let event: RevocationEvent;
+    switch (target.kind) {
+      case 'token': {
+        const token = target.token;
+        if (token.length === 0) throw invalidArgument('token is empty');
+        if (looksLikeRefreshToken(token)) {
+          const session = await store.findSessionByRefresh(hashRefreshToken(token));
+          if (!session) throw new TokenAuthorityError(ErrorCodes.NOT_FOUND, 'refresh token is unknown (never issued, or expired and removed)');
+          event = await store.revoke({ kind: 'sid', id: session.sessionId, until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
+          break;
+        }
+        const claims = this.provenClaims(token);
+        const until = claims.expiresAt * 1000 + settings.clockSkewMs;
+        if (until <= now) {
+          log.jti = claims.tokenId;
+          return { sequence: 0, kind: 'jti', id: claims.tokenId, entryExpiresAt: until };
+        }
+        event = await store.revoke({ kind: 'jti', id: claims.tokenId, until, ...(why ? { reason: why } : {}) });
+        log.sub = claims.subject;
+        break;
+      }
+      case 'session':
+        policy.authorize(caller, 'revoke:session');
+        event = await store.revoke({ kind: 'sid', id: requireText('session_id', target.sessionId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
+        break;
+      case 'subject':
+        policy.authorize(caller, 'revoke:subject');
+        event = await store.revoke({ kind: 'sub', id: requireText('subject', target.subject, LIMITS.subjectBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
+        break;
+      case 'tokenId':
+        policy.authorize(caller, 'revoke:token_id');
+        event = await store.revoke({ kind: 'jti', id: requireText('token_id', target.tokenId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
+        break;
+    }
+    // Durable now: honour it on this replica at once, ahead of the feed.
+    verifier.applyRevocation(event);
+    Object.assign(log, { seq: event.seq, [event.kind]: event.id });
+    return { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until };
+  }
+
+  verify(token: string, requirements: VerifyRequirements): Promise<VerifyResult> {
+    return this.deps.verifier.verify(token, requirements);
+  }
+
+  /** The access token's claims if its signature and issuer are ours, whatever its age. */
+  private provenClaims(token: string): VerifiedClaims {
+    const parsed = verifySignatureAndParse(token, this.deps.keys.resolver, {
+      issuer: this.deps.settings.issuer,
+      algorithms: ['ES256', 'EdDSA', 'RS256'],
+      clockSkewSec: Math.floor(this.deps.settings.clockSkewMs / 1000),
+      maxTokenBytes: 8192,
+    });
+    if (!parsed.ok) throw invalidArgument(`token is neither a refresh token nor a valid access token of this issuer (${parsed.reason}: ${parsed.detail})`);
+    return parsed.claims;
+  }
+
+  /** An entry for a session or subject can be dropped once every access token it covers has expired. */
+  private revocationUntil(now: number): number {
+    return now + this.deps.settings.maxAccessTtlMs + this.deps.settings.clockSkewMs;
+  }
+
+  private accessTtl(requestedSeconds: number, grantMaxMs: number | undefined): number {
+    const { accessTtlMs, maxAccessTtlMs } = this.deps.settings;
+    const cap = Math.min(maxAccessTtlMs, grantMaxMs ?? Infinity);
+    if (!Number.isInteger(requestedSeconds) || requestedSeconds < 0) throw invalidArgument('access_ttl_seconds must be a non-negative integer');
+    const wanted = requestedSeconds === 0 ? accessTtlMs : requestedSeconds * 1000;
+    return Math.min(wanted, cap);
+  }
+
+  private sign(
+    t: { subject: string; audience: readonly string[]; scopes: readonly string[]; extra: Record<string, string>; clientId: string; sessionId: string; generation: number },
+    nowMs: number,
+    ttlMs: number,
+  ): { accessToken: string; accessExpiresAt: number; tokenId: string; keyId: string } {
+    const signer = this.deps.keys.signer();
+    const iat = Math.floor(nowMs / 1000);
+    const exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
+    const tokenId = newId();
+    const payload: AccessTokenPayload = {
+      ...t.extra,
+      iss: this.deps.settings.issuer,
+      sub: t.subject,
+      aud: t.audience.length === 1 ? t.audience[0]! : [...t.audience],
+      exp,
+      iat,
+      nbf: iat,
+      jti: tokenId,
+      sid: t.sessionId,
+      gen: t.generation,
+      client_id: t.clientId,
+      ...(t.scopes.length > 0 ? { scope: t.scopes.join(' ') } : {}),
+    };
+    return { accessToken: signer.sign(payload), accessExpiresAt: exp * 1000, tokenId, keyId: signer.kid };
+  }
+}

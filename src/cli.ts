@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { loadConfig, type ConfigScope } from './config/config.js';
+import { OPTIONS } from './config/options.js';
+import { isTokenAuthorityError } from './shared/errors.js';
+import { createRootLogger } from './telemetry/logger.js';
+import { startAuthority } from './authority/authority-server.js';
+import { FileKeyStore } from './keys/file-key-store.js';
+import { KeyManager } from './keys/key-manager.js';
+import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
+
+/**
+ * The `token-authority` command. Environment variables are read here and in config/ only.
+ */
+const program = new Command('token-authority')
+  .description('A gRPC token authority: issue, verify, refresh and revoke JWT access tokens.')
+  .showHelpAfterError();
+
+function withConfigOptions(cmd: Command, scope: ConfigScope): Command {
+  for (const o of OPTIONS) {
+    if (o.scope !== 'common' && o.scope !== scope) continue;
+    const takesValue = o.key !== 'insecure';
+    cmd.addOption(new Option(takesValue ? `${o.flag} <value>` : o.flag, `${o.description} [env ${o.env}${o.default !== undefined && o.default !== '' ? `, default ${o.default}` : ''}]`));
+  }
+  return cmd;
+}
+
+/** commander's camelCase option names → config keys; booleans become "true". */
+function flagsOf(cmd: Command): Record<string, string | undefined> {
+  const raw = cmd.opts<Record<string, string | boolean | undefined>>();
+  const out: Record<string, string | undefined> = {};
+  for (const o of OPTIONS) {
+    const name = o.flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const v = raw[name];
+    if (v !== undefined) out[o.key] = typeof v === 'boolean' ? String(v) : v;
+  }
+  return out;
+}
+
+function fail(err: unknown): never {
+  const message = isTokenAuthorityError(err) ? err.message : err instanceof Error ? err.message : String(err);
+  process.stderr.write(`token-authority: ${message}\n`);
+  process.exit(isTokenAuthorityError(err) && err.code === 'ERR_CONFIG' ? 2 : 1);
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let count = 0;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (++count > 1) process.exit(1);
+      stop().then(() => process.exit(0), () => process.exit(1));
+    });
+  }
+}
+
+withConfigOptions(program.command('serve').description('Run the authority (gRPC + HTTP).'), 'authority').action(async (_o, cmd: Command) => {
+  let config;
+  try {
+    config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
+  } catch (err) {
+    fail(err);
+  }
+  const logger = createRootLogger(config.logLevel);
+  try {
+    const running = await startAuthority(config, logger);
+    onSignals(() => running.stop());
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    fail(err);
+  }
+});
+
+program
+  .command('sidecar')
+  .description('Run a sidecar verifier (Verify + Envoy ext_authz Check, answered locally).')
+  .allowUnknownOption(true)
+  .action(async () => {
+    const { runSidecarCommand } = await import('./sidecar/sidecar-command.js').catch(() => ({ runSidecarCommand: undefined }));
+    if (!runSidecarCommand) fail(new Error('the sidecar is not part of this build yet'));
+    await runSidecarCommand(process.argv.slice(3), process.env);
+  });
+
+const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key directory; a running authority picks changes up within seconds).');
+for (const [name, description] of [['list', 'List keys with their state (never private material).'], ['rotate', 'Rotate now: next → active, active → retired, new next.']] as const) {
+  withConfigOptions(keys.command(name).description(description), 'authority').action(async (_o, cmd: Command) => {
+    try {
+      const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
+      const manager = new KeyManager({
+        store: new FileKeyStore(config.keyDir),
+        algorithm: config.keyAlgorithm,
+        rotationIntervalMs: 0,
+        retainMs: config.maxAccessTtlMs + config.clockSkewMs,
+      });
+      await manager.start();
+      if (name === 'rotate') {
+        const active = await manager.rotate();
+        process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);
+      }
+      for (const k of manager.list()) {
+        process.stdout.write(`${k.kid}\t${k.alg}\t${k.state}\tcreated ${new Date(k.createdAt).toISOString()}${k.removeAfter ? `\tremove after ${new Date(k.removeAfter).toISOString()}` : ''}\n`);
+      }
+      await manager.stop();
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+/** Operator commands that call a running authority over gRPC. */
+function client(address: string) {
+  return new TokenAuthorityServiceClient(address, credentials.createInsecure());
+}
+function call<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | null, res: Res) => void) => unknown, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))));
+}
+const addressOption = () => new Option('--address <host:port>', 'authority gRPC address').default(process.env.TA_GRPC_ADDR ?? '127.0.0.1:50051');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+
+program
+  .command('issue')
+  .description('Issue a token pair (privileged: loopback or mutual TLS).')
+  .requiredOption('--subject <sub>', 'subject')
+  .requiredOption('--audience <aud...>', 'audience(s)')
+  .option('--scope <scope...>', 'scopes', [])
+  .option('--ttl <seconds>', 'access-token TTL in seconds', '0')
+  .addOption(addressOption())
+  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string }) => {
+    const c = client(o.address);
+    try {
+      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '' }));
+    } catch (err) {
+      fail(err);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('verify')
+  .description('Verify an access token at the authority (or a sidecar).')
+  .argument('<token>', 'access token')
+  .option('--audience <aud>', 'required audience', '')
+  .option('--scope <scope...>', 'required scopes', [])
+  .addOption(addressOption())
+  .action(async (token: string, o: { audience: string; scope: string[]; address: string }) => {
+    const c = client(o.address);
+    try {
+      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope }));
+    } catch (err) {
+      fail(err);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('revoke')
+  .description('Revoke a token, a session or every token of a subject.')
+  .addOption(new Option('--token <token>', 'an access or refresh token').conflicts(['session', 'subject', 'tokenId']))
+  .addOption(new Option('--session <sid>', 'a session id (privileged)').conflicts(['subject', 'tokenId']))
+  .addOption(new Option('--subject <sub>', 'every token of this subject (privileged)').conflicts(['tokenId']))
+  .option('--token-id <jti>', 'one access token by jti (privileged)')
+  .option('--reason <text>', 'reason recorded in the log', '')
+  .addOption(addressOption())
+  .action(async (o: { token?: string; session?: string; subject?: string; tokenId?: string; reason: string; address: string }) => {
+    const target = o.token !== undefined ? { $case: 'token' as const, token: o.token }
+      : o.session !== undefined ? { $case: 'sessionId' as const, sessionId: o.session }
+      : o.subject !== undefined ? { $case: 'subject' as const, subject: o.subject }
+      : o.tokenId !== undefined ? { $case: 'tokenId' as const, tokenId: o.tokenId }
+      : fail(new Error('one of --token, --session, --subject or --token-id is required'));
+    const c = client(o.address);
+    try {
+      print(await call(c.revoke.bind(c), { target, reason: o.reason }));
+    } catch (err) {
+      fail(err);
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command('config')
+  .description('Print every setting with its env var, flag and default.')
+  .option('--markdown', 'as a Markdown table (the README\'s)')
+  .action((o: { markdown?: boolean }) => {
+    const rows = OPTIONS.map((x) => [`\`${x.env}\``, `\`${x.flag}\``, x.default === undefined || x.default === '' ? '—' : `\`${x.default}\``, x.scope, x.description.replace(/\|/g, '\\|')]);
+    if (o.markdown) {
+      process.stdout.write('| env | flag | default | used by | meaning |\n| --- | --- | --- | --- | --- |\n');
+      for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
+    } else for (const r of rows) process.stdout.write(`${r.slice(0, 3).join('  ')}\n    ${r[4]}\n`);
+  });
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,122 @@
+import { isIP } from 'node:net';
+import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { OPTIONS, type OptionSpec } from './options.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+  text: string;
+}
+
+/** The validated, frozen configuration. Durations are in milliseconds. */
+export interface Config {
+  grpcAddr: ListenAddress;
+  httpAddr: ListenAddress;
+  redisUrl?: string;
+  redisCommandTimeoutMs: number;
+  issuer: string;
+  accessTtlMs: number;
+  maxAccessTtlMs: number;
+  refreshTtlMs: number;
+  sessionMaxLifetimeMs: number;
+  sessionIdleTimeoutMs: number;
+  refreshGraceMs: number;
+  clockSkewMs: number;
+  allowedAudiences: readonly string[];
+  keyAlgorithm: SigningAlgorithm;
+  keyDir: string;
+  keyRotationIntervalMs: number;
+  heartbeatIntervalMs: number;
+  insecure: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  shutdownGraceMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  authorityUrl?: string;
+  audience?: string;
+  stalenessBoundMs: number;
+  stalenessPolicy: 'fail-closed' | 'fail-open';
+  jwksCooldownMs: number;
+  tokenCacheSize: number;
+}
+
+export type ConfigScope = 'authority' | 'sidecar';
+
+/** Raw inputs: environment variables and CLI flags (by option key). Flags win over env. */
+export interface ConfigSources {
+  env: Readonly<Record<string, string | undefined>>;
+  flags?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Read and validate the configuration. Every bad value is named (env var and flag) in one error,
+ * thrown as TokenAuthorityError(ERR_CONFIG); nothing is partially applied.
+ */
+export function loadConfig(scope: ConfigScope, sources: ConfigSources): Readonly<Config> {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const opt of OPTIONS) {
+    if (opt.scope !== 'common' && opt.scope !== scope) continue;
+    const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? opt.default;
+    if (raw === undefined || (raw === '' && opt.default === undefined)) continue;
+    const parsed = opt.schema.safeParse(raw);
+    if (parsed.success) out[opt.key] = parsed.data;
+    else problems.push(`${label(opt)}: ${parsed.error.issues.map((i) => describeIssue(opt, raw, i.message)).join('; ')}`);
+  }
+  if (problems.length === 0) crossChecks(scope, out, problems);
+  if (problems.length > 0) {
+    throw new TokenAuthorityError(
+      ErrorCodes.CONFIG,
+      `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+  const httpAddr = out.httpAddr as ListenAddress;
+  out.issuer ??= `http://${httpAddr.text}`;
+  out.allowedAudiences = Object.freeze(out.allowedAudiences ?? []);
+  return Object.freeze(out) as unknown as Config;
+}
+
+function label(opt: OptionSpec): string {
+  return `${opt.env} (${opt.flag})`;
+}
+
+function describeIssue(opt: OptionSpec, raw: string, message: string): string {
+  // zod's enum messages do not echo the value; make every message say what was given.
+  if (opt.secret) return message;
+  return message.includes(`"${raw}"`) ? message : `${message} (got "${raw}")`;
+}
+
+const byKey = (key: string) => OPTIONS.find((o) => o.key === key)!;
+
+function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: string[]): void {
+  const say = (key: string, message: string) => problems.push(`${label(byKey(key))}: ${message}`);
+  if (scope === 'authority') {
+    if ((c.accessTtlMs as number) > (c.maxAccessTtlMs as number)) say('accessTtlMs', 'must not exceed TA_MAX_ACCESS_TTL');
+    if ((c.refreshTtlMs as number) > (c.sessionMaxLifetimeMs as number)) say('refreshTtlMs', 'must not exceed TA_SESSION_MAX_LIFETIME');
+    const rot = c.keyRotationIntervalMs as number;
+    if (rot > 0 && rot < 2 * (c.maxAccessTtlMs as number)) {
+      say('keyRotationIntervalMs', 'must be 0 (off) or at least twice TA_MAX_ACCESS_TTL, so a retired key outlives every token it signed before the next rotation');
+    }
+  }
+  if (scope === 'sidecar') {
+    if (c.authorityUrl === undefined) say('authorityUrl', 'is required for a sidecar (the authority\'s HTTP base URL, e.g. http://127.0.0.1:8080)');
+    if (c.redisUrl === undefined) say('redisUrl', 'is required for a sidecar: revocations reach it over Redis pub/sub');
+    if (c.issuer === undefined) say('issuer', 'is required for a sidecar: the `iss` every token must carry (the authority\'s TA_ISSUER)');
+  }
+  const hasCert = c.tlsCert !== undefined;
+  if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');
+  if (c.tlsClientCa !== undefined && !hasCert) say('tlsClientCa', 'mutual TLS needs TA_TLS_CERT and TA_TLS_KEY too');
+  const grpc = c.grpcAddr as ListenAddress;
+  if (!hasCert && !c.insecure && !isLoopback(grpc.host)) {
+    say('grpcAddr', `${grpc.text} is not a loopback address and TLS is off: set TA_TLS_CERT/TA_TLS_KEY, or TA_INSECURE=true if plaintext is really intended`);
+  }
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}

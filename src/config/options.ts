@@ -1,0 +1,149 @@
+import { z } from 'zod';
+import { parseDurationMs } from '../shared/duration.js';
+import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+
+/**
+ * Every setting in one table: its env var, its CLI flag, its default and how it is validated.
+ * The README's configuration table is printed from here (`token-authority config --markdown`), so
+ * the two cannot drift.
+ */
+
+const duration = (what: string, opts: { min?: number; allowZero?: boolean } = {}) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (examples: 900s, 15m, 1h, 7d)` });
+      return z.NEVER;
+    }
+    if (ms === 0 && opts.allowZero) return 0;
+    if (ms < (opts.min ?? 1)) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be at least ${opts.min ?? 1}ms${opts.allowZero ? ' (or 0 to disable)' : ''}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const hostPort = z.string().transform((text, ctx) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not host:port (examples: 127.0.0.1:50051, 0.0.0.0:50051, [::1]:50051)` });
+    return z.NEVER;
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port, text: text.trim() };
+});
+
+const bool = z.string().transform((text, ctx) => {
+  const t = text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(t)) return false;
+  ctx.addIssue({ code: 'custom', message: `"${text}" is not a boolean (true/false)` });
+  return z.NEVER;
+});
+
+const list = z.string().transform((text) =>
+  text.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+);
+
+const int = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" must be an integer from ${min} to ${max}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const url = (what: string, protocols: string[]) =>
+  z.string().transform((text, ctx) => {
+    try {
+      const u = new URL(text);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return text.replace(/\/+$/, '');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${redactUrl(text)}" is not a valid ${what} (${protocols.map((p) => p + '//').join(' or ')}…)` });
+      return z.NEVER;
+    }
+  });
+
+/** Hide a password in a URL before it reaches a message or a log. */
+export function redactUrl(text: string): string {
+  return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+export interface OptionSpec {
+  /** Key in the resulting config object. */
+  key: string;
+  env: string;
+  flag: string;
+  description: string;
+  /** Default as text (parsed like user input); undefined = unset. */
+  default?: string;
+  schema: z.ZodType<unknown, string>;
+  /** Which commands read it. */
+  scope: 'common' | 'authority' | 'sidecar';
+  /** A secret: never echoed in errors or logs. */
+  secret?: boolean;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'grpcAddr', env: 'TA_GRPC_ADDR', flag: '--grpc-addr', scope: 'common', default: '127.0.0.1:50051', schema: hostPort,
+    description: 'gRPC listen address (port 0 picks a free port). A non-loopback address needs TLS or TA_INSECURE=true.' },
+  { key: 'httpAddr', env: 'TA_HTTP_ADDR', flag: '--http-addr', scope: 'common', default: '127.0.0.1:8080', schema: hostPort,
+    description: 'HTTP listen address for JWKS, discovery, /metrics and /healthz.' },
+  { key: 'redisUrl', env: 'TA_REDIS_URL', flag: '--redis-url', scope: 'common', schema: url('Redis URL', ['redis:', 'rediss:']), secret: true,
+    description: 'Redis URL (redis:// or rediss://). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
+  { key: 'redisCommandTimeoutMs', env: 'TA_REDIS_COMMAND_TIMEOUT', flag: '--redis-command-timeout', scope: 'common', default: '1s', schema: duration('the Redis command timeout', { min: 10 }),
+    description: 'Every Redis command fails with UNAVAILABLE after this long instead of hanging.' },
+  { key: 'issuer', env: 'TA_ISSUER', flag: '--issuer', scope: 'common', schema: url('issuer URL', ['http:', 'https:']),
+    description: 'The `iss` of every token. Default: http://<TA_HTTP_ADDR>. Must match on every replica and verifier.' },
+  { key: 'accessTtlMs', env: 'TA_ACCESS_TTL', flag: '--access-ttl', scope: 'authority', default: '15m', schema: duration('TA_ACCESS_TTL', { min: 1000 }),
+    description: 'Default access-token lifetime.' },
+  { key: 'maxAccessTtlMs', env: 'TA_MAX_ACCESS_TTL', flag: '--max-access-ttl', scope: 'common', default: '1h', schema: duration('TA_MAX_ACCESS_TTL', { min: 1000 }),
+    description: 'Upper bound on any access-token lifetime (per-request TTLs are capped to it). Also bounds how long revocation entries are kept.' },
+  { key: 'refreshTtlMs', env: 'TA_REFRESH_TTL', flag: '--refresh-ttl', scope: 'authority', default: '14d', schema: duration('TA_REFRESH_TTL', { min: 1000 }),
+    description: 'Lifetime of each refresh token (a session unused this long ends).' },
+  { key: 'sessionMaxLifetimeMs', env: 'TA_SESSION_MAX_LIFETIME', flag: '--session-max-lifetime', scope: 'authority', default: '90d', schema: duration('TA_SESSION_MAX_LIFETIME', { min: 1000 }),
+    description: 'Absolute session lifetime: no refresh past this, however often the session is used.' },
+  { key: 'sessionIdleTimeoutMs', env: 'TA_SESSION_IDLE_TIMEOUT', flag: '--session-idle-timeout', scope: 'authority', default: '0', schema: duration('TA_SESSION_IDLE_TIMEOUT', { allowZero: true }),
+    description: 'End a session unused for this long (0 = off; the refresh TTL still applies).' },
+  { key: 'refreshGraceMs', env: 'TA_REFRESH_GRACE', flag: '--refresh-grace', scope: 'authority', default: '0', schema: duration('TA_REFRESH_GRACE', { allowZero: true }),
+    description: 'Window in which the immediate parent refresh token may be presented again without triggering reuse detection (0 = off). See "Refresh-token reuse".' },
+  { key: 'clockSkewMs', env: 'TA_CLOCK_SKEW', flag: '--clock-skew', scope: 'common', default: '30s', schema: duration('TA_CLOCK_SKEW', { allowZero: true }),
+    description: 'Leeway for exp/nbf/iat checks.' },
+  { key: 'allowedAudiences', env: 'TA_ALLOWED_AUDIENCES', flag: '--allowed-audiences', scope: 'authority', default: '', schema: list,
+    description: 'Comma-separated audiences Issue may mint tokens for. Empty = any.' },
+  { key: 'keyAlgorithm', env: 'TA_KEY_ALG', flag: '--key-alg', scope: 'authority', default: 'ES256', schema: z.enum(SIGNING_ALGORITHMS),
+    description: 'Signing algorithm for new keys: ES256, EdDSA or RS256.' },
+  { key: 'keyDir', env: 'TA_KEY_DIR', flag: '--key-dir', scope: 'authority', default: '.data/keys', schema: z.string().min(1),
+    description: 'Directory holding the signing keys (keys.json, mode 0600).' },
+  { key: 'keyRotationIntervalMs', env: 'TA_KEY_ROTATION_INTERVAL', flag: '--key-rotation-interval', scope: 'authority', default: '7d', schema: duration('TA_KEY_ROTATION_INTERVAL', { allowZero: true, min: 60_000 }),
+    description: 'Rotate the signing key this often (0 = only by `token-authority keys rotate`).' },
+  { key: 'heartbeatIntervalMs', env: 'TA_HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', scope: 'authority', default: '1s', schema: duration('TA_HEARTBEAT_INTERVAL', { min: 50 }),
+    description: 'How often the authority publishes a heartbeat (head sequence) on the revocation feed.' },
+  { key: 'insecure', env: 'TA_INSECURE', flag: '--insecure', scope: 'common', default: 'false', schema: bool,
+    description: 'Allow plaintext gRPC on a non-loopback address. Never in production.' },
+  { key: 'tlsCert', env: 'TA_TLS_CERT', flag: '--tls-cert', scope: 'common', schema: z.string().min(1),
+    description: 'PEM certificate chain for gRPC TLS.' },
+  { key: 'tlsKey', env: 'TA_TLS_KEY', flag: '--tls-key', scope: 'common', schema: z.string().min(1),
+    description: 'PEM private key for gRPC TLS.' },
+  { key: 'tlsClientCa', env: 'TA_TLS_CLIENT_CA', flag: '--tls-client-ca', scope: 'common', schema: z.string().min(1),
+    description: 'PEM CA bundle: require client certificates signed by it (mutual TLS).' },
+  { key: 'shutdownGraceMs', env: 'TA_SHUTDOWN_GRACE', flag: '--shutdown-grace', scope: 'common', default: '10s', schema: duration('TA_SHUTDOWN_GRACE', { allowZero: true }),
+    description: 'On SIGTERM/SIGINT, wait this long for in-flight calls before forcing them closed.' },
+  { key: 'logLevel', env: 'TA_LOG_LEVEL', flag: '--log-level', scope: 'common', default: 'info', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    description: 'Log level (pino).' },
+  { key: 'authorityUrl', env: 'TA_AUTHORITY_URL', flag: '--authority-url', scope: 'sidecar', schema: url('authority URL', ['http:', 'https:']),
+    description: 'Sidecar: the authority\'s HTTP base URL (its JWKS is at /.well-known/jwks.json).' },
+  { key: 'audience', env: 'TA_AUDIENCE', flag: '--audience', scope: 'sidecar', schema: z.string().min(1),
+    description: 'Sidecar: audience required of every token unless a request names another.' },
+  { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: '5s', schema: duration('TA_STALENESS_BOUND', { min: 100 }),
+    description: 'Sidecar: revocation state older than this is stale (no heartbeat or event seen).' },
+  { key: 'stalenessPolicy', env: 'TA_STALENESS_POLICY', flag: '--staleness-policy', scope: 'sidecar', default: 'fail-closed', schema: z.enum(['fail-closed', 'fail-open']),
+    description: 'Sidecar: when stale, fail-closed answers STALE; fail-open accepts (counted and logged).' },
+  { key: 'jwksCooldownMs', env: 'TA_JWKS_COOLDOWN', flag: '--jwks-cooldown', scope: 'sidecar', default: '10s', schema: duration('TA_JWKS_COOLDOWN', { min: 100 }),
+    description: 'Sidecar: minimum time between JWKS refetches triggered by unknown kids.' },
+  { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: '10000', schema: int(0, 10_000_000),
+    description: 'Verified-token cache entries (0 = off). About 1.5 KB each.' },
+];

@@ -1,0 +1,92 @@
+import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { callerOf, type Caller } from './caller.js';
+import { toServiceError } from './status-map.js';
+
+/** What a handler learns about its call, and where it adds fields to the access line. */
+export interface CallContext {
+  readonly method: string;
+  readonly metadata: Metadata;
+  readonly caller: Caller;
+  /** Fields for this call's access line (sub, jti, kid, sid, seq…). Never a token. */
+  readonly log: Record<string, unknown>;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Res | Promise<Res>;
+
+export interface UnaryDeps {
+  logger: Logger;
+  metrics?: Metrics;
+  /** Tracks calls in flight, so shutdown can wait for them. */
+  inflight?: InflightTracker;
+}
+
+/**
+ * Adapt a plain async handler to grpc-js: errors become statuses through the one status map, each
+ * call writes one access line and one latency sample.
+ */
+export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
+  const { logger, metrics, inflight } = deps;
+  const histogram = metrics?.rpcSeconds.labels(method);
+  return (call: ServerUnaryCall<Req, Res>, callback) => {
+    const started = process.hrtime.bigint();
+    const ctx: CallContext = { method, metadata: call.metadata, caller: callerOf(call), log: {} };
+    inflight?.enter();
+    const finish = (code: status, err?: unknown) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      histogram?.observe(ms / 1000);
+      metrics?.rpcTotal.labels(method, status[code] ?? String(code)).inc();
+      logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(err ? { error: errText(err) } : {}) }, 'rpc');
+      inflight?.leave();
+    };
+    let result: Res | Promise<Res>;
+    try {
+      result = handler(call.request, ctx);
+    } catch (err) {
+      const e = toServiceError(err, logger, method);
+      finish(e.code!, e.details);
+      callback(e, null);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (res) => {
+          finish(status.OK);
+          callback(null, res);
+        },
+        (err) => {
+          const e = toServiceError(err, logger, method);
+          finish(e.code!, e.details);
+          callback(e, null);
+        },
+      );
+    } else {
+      finish(status.OK);
+      callback(null, result);
+    }
+  };
+}
+
+function errText(err: unknown): string {
+  return typeof err === 'string' ? err : err instanceof Error ? err.message : String(err);
+}
+
+/** Counts calls in flight; `idle()` resolves when none are. */
+export class InflightTracker {
+  private count = 0;
+  private waiters: Array<() => void> = [];
+  enter(): void {
+    this.count++;
+  }
+  leave(): void {
+    this.count--;
+    if (this.count === 0) for (const w of this.waiters.splice(0)) w();
+  }
+  get size(): number {
+    return this.count;
+  }
+  idle(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}

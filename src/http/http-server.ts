@@ -1,0 +1,97 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenAddress } from '../config/config.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+/** A route answers with a status, a body and headers; anything thrown becomes a logged 500. */
+export type Route = (req: IncomingMessage) => Promise<HttpAnswer> | HttpAnswer;
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface HttpServerOptions {
+  address: ListenAddress;
+  routes: Record<string, Route>;
+  logger: Logger;
+}
+
+/**
+ * The small HTTP side: JWKS, discovery, metrics and health. GET/HEAD only, no bodies read, so a
+ * hostile client cannot make it buffer anything.
+ */
+export class HttpServer {
+  private readonly server: Server;
+
+  constructor(private readonly opts: HttpServerOptions) {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 10_000;
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  async start(): Promise<number> {
+    const { host, port } = this.opts.address;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeIdleConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = this.opts.routes[path];
+    let answer: HttpAnswer;
+    if (!route) answer = { status: 404, body: JSON.stringify({ error: 'not found' }) };
+    else if (req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
+    else {
+      try {
+        answer = await route(req);
+      } catch (err) {
+        this.opts.logger.error({ err, path }, 'http route failed');
+        answer = { status: 500, body: JSON.stringify({ error: 'internal error' }) };
+      }
+    }
+    res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json', ...answer.headers });
+    res.end(req.method === 'HEAD' ? undefined : answer.body);
+  }
+}
+
+export function metricsRoute(metrics: Metrics): Route {
+  return async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType });
+}
+
+export function jwksRoute(read: () => { json: string; maxAgeSec: number }): Route {
+  return () => {
+    const { json, maxAgeSec } = read();
+    return {
+      status: 200,
+      body: json,
+      contentType: 'application/jwk-set+json',
+      headers: { 'cache-control': `public, max-age=${maxAgeSec}`, 'access-control-allow-origin': '*' },
+    };
+  };
+}
+
+export function healthRoute(check: () => Promise<{ ok: boolean; details: Record<string, unknown> }>): Route {
+  return async () => {
+    const { ok, details } = await check();
+    return { status: ok ? 200 : 503, body: JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...details }), headers: { 'cache-control': 'no-store' } };
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Typed errors with stable codes. Callers switch on `code`, never on messages.
+ * `src/grpc/status-map.ts` is the only place that turns a code into a gRPC status.
+ */
+
+/** Every stable error code the token authority can raise. */
+export const ErrorCodes = {
+  /** A request field is missing, malformed or out of range. */
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** The caller is known but lacks the right to do this. */
+  PERMISSION_DENIED: 'ERR_PERMISSION_DENIED',
+  /** The caller presented no usable credentials. */
+  UNAUTHENTICATED: 'ERR_UNAUTHENTICATED',
+  /** The refresh token is unknown (never issued, or long gone). */
+  REFRESH_INVALID: 'ERR_REFRESH_INVALID',
+  /** The refresh token, or its session's absolute/idle lifetime, has expired. */
+  REFRESH_EXPIRED: 'ERR_REFRESH_EXPIRED',
+  /** A spent refresh token was presented again; the whole session has been revoked. */
+  REFRESH_REUSED: 'ERR_REFRESH_REUSED',
+  /** The session (or its subject) was revoked. */
+  SESSION_REVOKED: 'ERR_SESSION_REVOKED',
+  /** The backing store (Redis) cannot be reached or did not answer in time. */
+  STORE_UNAVAILABLE: 'ERR_STORE_UNAVAILABLE',
+  /** The caller exceeded a rate limit. */
+  RATE_LIMITED: 'ERR_RATE_LIMITED',
+  /** The named thing does not exist. */
+  NOT_FOUND: 'ERR_NOT_FOUND',
+  /** The operation is not valid in the current state (e.g. no active signing key). */
+  FAILED_PRECONDITION: 'ERR_FAILED_PRECONDITION',
+  /** A configuration value is invalid. */
+  CONFIG: 'ERR_CONFIG',
+  /** A key could not be generated, loaded, parsed or stored. */
+  KEY: 'ERR_KEY',
+  /** The remote JWKS could not be fetched or parsed. */
+  JWKS_FETCH: 'ERR_JWKS_FETCH',
+  /** The method exists in the contract but this process does not serve it. */
+  UNIMPLEMENTED: 'ERR_UNIMPLEMENTED',
+  /** A bug or an unexpected failure. The message is generic; the cause is logged. */
+  INTERNAL: 'ERR_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** The one error class of the project: a stable `code`, a message for humans, an optional cause. */
+export class TokenAuthorityError extends Error {
+  override readonly name = 'TokenAuthorityError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Shorthand constructors, so call sites read as what happened. */
+export const invalidArgument = (message: string) =>
+  new TokenAuthorityError(ErrorCodes.INVALID_ARGUMENT, message);
+export const permissionDenied = (message: string) =>
+  new TokenAuthorityError(ErrorCodes.PERMISSION_DENIED, message);
+export const storeUnavailable = (message: string, cause?: unknown) =>
+  new TokenAuthorityError(ErrorCodes.STORE_UNAVAILABLE, message, { cause });
+
+export function isTokenAuthorityError(value: unknown): value is TokenAuthorityError {
+  return value instanceof TokenAuthorityError;
+}

@@ -1,0 +1,84 @@
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+
+/**
+ * Every Redis key and channel the token authority uses, in one place.
+ *
+ * All names start with `<keyPrefix>{ta}:` (default prefix `ta:v1:`, so `ta:v1:{ta}:…`). The `{ta}`
+ * hash tag puts every key into ONE hash slot. That is deliberate, not an accident of naming:
+ *  - the revocation log needs a single total order (one sequence counter, one stream), so it lives
+ *    on one node anyway;
+ *  - the Lua scripts touch several keys atomically, and some of those keys are only known inside
+ *    the script (the family of a refresh token, the generation of the family's subject). Redis
+ *    Cluster runs a script on one node and only allows keys of one slot; with one hash tag the
+ *    derived keys are always in the slot of the declared ones.
+ * The cost is that one Redis Cluster shard holds all token-authority state; the state is small
+ * (hashed refresh tokens and a time-trimmed log) and scales with sessions, not requests.
+ *
+ * | key (after `<prefix>{ta}:`) | type   | contents                                                      | expires                         |
+ * | ---------------------------- | ------ | ------------------------------------------------------------- | ------------------------------- |
+ * | `rt:<refreshHash>`           | hash   | sid, state (live/spent), exp, succ (successor hash), spentAt  | PEXPIREAT family's absolute exp |
+ * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON), gen, createdAt, absExp,    | PEXPIREAT absolute exp          |
+ * |                              |        | lastUsedAt, revoked (0/1), current (hash of the live token)   |                                 |
+ * | `gen:<sub>`                  | string | the subject's generation (absent = 0); INCR on `sub` revoke   | never (see below)               |
+ * | `seq`                        | string | the newest revocation sequence number (INCR)                  | never                           |
+ * | `log`                        | stream | ID `<seq>-0`, fields `e` = event JSON (wire format), `at` (ms)| trimmed by `at` (XTRIM MINID)   |
+ * | `rev:jti:<jti>`              | string | the event JSON of the jti revocation (idempotency marker)     | PXAT the revocation's `until`   |
+ * | `rev:sid:<sid>`              | string | the event JSON of the sid revocation (idempotency marker)     | PXAT the revocation's `until`   |
+ * | `receipts`                   | hash   | instanceId → `<seq>:<reportedAtMs>:<expiresAtMs>`             | fields pruned when expired      |
+ * | channel `feed`               | pubsub | the same event JSON as the log, plus heartbeats               | —                               |
+ *
+ * Subject generations never expire: a session created under generation g stays revoked only while
+ * the counter is > g, and a session may live (absolute lifetime) far longer than any access token.
+ * Only subjects that were ever "signed out everywhere" have a key, one small integer each.
+ */
+export const DEFAULT_KEY_PREFIX = 'ta:v1:';
+
+/** The key-name segments; the Lua scripts build derived keys from the same segments. */
+export const KeySegments = {
+  refresh: 'rt:',
+  session: 'sess:',
+  generation: 'gen:',
+  seq: 'seq',
+  log: 'log',
+  revokedJti: 'rev:jti:',
+  revokedSid: 'rev:sid:',
+  receipts: 'receipts',
+  feed: 'feed',
+} as const;
+
+/** The resolved names for one key prefix. */
+export interface RedisKeys {
+  /** `<prefix>{ta}:` — every key starts with it; passed to the Lua scripts to derive keys. */
+  readonly base: string;
+  readonly seq: string;
+  readonly log: string;
+  readonly receipts: string;
+  /** The pub/sub channel (not a key, but named alike so one prefix isolates a deployment). */
+  readonly feed: string;
+  refresh(refreshHash: string): string;
+  session(sessionId: string): string;
+  generation(subject: string): string;
+  revokedJti(jti: string): string;
+  revokedSid(sessionId: string): string;
+}
+
+/** Resolve every key name for `keyPrefix`. */
+export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
+  // A brace in the prefix would move or split the hash tag and break the one-slot guarantee.
+  if (/[{}]/.test(keyPrefix)) {
+    throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keyPrefix must not contain "{" or "}"');
+  }
+  const base = `${keyPrefix}{ta}:`;
+  return {
+    base,
+    seq: base + KeySegments.seq,
+    log: base + KeySegments.log,
+    receipts: base + KeySegments.receipts,
+    feed: base + KeySegments.feed,
+    refresh: (h) => base + KeySegments.refresh + h,
+    session: (s) => base + KeySegments.session + s,
+    generation: (s) => base + KeySegments.generation + s,
+    revokedJti: (j) => base + KeySegments.revokedJti + j,
+    revokedSid: (s) => base + KeySegments.revokedSid + s,
+  };
+}

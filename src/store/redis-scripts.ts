@@ -1,0 +1,278 @@
+import { KeySegments } from './redis-keys.js';
+import { REUSE_REVOCATION_REASON } from './store-input.js';
+
+/**
+ * The Lua scripts of RedisTokenStore. Every operation that touches more than one key is one script:
+ * Redis runs a script to completion before any other command, so a script is the serialisation
+ * point (of N concurrent rotations of one token exactly one sees it live) and its effects are
+ * all-or-nothing as seen by other clients.
+ *
+ * Conventions:
+ *  - ARGV[1] is always the key base `<prefix>{ta}:`. KEYS declares the keys the caller can name;
+ *    keys that depend on stored data (a token's family, the family subject's generation) are built
+ *    from the base inside the script. All share the `{ta}` hash tag, hence one slot (redis-keys.ts).
+ *  - Scripts check everything before their first write: Redis does not roll back a script that
+ *    fails half-way, so a refusal ("conflict") must leave no partial state.
+ *  - Event time (`at`) is Redis `TIME`, so every authority replica stamps the log with one clock.
+ *    Rotation decisions use the caller's `now` (the RotateRefreshInput contract).
+ *  - Numbers are formatted with %d: cjson and Lua's tostring switch to exponent notation for large
+ *    values, which would corrupt epoch milliseconds.
+ *  - Scripts mutate with HSET/SET/XADD/INCR only after reading TIME: since Redis 5 scripts replicate
+ *    their effects, not their source, so non-deterministic reads before writes are allowed.
+ */
+
+const PRELUDE = `
+local base = ARGV[1]
+local K_RT, K_SESS, K_GEN = base .. '${KeySegments.refresh}', base .. '${KeySegments.session}', base .. '${KeySegments.generation}'
+local K_SEQ, K_LOG, K_FEED = base .. '${KeySegments.seq}', base .. '${KeySegments.log}', base .. '${KeySegments.feed}'
+local K_RECEIPTS = base .. '${KeySegments.receipts}'
+local K_REV = { jti = base .. '${KeySegments.revokedJti}', sid = base .. '${KeySegments.revokedSid}' }
+
+local function int(n) return string.format('%d', n) end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The wire format of src/shared/revocation-event.ts, field order as documented there.
+local function event_json(seq, kind, id, gen, until_ms, at, reason)
+  local p = { '{"v":1,"type":"rev","seq":', int(seq), ',"kind":"', kind, '","id":', cjson.encode(id) }
+  if gen then p[#p + 1] = ',"gen":'; p[#p + 1] = int(gen) end
+  p[#p + 1] = ',"until":'; p[#p + 1] = int(until_ms)
+  p[#p + 1] = ',"at":'; p[#p + 1] = int(at)
+  if reason and reason ~= '' then p[#p + 1] = ',"reason":'; p[#p + 1] = cjson.encode(reason) end
+  p[#p + 1] = '}'
+  return table.concat(p)
+end
+
+-- Drops log entries whose \`at\` is older than now - retention, examining at most max_scan of the
+-- oldest. Entries are appended in seq order with non-decreasing \`at\`, so the old ones are a prefix
+-- and MINID (<last old seq> + 1) removes exactly them.
+local function trim(now, retention, max_scan)
+  local cutoff = now - retention
+  local entries = redis.call('XRANGE', K_LOG, '-', '+', 'COUNT', max_scan)
+  local last_old = nil
+  for _, entry in ipairs(entries) do
+    local fields, at = entry[2], nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'at' then at = tonumber(fields[i + 1]) end
+    end
+    if at == nil or at >= cutoff then break end
+    last_old = entry[1]
+  end
+  if last_old == nil then return 0 end
+  local seq = tonumber(string.match(last_old, '^(%d+)-'))
+  return redis.call('XTRIM', K_LOG, 'MINID', int(seq + 1) .. '-0')
+end
+
+-- Append + publish, one atomic step with whatever effect the caller script applied.
+local function append(kind, id, gen, until_ms, reason, now, retention)
+  local seq = redis.call('INCR', K_SEQ)
+  local ev = event_json(seq, kind, id, gen, until_ms, now, reason)
+  redis.call('XADD', K_LOG, int(seq) .. '-0', 'e', ev, 'at', int(now))
+  redis.call('PUBLISH', K_FEED, ev)
+  -- Amortised: a few entries per append keep the log trimmed without one call doing unbounded work.
+  trim(now, retention, 16)
+  return ev
+end
+
+-- jti/sid: while the marker lives, the original event is the answer (no new sequence).
+local function idempotent_append(kind, id, until_ms, reason, now, retention)
+  local marker = K_REV[kind] .. id
+  local existing = redis.call('GET', marker)
+  if existing then return existing end
+  local ev = append(kind, id, nil, until_ms, reason, now, retention)
+  if until_ms > now then redis.call('SET', marker, ev, 'PXAT', int(until_ms)) end
+  return ev
+end
+
+local function revoke_session(sid, until_ms, reason, now, retention)
+  local fam = K_SESS .. sid
+  if redis.call('EXISTS', fam) == 1 then redis.call('HSET', fam, 'revoked', '1') end
+  return idempotent_append('sid', sid, until_ms, reason, now, retention)
+end
+
+local function subject_generation(sub)
+  return tonumber(redis.call('GET', K_GEN .. sub) or '0')
+end
+`;
+
+/**
+ * createSession. KEYS: gen(sub), sess(sid), rt(hash).
+ * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash.
+ * Returns {'ok', generation} or {'conflict', what}.
+ */
+export const CREATE_SESSION = `${PRELUDE}
+if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'session id' } end
+if redis.call('EXISTS', KEYS[3]) == 1 then return { 'conflict', 'refresh token hash' } end
+local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local abs_exp = ARGV[8]
+redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'sub', ARGV[3], 'aud', ARGV[4], 'scopes', ARGV[5], 'extra', ARGV[6],
+  'gen', int(gen), 'createdAt', ARGV[9], 'absExp', abs_exp, 'lastUsedAt', ARGV[9], 'revoked', '0', 'current', ARGV[10])
+redis.call('PEXPIREAT', KEYS[2], abs_exp)
+redis.call('HSET', KEYS[3], 'sid', ARGV[2], 'state', 'live', 'exp', ARGV[7])
+-- Records live as long as their family: a spent one must stay detectable as reuse all that time.
+redis.call('PEXPIREAT', KEYS[3], abs_exp)
+return { 'ok', gen }
+`;
+
+/**
+ * rotateRefresh: the whole state machine (see RotateResult and memory-token-store.ts, which
+ * implements the same steps). KEYS: rt(presented), rt(successor).
+ * ARGV: base, presentedHash, successorHash, successorExpiresAt, now, graceMs, idleTimeoutMs,
+ *       revocationUntil, retentionMs.
+ * Returns {outcome, sessionFields, currentGeneration, viaGrace ('0'/'1'), eventJson?}
+ * or {'invalid'} / {'conflict', what}.
+ */
+export const ROTATE_REFRESH = `${PRELUDE}
+local presented, successor = ARGV[2], ARGV[3]
+local succ_exp, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local grace, idle = tonumber(ARGV[6]), tonumber(ARGV[7])
+local rev_until, retention = tonumber(ARGV[8]), tonumber(ARGV[9])
+
+-- 1. unknown token
+local rec = redis.call('HMGET', KEYS[1], 'sid', 'state', 'exp', 'succ', 'spentAt')
+local sid = rec[1]
+if not sid then return { 'invalid' } end
+local fam = K_SESS .. sid
+local f = redis.call('HMGET', fam, 'sub', 'gen', 'absExp', 'lastUsedAt', 'revoked', 'current')
+if not f[1] then return { 'invalid' } end
+local cur_gen = subject_generation(f[1])
+local abs_exp = tonumber(f[3])
+
+-- 2. family revoked, or its subject signed out everywhere since it was created
+if f[5] == '1' or tonumber(f[2]) < cur_gen then
+  return { 'revoked', redis.call('HGETALL', fam), int(cur_gen), '0' }
+end
+-- 3. token, absolute or idle expiry
+if now >= tonumber(rec[3]) or now >= abs_exp or (idle > 0 and now - tonumber(f[4]) >= idle) then
+  return { 'expired', redis.call('HGETALL', fam), int(cur_gen), '0' }
+end
+
+local function add_successor()
+  redis.call('HSET', KEYS[2], 'sid', sid, 'state', 'live', 'exp', int(succ_exp))
+  redis.call('PEXPIREAT', KEYS[2], int(abs_exp))
+  redis.call('HSET', fam, 'current', successor, 'lastUsedAt', int(now))
+end
+
+-- 4. the live token: spend it, record the successor
+if rec[2] == 'live' then
+  -- A live record that is not current cannot arise (superseded successors are deleted); refuse
+  -- it without punishing the family, since it proves no theft.
+  if f[6] ~= presented then return { 'invalid' } end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'refresh token hash' } end
+  redis.call('HSET', KEYS[1], 'state', 'spent', 'spentAt', int(now), 'succ', successor)
+  add_successor()
+  return { 'rotated', redis.call('HGETALL', fam), int(cur_gen), '0' }
+end
+
+-- 5. grace: the parent again, shortly after, while its successor is unused. Trade-off: an
+-- attacker holding the parent within the window obtains a successor too (and supersedes the
+-- legitimate one); without grace that race would revoke the family instead. Keep it short.
+if grace > 0 and rec[5] and now - tonumber(rec[5]) <= grace and rec[4] == f[6] then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'refresh token hash' } end
+  -- The superseded successor was never delivered: it becomes unknown (invalid), not reuse.
+  redis.call('DEL', K_RT .. rec[4])
+  redis.call('HSET', KEYS[1], 'succ', successor)
+  add_successor()
+  return { 'rotated', redis.call('HGETALL', fam), int(cur_gen), '1' }
+end
+
+-- 6. reuse of a spent token: someone holds a copy. Kill the family and tell every verifier,
+-- exactly as revoke() does for a sid.
+local ev = revoke_session(sid, rev_until, '${REUSE_REVOCATION_REASON}', now_ms(), retention)
+return { 'reused', redis.call('HGETALL', fam), int(cur_gen), '0', ev }
+`;
+
+/** getSession. KEYS: sess(sid). ARGV: base. Returns {sessionFields, currentGeneration} or {}. */
+export const GET_SESSION = `${PRELUDE}
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return {} end
+local sub = redis.call('HGET', KEYS[1], 'sub')
+return { fields, int(subject_generation(sub)) }
+`;
+
+/** findSessionByRefresh. KEYS: rt(hash). ARGV: base. Same reply as GET_SESSION. */
+export const FIND_SESSION_BY_REFRESH = `${PRELUDE}
+local sid = redis.call('HGET', KEYS[1], 'sid')
+if not sid then return {} end
+local fam = K_SESS .. sid
+local fields = redis.call('HGETALL', fam)
+if #fields == 0 then return {} end
+return { fields, int(subject_generation(redis.call('HGET', fam, 'sub'))) }
+`;
+
+/**
+ * revoke. KEYS: seq, log, the target key (rev:jti:<id>, rev:sid:<id> or gen:<sub>).
+ * ARGV: base, kind, id, until, reason ('' = none), retentionMs. Returns the event JSON.
+ */
+export const REVOKE = `${PRELUDE}
+local kind, id, until_ms, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local now = now_ms()
+if kind == 'jti' then return idempotent_append('jti', id, until_ms, reason, now, retention) end
+if kind == 'sid' then return revoke_session(id, until_ms, reason, now, retention) end
+-- sub: tokens with gen < the new generation are revoked; always a new entry.
+local gen = redis.call('INCR', K_GEN .. id)
+return append('sub', id, gen, until_ms, reason, now, retention)
+`;
+
+/** readLog (read-only). KEYS: log, seq. ARGV: base, afterSeq, limit. Returns {headSeq, {eventJson...}}. */
+export const READ_LOG = `${PRELUDE}
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
+local out = {}
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'e' then out[#out + 1] = fields[i + 1] end
+  end
+end
+return { tonumber(redis.call('GET', KEYS[2]) or '0'), out }
+`;
+
+/**
+ * heartbeat. KEYS: seq, log, receipts. ARGV: base, retentionMs.
+ * Trims the log (bounded: at most 20 batches of 500 per call), prunes expired receipts, publishes
+ * {"type":"hb","seq":<head>}. Returns {headSeq, trimmed}.
+ */
+export const HEARTBEAT = `${PRELUDE}
+local retention = tonumber(ARGV[2])
+local now = now_ms()
+local trimmed = 0
+for _ = 1, 20 do
+  local n = trim(now, retention, 500)
+  trimmed = trimmed + n
+  if n < 500 then break end
+end
+local receipts = redis.call('HGETALL', K_RECEIPTS)
+for i = 1, #receipts, 2 do
+  local expires = tonumber(string.match(receipts[i + 1], ':(%d+)$'))
+  if expires == nil or now > expires then redis.call('HDEL', K_RECEIPTS, receipts[i]) end
+end
+local head = tonumber(redis.call('GET', K_SEQ) or '0')
+redis.call('PUBLISH', K_FEED, '{"v":1,"type":"hb","seq":' .. int(head) .. ',"at":' .. int(now) .. '}')
+return { head, trimmed }
+`;
+
+/** reportApplied. KEYS: receipts. ARGV: base, instanceId, seq, ttlMs. */
+export const REPORT_APPLIED = `${PRELUDE}
+local now = now_ms()
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3] .. ':' .. int(now) .. ':' .. int(now + tonumber(ARGV[4])))
+return 1
+`;
+
+/** listApplied. KEYS: receipts. ARGV: base. Prunes expired entries; returns {id, seq, reportedAt, ...}. */
+export const LIST_APPLIED = `${PRELUDE}
+local now = now_ms()
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local seq, reported, expires = string.match(all[i + 1], '^(%d+):(%d+):(%d+)$')
+  if seq == nil or now > tonumber(expires) then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = all[i]; out[#out + 1] = seq; out[#out + 1] = reported
+  end
+end
+return out
+`;

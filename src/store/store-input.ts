@@ -1,0 +1,90 @@
+import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/errors.js';
+import type { CreateSessionInput, RevokeInput, RotateRefreshInput } from './token-store.js';
+
+/**
+ * Input checks shared by both stores, so a bad call fails the same way whichever store is
+ * configured. Messages name the field, never its value (values may be token hashes).
+ */
+
+/** The reason recorded on the `sid` revocation that refresh-token reuse triggers. */
+export const REUSE_REVOCATION_REASON = 'refresh-token-reuse';
+
+/** Upper bound for one readLog page: keeps one call's work (and reply size) bounded. */
+export const MAX_LOG_PAGE = 10_000;
+
+function epochMs(name: string, value: unknown): void {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw invalidArgument(`${name} must be a non-negative integer (epoch ms)`);
+  }
+}
+
+function durationMs(name: string, value: unknown): void {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw invalidArgument(`${name} must be a non-negative integer (ms)`);
+  }
+}
+
+function nonEmpty(name: string, value: unknown): void {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw invalidArgument(`${name} must be a non-empty string`);
+  }
+}
+
+export function checkCreateSession(input: CreateSessionInput): void {
+  nonEmpty('sessionId', input.sessionId);
+  nonEmpty('subject', input.subject);
+  nonEmpty('refreshHash', input.refreshHash);
+  if (!Array.isArray(input.audience) || !Array.isArray(input.scopes)) {
+    throw invalidArgument('audience and scopes must be arrays');
+  }
+  if (typeof input.extra !== 'object' || input.extra === null) throw invalidArgument('extra must be an object');
+  epochMs('refreshExpiresAt', input.refreshExpiresAt);
+  epochMs('absoluteExpiresAt', input.absoluteExpiresAt);
+  epochMs('now', input.now);
+}
+
+export function checkRotate(input: RotateRefreshInput): void {
+  nonEmpty('presentedHash', input.presentedHash);
+  nonEmpty('successorHash', input.successorHash);
+  if (input.presentedHash === input.successorHash) throw invalidArgument('successorHash must differ from presentedHash');
+  epochMs('successorExpiresAt', input.successorExpiresAt);
+  epochMs('now', input.now);
+  durationMs('graceMs', input.graceMs);
+  durationMs('idleTimeoutMs', input.idleTimeoutMs);
+  epochMs('revocationUntil', input.revocationUntil);
+}
+
+export function checkRevoke(input: RevokeInput): void {
+  if (input.kind !== 'jti' && input.kind !== 'sid' && input.kind !== 'sub') {
+    throw invalidArgument('kind must be jti, sid or sub');
+  }
+  nonEmpty('id', input.id);
+  epochMs('until', input.until);
+  if (input.reason !== undefined && typeof input.reason !== 'string') throw invalidArgument('reason must be a string');
+}
+
+export function checkReadLog(afterSeq: number, limit: number): void {
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw invalidArgument('afterSeq must be a non-negative integer');
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LOG_PAGE) {
+    throw invalidArgument(`limit must be an integer in 1..${MAX_LOG_PAGE}`);
+  }
+}
+
+export function checkReceipt(instanceId: string, seq: number, ttlMs: number): void {
+  nonEmpty('instanceId', instanceId);
+  if (!Number.isSafeInteger(seq) || seq < 0) throw invalidArgument('seq must be a non-negative integer');
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw invalidArgument('ttlMs must be a positive integer');
+}
+
+/** Validates a store option eagerly; the message names the option. */
+export function positiveIntOption(name: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw new TokenAuthorityError(ErrorCodes.CONFIG, `${name} must be a positive integer (ms), got ${String(value)}`);
+  }
+  return value as number;
+}
+
+/** Thrown when a freshly generated session id or refresh hash already exists: a caller bug. */
+export function conflictError(what: string): TokenAuthorityError {
+  return new TokenAuthorityError(ErrorCodes.INTERNAL, `${what} already exists in the token store`);
+}

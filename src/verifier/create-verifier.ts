@@ -1,0 +1,194 @@
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
+import { rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { invalidArgument } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { RevocationEvent } from '../shared/revocation-event.js';
+import type { KeyResolver } from './key-resolver.js';
+import type { RevocationSource } from './revocation-source.js';
+import { RevocationState } from './revocation-state.js';
+import { RevocationSync, type FreshnessStatus } from './revocation-sync.js';
+import { TokenCache } from './token-cache.js';
+import { checkTimeAudienceScopes, verifySignatureAndParse, type TokenCheckOptions } from './verify-token.js';
+
+/** What to do when the revocation state is staler than `stalenessBoundMs`. */
+export type StalenessPolicy = 'fail-closed' | 'fail-open';
+
+/** Options of {@link createVerifier}. Durations are in milliseconds. */
+export interface VerifierOptions {
+  /** The `iss` every token must carry, exactly. */
+  issuer: string;
+  /** Where keys come from: the authority's JWKS (see createRemoteKeyResolver) or a local key set. */
+  keys: KeyResolver;
+  /**
+   * Where revocations come from. Omit only where revocation is not wanted: without it, revoked
+   * tokens stay valid until they expire.
+   */
+  revocations?: RevocationSource;
+  /** Accepted algorithms. Default: ES256, EdDSA, RS256. `none` and HMAC can never be enabled. */
+  algorithms?: readonly SigningAlgorithm[];
+  /** Leeway for exp/nbf/iat. Default 30 000. */
+  clockSkewMs?: number;
+  /** Longer tokens are rejected as MALFORMED before any parsing. Default 8192. */
+  maxTokenBytes?: number;
+  /** Audience required when a call names none. Default: no audience check unless a call asks. */
+  audience?: string;
+  /** Verified-token cache entries (0 = off). Default 10 000. */
+  tokenCacheSize?: number;
+  /** Revocation state older than this is stale. Default 5000. */
+  stalenessBoundMs?: number;
+  /** Default 'fail-closed': stale state answers STALE. 'fail-open' accepts, counts and logs. */
+  stalenessPolicy?: StalenessPolicy;
+  /** How long start() waits for the initial revocation load. Default 10 000. */
+  startTimeoutMs?: number;
+  /** Called with the applied sequence as it advances (propagation receipts). */
+  onApplied?: (seq: number) => void;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** Counters and freshness, for an API and metrics. */
+export interface VerifierStatus {
+  revocation: FreshnessStatus & { stale: boolean; entries: { jti: number; sid: number; sub: number } };
+  cache: { size: number; capacity: number; hits: number; misses: number; evictions: number; hitRate: number };
+  outcomes: Readonly<Record<'valid' | VerifyReason, number>>;
+  /** Tokens accepted while stale under the fail-open policy. */
+  acceptedWhileStale: number;
+}
+
+/** A local token verifier: no network call per request. */
+export interface Verifier {
+  /** Verify a token. Never throws for a bad token: it answers `{ valid: false, reason, detail }`. */
+  verify(token: unknown, requirements?: VerifyRequirements): Promise<VerifyResult>;
+  /** Like verify, but never waits: an unknown `kid` answers UNKNOWN_KEY (a key refetch is started). */
+  verifySync(token: unknown, requirements?: VerifyRequirements): VerifyResult;
+  /** Apply a revocation now, ahead of the feed (the authority does this for its own Revoke). */
+  applyRevocation(event: RevocationEvent): void;
+  /** Subscribe to revocations and load the log. Resolves once loaded (or after startTimeoutMs). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): VerifierStatus;
+}
+
+/**
+ * Create a local verifier: the same checks and reason codes as the authority's Verify RPC
+ * (signature over an algorithm allow-list, `typ: at+jwt`, iss, exp/nbf/iat with leeway, audience,
+ * scopes), a revocation state kept current from the feed, and a cache of verified tokens.
+ *
+ * @example
+ * const verifier = createVerifier({ issuer, keys: createRemoteKeyResolver({ jwksUrl }), revocations });
+ * await verifier.start();
+ * const result = await verifier.verify(token, { audience: 'orders' });
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const algorithms = options.algorithms ?? SIGNING_ALGORITHMS;
+  for (const alg of algorithms) {
+    if (!(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw invalidArgument(`algorithms: "${String(alg)}" is not supported (allowed: ${SIGNING_ALGORITHMS.join(', ')})`);
+    }
+  }
+  if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw invalidArgument('issuer is required');
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const skewMs = options.clockSkewMs ?? 30_000;
+  const checkOpts: TokenCheckOptions = {
+    issuer: options.issuer,
+    algorithms,
+    clockSkewSec: Math.floor(skewMs / 1000),
+    maxTokenBytes: options.maxTokenBytes ?? 8192,
+  };
+  const boundMs = options.stalenessBoundMs ?? 5000;
+  const failOpen = options.stalenessPolicy === 'fail-open';
+  const capacity = options.tokenCacheSize ?? 10_000;
+  const cache = capacity > 0 ? new TokenCache(capacity) : undefined;
+  const state = new RevocationState();
+  const sync = options.revocations
+    ? new RevocationSync({ source: options.revocations, state, clock, logger, onApplied: options.onApplied })
+    : undefined;
+  const outcomes: Record<string, number> = { valid: 0 };
+  let acceptedWhileStale = 0;
+  let pruneTimer: NodeJS.Timeout | undefined;
+
+  const count = (result: VerifyResult): VerifyResult => {
+    const key = result.valid ? 'valid' : result.reason;
+    outcomes[key] = (outcomes[key] ?? 0) + 1;
+    return result;
+  };
+
+  /** Everything after the signature: time, audience, scopes, revocation, staleness. */
+  const finish = (claims: VerifiedClaims, req: VerifyRequirements | undefined, nowMs: number): VerifyResult => {
+    const effective = req?.audience === undefined && options.audience !== undefined ? { ...req, audience: options.audience } : (req ?? {});
+    const checked = checkTimeAudienceScopes(claims, effective, checkOpts, Math.floor(nowMs / 1000));
+    if (!checked.valid) return checked;
+    if (state.isRevoked(claims, nowMs)) return rejected('REVOKED', 'the token, its session or its subject generation was revoked');
+    if (sync && sync.ageMs() > boundMs) {
+      if (!failOpen) {
+        return rejected('STALE', `revocation state is ${describeAge(sync.ageMs())} old (bound ${boundMs}ms): cannot tell whether the token was revoked`);
+      }
+      acceptedWhileStale++;
+      if (acceptedWhileStale === 1 || acceptedWhileStale % 1000 === 0) {
+        logger.warn({ acceptedWhileStale, ageMs: sync.ageMs() }, 'accepting tokens with stale revocation state (fail-open)');
+      }
+    }
+    return checked;
+  };
+
+  /** One evaluation, uncounted. `unknownKid` is set when the only problem was a kid not known yet. */
+  const evaluate = (token: unknown, req: VerifyRequirements | undefined): { result: VerifyResult; unknownKid?: string } => {
+    const nowMs = clock.nowMs();
+    if (cache && typeof token === 'string') {
+      const hit = cache.get(token);
+      if (hit) return { result: finish(hit, req, nowMs) };
+    }
+    const parsed = verifySignatureAndParse(token, options.keys, checkOpts);
+    if (!parsed.ok) {
+      return { result: rejected(parsed.reason, parsed.detail), ...(parsed.reason === 'UNKNOWN_KEY' && parsed.kid !== undefined ? { unknownKid: parsed.kid } : {}) };
+    }
+    cache?.set(token as string, parsed.claims);
+    return { result: finish(parsed.claims, req, nowMs) };
+  };
+
+  return {
+    verifySync(token, req) {
+      const { result, unknownKid } = evaluate(token, req);
+      if (unknownKid !== undefined) void options.keys.resolveUnknown?.(unknownKid).catch(() => undefined);
+      return count(result);
+    },
+    async verify(token, req) {
+      const first = evaluate(token, req);
+      if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
+      // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
+      const key = await options.keys.resolveUnknown(first.unknownKid).catch(() => undefined);
+      return count(key ? evaluate(token, req).result : first.result);
+    },
+    applyRevocation(event) {
+      if (sync) sync.applyLocal(event);
+      else state.apply(event);
+    },
+    async start() {
+      pruneTimer = setInterval(() => state.prune(clock.nowMs()), 1000);
+      pruneTimer.unref();
+      await sync?.start(options.startTimeoutMs);
+    },
+    async stop() {
+      if (pruneTimer) clearInterval(pruneTimer);
+      await sync?.stop();
+    },
+    status() {
+      const fresh: FreshnessStatus = sync?.status() ?? {
+        appliedSeq: 0, headSeq: 0, ageMs: 0, lag: 0, connected: false, synced: false, resyncs: 0,
+      };
+      const c = cache?.stats() ?? { size: 0, hits: 0, misses: 0, evictions: 0 };
+      return {
+        revocation: { ...fresh, stale: sync ? fresh.ageMs > boundMs : false, entries: state.stats() },
+        cache: { ...c, capacity, hitRate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : 0 },
+        outcomes: { ...outcomes } as VerifierStatus['outcomes'],
+        acceptedWhileStale,
+      };
+    },
+  };
+}
+
+function describeAge(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.round(ms)}ms` : 'not yet loaded, infinitely';
+}

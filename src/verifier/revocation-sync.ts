@@ -1,0 +1,209 @@
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { FeedMessage, RevocationEvent } from '../shared/revocation-event.js';
+import type { FeedSubscription, RevocationSource } from './revocation-source.js';
+import type { RevocationState } from './revocation-state.js';
+
+/** How fresh a verifier's revocation state is. */
+export interface FreshnessStatus {
+  /** Highest sequence such that every sequence up to it has been applied. */
+  appliedSeq: number;
+  /** Newest sequence known to exist (from the log or a heartbeat). */
+  headSeq: number;
+  /** ms since the state was last known to be complete (Infinity before the first sync). */
+  ageMs: number;
+  /** headSeq - appliedSeq. */
+  lag: number;
+  connected: boolean;
+  /** The initial load from the log has completed. */
+  synced: boolean;
+  /** Catch-ups from the log since start (gaps, reconnects, heartbeats ahead of us). */
+  resyncs: number;
+}
+
+export interface RevocationSyncOptions {
+  source: RevocationSource;
+  state: RevocationState;
+  clock: Clock;
+  logger: Logger;
+  /** Page size when reading the log. */
+  pageSize?: number;
+  /** Called (at most every `reportIntervalMs`) with the applied sequence: propagation receipts. */
+  onApplied?: (seq: number) => void;
+  /** Called with every revocation as it is applied (e.g. to evict cached tokens). */
+  onRevocation?: (event: RevocationEvent) => void;
+}
+
+/**
+ * Keeps a RevocationState complete: loads the log at start, applies the live feed, and re-reads the
+ * log whenever it could have missed something (a sequence gap, a reconnect, a heartbeat ahead of
+ * it). Live events are applied the moment they arrive, even out of order (revocations only ever add
+ * or raise entries, so order does not change the result); `appliedSeq` advances only over a
+ * contiguous run, so a gap is always filled from the log.
+ */
+export class RevocationSync {
+  private applied = 0;
+  private head = 0;
+  private readonly ahead = new Set<number>();
+  private freshAt = -Infinity;
+  private connected = false;
+  private synced = false;
+  private resyncCount = 0;
+  private catchingUp: Promise<void> | undefined;
+  private again = false;
+  private subscription: FeedSubscription | undefined;
+  private stopped = false;
+  private readonly pageSize: number;
+  private readyWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: RevocationSyncOptions) {
+    this.pageSize = opts.pageSize ?? 5000;
+  }
+
+  /**
+   * Subscribe and load the log. Resolves when the initial load is done, or after `timeoutMs`
+   * (the state then counts as stale until it syncs, so a fail-closed verifier answers STALE).
+   */
+  async start(timeoutMs = 10_000): Promise<void> {
+    const ready = new Promise<void>((resolve) => {
+      this.readyWaiters.push(resolve);
+      const timer = setTimeout(() => {
+        if (!this.synced) this.opts.logger.warn({ timeoutMs }, 'revocation state not loaded yet; starting stale');
+        resolve();
+      }, timeoutMs);
+      timer.unref?.();
+    });
+    this.subscription = await this.opts.source.subscribe({
+      onReady: () => {
+        this.connected = true;
+        void this.catchUp('subscribed');
+      },
+      onDisconnect: (error) => {
+        if (this.connected) this.opts.logger.warn({ err: error?.message }, 'revocation feed disconnected; will resync from the log on reconnect');
+        this.connected = false;
+      },
+      onMessage: (m) => this.onMessage(m),
+    });
+    await ready;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.subscription?.close();
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  /** Apply an event known to be durable (the authority's own Revoke), ahead of the feed. */
+  applyLocal(event: RevocationEvent): void {
+    this.applyEvent(event);
+  }
+
+  status(): FreshnessStatus {
+    const now = this.opts.clock.nowMs();
+    return {
+      appliedSeq: this.applied,
+      headSeq: Math.max(this.head, this.applied),
+      ageMs: now - this.freshAt,
+      lag: Math.max(0, this.head - this.applied),
+      connected: this.connected,
+      synced: this.synced,
+      resyncs: this.resyncCount,
+    };
+  }
+
+  /** ms since the state was last known complete. */
+  ageMs(): number {
+    return this.opts.clock.nowMs() - this.freshAt;
+  }
+
+  private onMessage(m: FeedMessage): void {
+    if (m.type === 'hb') {
+      if (m.seq > this.head) this.head = m.seq;
+      if (m.seq <= this.applied && !this.catchingUp) this.markFresh();
+      else if (m.seq > this.applied) void this.catchUp('heartbeat ahead');
+      return;
+    }
+    this.applyEvent(m);
+    if (this.applied >= this.head && !this.catchingUp && this.ahead.size === 0) this.markFresh();
+    else if (this.ahead.size > 0) void this.catchUp('sequence gap');
+  }
+
+  private applyEvent(e: RevocationEvent): void {
+    if (e.seq > this.head) this.head = e.seq;
+    if (e.seq <= this.applied || this.ahead.has(e.seq)) return;
+    this.opts.state.apply(e);
+    this.opts.onRevocation?.(e);
+    if (e.seq === this.applied + 1) {
+      this.applied = e.seq;
+      while (this.ahead.delete(this.applied + 1)) this.applied++;
+      this.opts.onApplied?.(this.applied);
+    } else {
+      this.ahead.add(e.seq);
+    }
+  }
+
+  private markFresh(): void {
+    this.freshAt = this.opts.clock.nowMs();
+  }
+
+  /** Read the log from the applied sequence to its head. Single-flight; re-runs if asked meanwhile. */
+  private catchUp(why: string): Promise<void> {
+    if (this.catchingUp) {
+      this.again = true;
+      return this.catchingUp;
+    }
+    this.catchingUp = (async () => {
+      let attempt = 0;
+      do {
+        this.again = false;
+        try {
+          await this.readToHead(why);
+          attempt = 0;
+        } catch (err) {
+          // The source is unavailable: stay stale, retry with backoff while connected.
+          this.opts.logger.warn({ err: (err as Error).message, why }, 'revocation log read failed');
+          if (this.stopped || !this.connected) break;
+          attempt++;
+          await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)).unref?.());
+          this.again = true;
+        }
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.catchingUp = undefined;
+    });
+    return this.catchingUp;
+  }
+
+  private async readToHead(why: string): Promise<void> {
+    const from = this.applied;
+    for (;;) {
+      const page = await this.opts.source.readLog(this.applied, this.pageSize);
+      if (page.headSeq > this.head) this.head = page.headSeq;
+      // Appends are atomic with their sequence, so a hole at the start of a page can only be
+      // entries trimmed for age: they can no longer matter, and the verifier moves past them.
+      const first = page.events[0];
+      if (first && first.seq > this.applied + 1) this.skipTo(first.seq - 1);
+      for (const e of page.events) this.applyEvent(e);
+      if (page.events.length === 0 && page.headSeq > this.applied) this.skipTo(page.headSeq);
+      if (page.events.length < this.pageSize || this.applied >= page.headSeq) break;
+    }
+    if (this.applied >= this.head) {
+      this.markFresh();
+      if (!this.synced) {
+        this.synced = true;
+        for (const w of this.readyWaiters.splice(0)) w();
+      }
+    }
+    this.resyncCount++;
+    this.opts.logger.debug({ why, from, to: this.applied, head: this.head }, 'revocation state caught up from the log');
+  }
+
+  /** Advance over sequences the log no longer holds (trimmed as expired). */
+  private skipTo(seq: number): void {
+    if (seq <= this.applied) return;
+    this.applied = seq;
+    for (const s of [...this.ahead]) if (s <= seq) this.ahead.delete(s);
+    while (this.ahead.delete(this.applied + 1)) this.applied++;
+    this.opts.onApplied?.(this.applied);
+  }
+}

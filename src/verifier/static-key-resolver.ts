@@ -1,0 +1,159 @@
+/**
+ * Key resolvers over a fixed or replaceable key set, and the JWKS → VerificationKey conversion.
+ * Every key is checked against its algorithm once, here, so the hot path can trust `alg`.
+ */
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import type { KeyResolver, VerificationKey } from './key-resolver.js';
+import { MAX_KID_LENGTH } from './verify-token.js';
+
+/** Smallest RSA modulus accepted (RFC 7518 §3.3, NIST SP 800-131A). */
+export const MIN_RSA_BITS = 2048;
+
+/** Why `keyMatchesAlgorithm` refused a key, or undefined if it fits. */
+export function keyAlgorithmProblem(key: KeyObject, alg: SigningAlgorithm): string | undefined {
+  if (key.type !== 'public') return `key is ${key.type}, expected a public key`;
+  const d = key.asymmetricKeyDetails ?? {};
+  switch (alg) {
+    case 'ES256':
+      return key.asymmetricKeyType === 'ec' && d.namedCurve === 'prime256v1' ? undefined : 'ES256 needs an EC P-256 key';
+    case 'EdDSA':
+      return key.asymmetricKeyType === 'ed25519' ? undefined : 'EdDSA needs an Ed25519 key';
+    case 'RS256':
+      if (key.asymmetricKeyType !== 'rsa') return 'RS256 needs an RSA key';
+      return (d.modulusLength ?? 0) >= MIN_RSA_BITS ? undefined : `RS256 needs an RSA key of at least ${MIN_RSA_BITS} bits`;
+    default:
+      return `algorithm ${String(alg)} is not supported`;
+  }
+}
+
+/** Validate and index a key set; throws TokenAuthorityError(ERR_KEY) on any bad or duplicate key. */
+function indexKeys(keys: readonly VerificationKey[]): Map<string, VerificationKey> {
+  const byKid = new Map<string, VerificationKey>();
+  for (const k of keys) {
+    if (typeof k.kid !== 'string' || k.kid.length === 0 || k.kid.length > MAX_KID_LENGTH) {
+      throw new TokenAuthorityError(ErrorCodes.KEY, `key id must be a non-empty string of at most ${MAX_KID_LENGTH} characters`);
+    }
+    const problem = keyAlgorithmProblem(k.key, k.alg);
+    if (problem !== undefined) throw new TokenAuthorityError(ErrorCodes.KEY, `key ${k.kid}: ${problem}`);
+    if (byKid.has(k.kid)) throw new TokenAuthorityError(ErrorCodes.KEY, `duplicate key id ${k.kid}`);
+    byKid.set(k.kid, Object.freeze({ kid: k.kid, alg: k.alg, key: k.key }));
+  }
+  return byKid;
+}
+
+/**
+ * A resolver over a fixed key set (e.g. the authority's own keys, or keys from a file).
+ * Throws TokenAuthorityError(ERR_KEY) if a key is private, does not fit its alg, or a kid repeats.
+ */
+export function createStaticKeyResolver(keys: readonly VerificationKey[]): KeyResolver {
+  const byKid = indexKeys(keys);
+  return { get: (kid) => byKid.get(kid) };
+}
+
+/**
+ * A resolver whose key set can be swapped atomically, for the remote JWKS cache. `replace`
+ * validates the whole new set before swapping, so a bad set leaves the old one in place.
+ */
+export class MutableKeyResolver implements KeyResolver {
+  private byKid: Map<string, VerificationKey>;
+
+  constructor(keys: readonly VerificationKey[] = []) {
+    this.byKid = indexKeys(keys);
+  }
+
+  get(kid: string): VerificationKey | undefined {
+    return this.byKid.get(kid);
+  }
+
+  /** Swap in a new key set; throws TokenAuthorityError(ERR_KEY) and keeps the old set if invalid. */
+  replace(keys: readonly VerificationKey[]): void {
+    this.byKid = indexKeys(keys);
+  }
+
+  /** The kids currently known. */
+  kids(): string[] {
+    return [...this.byKid.keys()];
+  }
+
+  get size(): number {
+    return this.byKid.size;
+  }
+}
+
+/** A JWKS member that was not turned into a key, and why. */
+export interface SkippedJwk {
+  /** Position in `jwks.keys`. */
+  readonly index: number;
+  readonly kid?: string;
+  readonly reason: string;
+}
+
+export interface KeysFromJwksOptions {
+  /** Algorithms to accept; keys for anything else are skipped. Default: all SIGNING_ALGORITHMS. */
+  algorithms?: readonly SigningAlgorithm[];
+}
+
+export interface KeysFromJwksResult {
+  readonly keys: VerificationKey[];
+  readonly skipped: SkippedJwk[];
+}
+
+/** JWK members that only private (or symmetric) keys carry (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/** The one algorithm each supported kty/crv can mean here. */
+function inferAlgorithm(jwk: Record<string, unknown>): SigningAlgorithm | undefined {
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
+  if (jwk.kty === 'RSA') return 'RS256';
+  return undefined;
+}
+
+/**
+ * Turn a JWKS document into verification keys. Only public signing keys with a `kid`, `use`
+ * absent or "sig", `key_ops` absent or containing "verify", and a kty/crv that fits `alg` (given
+ * and allowed, or inferred) are taken; everything else — including any member carrying private
+ * key material, which a JWKS must never publish — is listed in `skipped` with the reason. A repeated
+ * kid keeps the first key. Throws TokenAuthorityError(ERR_KEY) only if `jwks.keys` is not an array.
+ */
+export function keysFromJwks(jwks: { keys: unknown[] }, opts: KeysFromJwksOptions = {}): KeysFromJwksResult {
+  const list: unknown = (jwks as { keys?: unknown } | null | undefined)?.keys;
+  if (!Array.isArray(list)) throw new TokenAuthorityError(ErrorCodes.KEY, 'JWKS has no "keys" array');
+  const allowed: readonly string[] = opts.algorithms ?? SIGNING_ALGORITHMS;
+  const keys: VerificationKey[] = [];
+  const skipped: SkippedJwk[] = [];
+  const seen = new Set<string>();
+
+  list.forEach((entry: unknown, index) => {
+    const skip = (reason: string, kid?: string) => skipped.push(kid === undefined ? { index, reason } : { index, kid, reason });
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return skip('not a JSON object');
+    const jwk = entry as Record<string, unknown>;
+    const kid = jwk.kid;
+    if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) return skip('missing or invalid kid');
+    if (PRIVATE_MEMBERS.some((m) => jwk[m] !== undefined)) return skip('carries private or symmetric key material', kid);
+    if (jwk.use !== undefined && jwk.use !== 'sig') return skip(`use is ${JSON.stringify(jwk.use)}, not "sig"`, kid);
+    if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) {
+      return skip('key_ops does not include "verify"', kid);
+    }
+    const inferred = inferAlgorithm(jwk);
+    if (inferred === undefined) return skip(`unsupported kty/crv ${String(jwk.kty)}/${String(jwk.crv)}`, kid);
+    if (jwk.alg !== undefined && jwk.alg !== inferred) {
+      return skip(`alg ${JSON.stringify(jwk.alg)} does not fit kty/crv ${String(jwk.kty)}/${String(jwk.crv)}`, kid);
+    }
+    if (!allowed.includes(inferred)) return skip(`alg ${inferred} is not allowed`, kid);
+    if (seen.has(kid)) return skip('duplicate kid (the first key with it is kept)', kid);
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+    } catch (error) {
+      return skip(`not a valid key: ${(error as Error).message}`, kid);
+    }
+    const problem = keyAlgorithmProblem(key, inferred);
+    if (problem !== undefined) return skip(problem, kid);
+    seen.add(kid);
+    keys.push(Object.freeze({ kid, alg: inferred, key }));
+  });
+  return { keys, skipped };
+}

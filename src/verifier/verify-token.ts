@@ -1,0 +1,331 @@
+/**
+ * The hot path: synchronous JWS compact verification of access tokens (RFC 7515, RFC 7519,
+ * RFC 8725, RFC 9068) directly over node:crypto.
+ *
+ * Work is ordered cheapest-first so that garbage costs almost nothing and no attacker-controlled
+ * payload is ever parsed before its signature has been checked:
+ *   length → segment shape → strict base64url → header JSON → header rules → key → signature →
+ *   payload JSON → claim types and issuer.
+ * Time, audience and scopes are separate (`checkTimeAudienceScopes`) because they change with the
+ * clock and the request, so they must run on every call even when the signature result is cached.
+ */
+import { verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
+import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { isCanonicalBase64url } from './base64url.js';
+import type { KeyResolver, VerificationKey } from './key-resolver.js';
+
+/** Call-independent settings of a verifier. */
+export interface TokenCheckOptions {
+  /** The `iss` every token must carry, compared exactly. */
+  issuer: string;
+  /** Allow-list of header `alg` values; anything else is UNSUPPORTED_ALGORITHM. */
+  algorithms: readonly SigningAlgorithm[];
+  /** Leeway in seconds applied to `exp`, `nbf` and `iat`. */
+  clockSkewSec: number;
+  /** Tokens longer than this are MALFORMED before any decoding happens. */
+  maxTokenBytes: number;
+}
+
+/** What the signature stage concluded. `kid` is set on UNKNOWN_KEY so the caller can refetch keys. */
+export type SignatureOutcome =
+  | { ok: true; claims: VerifiedClaims }
+  | { ok: false; reason: VerifyReason; detail: string; kid?: string };
+
+/** Longest `kid` accepted; ours are far shorter, and this bounds what reaches resolvers and logs. */
+export const MAX_KID_LENGTH = 128;
+/** 9999-12-31T23:59:59Z: times beyond this are nonsense, and rejecting them keeps arithmetic exact. */
+export const MAX_TIME_SEC = 253_402_300_799;
+
+/**
+ * Header parameters that make a token bring its own key or change how its bytes are interpreted
+ * (RFC 8725 §3.10, RFC 7515 §4.1.11, RFC 7797). Keys only ever come from the KeyResolver.
+ */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'crit', 'b64', 'zip', 'enc'] as const;
+
+/** Fatal so invalid UTF-8 is MALFORMED rather than silently replaced; BOM kept so JSON.parse rejects it. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+const EMPTY_EXTRA: Readonly<Record<string, string>> = Object.freeze({});
+const EMPTY_SCOPES: readonly string[] = Object.freeze([]);
+
+function fail(reason: VerifyReason, detail: string, kid?: string): SignatureOutcome {
+  return kid === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, kid };
+}
+
+/** How to run crypto.verify for one key; computed once per VerificationKey. */
+interface KeyPlan {
+  readonly digest: 'sha256' | null;
+  readonly input: KeyObject | VerifyKeyObjectInput;
+  readonly signatureBytes: number;
+}
+
+/** undefined marks a key whose type does not fit its declared alg (a resolver bug, rejected). */
+const plans = new WeakMap<VerificationKey, KeyPlan | null>();
+
+function planFor(vk: VerificationKey): KeyPlan | null {
+  let plan = plans.get(vk);
+  if (plan === undefined) {
+    plan = makePlan(vk);
+    plans.set(vk, plan);
+  }
+  return plan;
+}
+
+function makePlan(vk: VerificationKey): KeyPlan | null {
+  const key = vk.key;
+  if (key.type !== 'public' && key.type !== 'private') return null;
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (vk.alg) {
+    case 'ES256':
+      if (key.asymmetricKeyType !== 'ec' || details.namedCurve !== 'prime256v1') return null;
+      // JWS carries R||S (RFC 7518 §3.4), not DER; one options object per key, not per call.
+      return { digest: 'sha256', input: { key, dsaEncoding: 'ieee-p1363' }, signatureBytes: 64 };
+    case 'EdDSA':
+      if (key.asymmetricKeyType !== 'ed25519') return null;
+      return { digest: null, input: key, signatureBytes: 64 };
+    case 'RS256': {
+      const bits = details.modulusLength ?? 0;
+      // 'rsa-pss' keys would make node verify PSS, which is not RS256.
+      if (key.asymmetricKeyType !== 'rsa' || bits < 2048) return null;
+      return { digest: 'sha256', input: key, signatureBytes: Math.ceil(bits / 8) };
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * Number of members of the top-level object in `json`, counted from the text. JSON.parse keeps the
+ * last of duplicate names silently, so comparing this with the parsed object's key count is how
+ * duplicates (including escaped spellings such as "alg" vs "\u0061lg") are found. The text is
+ * known to be valid JSON (it parsed), so counting ':' outside strings at depth 1 is exact.
+ */
+function countTopLevelMembers(json: string): number {
+  let depth = 0;
+  let count = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) depth++;
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+    else if (c === 0x3a /* : */ && depth === 1) count++;
+  }
+  return count;
+}
+
+type JsonObject = Record<string, unknown>;
+
+/** Decode a segment as a JSON object whose member names are unique; a string is the failure detail. */
+function decodeJsonObject(token: string, start: number, end: number, what: string): { obj: JsonObject; names: string[] } | string {
+  let text: string;
+  let value: unknown;
+  try {
+    text = utf8.decode(Buffer.from(token.slice(start, end), 'base64url'));
+    value = JSON.parse(text);
+  } catch {
+    return `${what} is not valid UTF-8 JSON`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `${what} is not a JSON object`;
+  const names = Object.keys(value);
+  if (countTopLevelMembers(text) !== names.length) return `${what} has duplicate member names`;
+  return { obj: value as JsonObject, names };
+}
+
+function isTime(v: unknown): v is number {
+  // Comparisons are false for NaN; JSON's 1e999 is Infinity and fails the upper bound.
+  return typeof v === 'number' && v >= 0 && v <= MAX_TIME_SEC;
+}
+
+function isNonEmptyString(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
+
+function isAcceptedTyp(typ: unknown): boolean {
+  if (typ === 'at+jwt') return true;
+  if (typeof typ !== 'string' || typ.length > 18) return false;
+  // RFC 9068 §4 / RFC 7515 §4.1.9: media types are case-insensitive and "application/" may be omitted.
+  const t = typ.toLowerCase();
+  return t === 'at+jwt' || t === 'application/at+jwt';
+}
+
+function splitScopes(scope: string): readonly string[] {
+  if (scope.length === 0) return EMPTY_SCOPES;
+  const parts = scope.split(' ');
+  // Tolerate repeated/leading/trailing spaces rather than producing empty scope names.
+  return Object.freeze(parts.includes('') ? parts.filter((s) => s.length > 0) : parts);
+}
+
+/**
+ * Check a token's structure, header, signature and call-independent claims (issuer, types).
+ * Synchronous and total: returns a SignatureOutcome for any JavaScript value and never throws.
+ * The returned claims object (and its arrays) are frozen, so it may be cached and shared.
+ */
+export function verifySignatureAndParse(token: unknown, keys: KeyResolver, opts: TokenCheckOptions): SignatureOutcome {
+  try {
+    return verifyUnchecked(token, keys, opts);
+  } catch {
+    // Only a misbehaving KeyResolver or a runtime fault can get here; never leak the token.
+    return fail('MALFORMED', 'token could not be processed');
+  }
+}
+
+function verifyUnchecked(token: unknown, keys: KeyResolver, opts: TokenCheckOptions): SignatureOutcome {
+  if (typeof token !== 'string') return fail('MALFORMED', 'token is not a string');
+  const len = token.length;
+  if (len === 0) return fail('MALFORMED', 'token is empty');
+  // Checked on UTF-16 length: any non-ASCII character fails base64url below anyway.
+  if (len > opts.maxTokenBytes) return fail('MALFORMED', `token is longer than ${opts.maxTokenBytes} bytes`);
+
+  const d1 = token.indexOf('.');
+  const d2 = d1 < 0 ? -1 : token.indexOf('.', d1 + 1);
+  if (d2 < 0) return fail('MALFORMED', 'token does not have 3 segments');
+  let d3 = token.indexOf('.', d2 + 1);
+  if (d3 >= 0) {
+    let dots = 3;
+    while ((d3 = token.indexOf('.', d3 + 1)) >= 0) dots++;
+    return fail('MALFORMED', dots === 4 ? 'token has 5 segments (JWE); only JWS access tokens are accepted' : `token has ${dots + 1} segments, expected 3`);
+  }
+  if (!isCanonicalBase64url(token, 0, d1) || !isCanonicalBase64url(token, d1 + 1, d2) || !isCanonicalBase64url(token, d2 + 1, len)) {
+    return fail('MALFORMED', 'token segment is not canonical base64url');
+  }
+
+  // --- header (unauthenticated until the signature is checked: read only what picks the key)
+  const decodedHeader = decodeJsonObject(token, 0, d1, 'header');
+  if (typeof decodedHeader === 'string') return fail('MALFORMED', decodedHeader);
+  const header = decodedHeader.obj;
+  const alg = header.alg;
+  if (alg === undefined) return fail('MALFORMED', 'header has no alg');
+  if (typeof alg !== 'string') return fail('MALFORMED', 'header alg is not a string');
+  if (!(opts.algorithms as readonly string[]).includes(alg)) return fail('UNSUPPORTED_ALGORITHM', 'header alg is not allowed');
+  for (let i = 0; i < FORBIDDEN_HEADERS.length; i++) {
+    const name = FORBIDDEN_HEADERS[i] as string;
+    if (header[name] !== undefined) return fail('FORBIDDEN_HEADER', `header parameter ${name} is not accepted`);
+  }
+  if (!isAcceptedTyp(header.typ)) return fail('WRONG_TYPE', 'header typ is not at+jwt');
+  const kid = header.kid;
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) {
+    return fail('MALFORMED', `header kid is missing, not a string or longer than ${MAX_KID_LENGTH}`);
+  }
+
+  // --- key and signature
+  const vk = keys.get(kid);
+  if (vk === undefined) return fail('UNKNOWN_KEY', 'no key for this kid', kid);
+  if (vk.alg !== alg) return fail('UNSUPPORTED_ALGORITHM', 'header alg does not match the key', kid);
+  const plan = planFor(vk);
+  if (plan === null) return fail('UNSUPPORTED_ALGORITHM', 'key type does not match its alg', kid);
+  const signature = Buffer.from(token.slice(d2 + 1), 'base64url');
+  if (signature.length !== plan.signatureBytes) return fail('BAD_SIGNATURE', 'signature has the wrong length', kid);
+  let good: boolean;
+  try {
+    good = cryptoVerify(plan.digest, Buffer.from(token.slice(0, d2), 'latin1'), plan.input, signature);
+  } catch {
+    good = false;
+  }
+  if (!good) return fail('BAD_SIGNATURE', 'signature does not verify', kid);
+
+  // --- payload (authenticated from here on)
+  const decodedPayload = decodeJsonObject(token, d1 + 1, d2, 'payload');
+  if (typeof decodedPayload === 'string') return fail('MALFORMED', decodedPayload, kid);
+  return readClaims(decodedPayload.obj, decodedPayload.names, kid, opts);
+}
+
+function readClaims(payload: JsonObject, names: readonly string[], kid: string, opts: TokenCheckOptions): SignatureOutcome {
+  let iss: unknown, sub: unknown, aud: unknown, exp: unknown, iat: unknown, nbf: unknown;
+  let jti: unknown, sid: unknown, gen: unknown, scope: unknown;
+  let extra: Record<string, string> | undefined;
+  // Object.keys: own members only, so a polluted Object.prototype cannot supply a claim.
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const value = payload[name];
+    switch (name) {
+      case 'iss': iss = value; break;
+      case 'sub': sub = value; break;
+      case 'aud': aud = value; break;
+      case 'exp': exp = value; break;
+      case 'iat': iat = value; break;
+      case 'nbf': nbf = value; break;
+      case 'jti': jti = value; break;
+      case 'sid': sid = value; break;
+      case 'gen': gen = value; break;
+      case 'scope': scope = value; break;
+      default:
+        if (typeof value === 'string' && name !== '__proto__') (extra ??= {})[name] = value;
+    }
+  }
+
+  if (typeof iss !== 'string') return fail('MALFORMED', 'claim iss is missing or not a string', kid);
+  if (iss !== opts.issuer) return fail('WRONG_ISSUER', 'claim iss is not the expected issuer', kid);
+  if (!isNonEmptyString(sub)) return fail('MALFORMED', 'claim sub is missing or not a non-empty string', kid);
+  if (!isNonEmptyString(jti)) return fail('MALFORMED', 'claim jti is missing or not a non-empty string', kid);
+  if (!isNonEmptyString(sid)) return fail('MALFORMED', 'claim sid is missing or not a non-empty string', kid);
+  if (!isTime(exp)) return fail('MALFORMED', 'claim exp is missing or not a time in seconds', kid);
+  if (!isTime(iat)) return fail('MALFORMED', 'claim iat is missing or not a time in seconds', kid);
+  if (!isTime(nbf)) return fail('MALFORMED', 'claim nbf is missing or not a time in seconds', kid);
+  if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0) {
+    return fail('MALFORMED', 'claim gen is missing or not a non-negative integer', kid);
+  }
+  let audience: readonly string[];
+  if (typeof aud === 'string') {
+    if (aud.length === 0) return fail('MALFORMED', 'claim aud is empty', kid);
+    audience = Object.freeze([aud]);
+  } else if (Array.isArray(aud) && aud.length > 0) {
+    for (let i = 0; i < aud.length; i++) {
+      if (!isNonEmptyString(aud[i])) return fail('MALFORMED', 'claim aud has a member that is not a non-empty string', kid);
+    }
+    audience = Object.freeze(aud as string[]);
+  } else {
+    return fail('MALFORMED', 'claim aud is missing, empty or not a string or list of strings', kid);
+  }
+  let scopes: readonly string[];
+  if (scope === undefined) scopes = EMPTY_SCOPES;
+  else if (typeof scope === 'string') scopes = splitScopes(scope);
+  else return fail('MALFORMED', 'claim scope is not a string', kid);
+
+  const claims: VerifiedClaims = {
+    issuer: iss,
+    subject: sub,
+    audience,
+    scopes,
+    issuedAt: iat,
+    notBefore: nbf,
+    expiresAt: exp,
+    tokenId: jti,
+    sessionId: sid,
+    generation: gen,
+    keyId: kid,
+    extra: extra === undefined ? EMPTY_EXTRA : Object.freeze(extra),
+  };
+  return { ok: true, claims: Object.freeze(claims) };
+}
+
+/**
+ * The checks that depend on the clock and the request: run on every call, including for tokens
+ * whose signature result came from the cache. A token is invalid at and after `exp` (RFC 7519
+ * §4.1.4), with `clockSkewSec` of leeway on every time comparison. A set `audience` must be one of
+ * the token's audiences; an empty string is a set audience that never matches (fail closed).
+ */
+export function checkTimeAudienceScopes(claims: VerifiedClaims, req: VerifyRequirements, opts: TokenCheckOptions, nowSec: number): VerifyResult {
+  const skew = opts.clockSkewSec;
+  if (claims.expiresAt <= nowSec - skew) return rejected('EXPIRED', 'token has expired (exp)');
+  if (claims.notBefore > nowSec + skew) return rejected('NOT_YET_VALID', 'token is not valid yet (nbf)');
+  if (claims.issuedAt > nowSec + skew) return rejected('NOT_YET_VALID', 'token is issued in the future (iat)');
+  const audience = req.audience;
+  if (audience !== undefined && !claims.audience.includes(audience)) {
+    return rejected('WRONG_AUDIENCE', 'token is not for the required audience');
+  }
+  const required = req.requiredScopes;
+  if (required !== undefined && required.length > 0) {
+    let missing: string[] | undefined;
+    for (let i = 0; i < required.length; i++) {
+      const s = required[i] as string;
+      if (!claims.scopes.includes(s)) (missing ??= []).push(s);
+    }
+    if (missing !== undefined) return rejected('MISSING_SCOPE', `token lacks required scope(s): ${missing.join(' ')}`);
+  }
+  return { valid: true, claims };
+}
