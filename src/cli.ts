@@ -76,8 +76,7 @@ program
   .description('Run a sidecar verifier (Verify + Envoy ext_authz Check, answered locally).')
   .allowUnknownOption(true)
   .action(async () => {
-    const { runSidecarCommand } = await import('./sidecar/sidecar-command.js').catch(() => ({ runSidecarCommand: undefined }));
-    if (!runSidecarCommand) fail(new Error('the sidecar is not part of this build yet'));
+    const { runSidecarCommand } = await import('./sidecar/sidecar-command.js');
     await runSidecarCommand(process.argv.slice(3), process.env);
   });
 

@@ -1,0 +1,430 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { parseFeedMessage, type RevocationEvent } from '../shared/revocation-event.js';
+import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verifier/revocation-source.js';
+import { RedisFeedSubscription } from './redis-feed-subscription.js';
+import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
+import {
+  CREATE_SESSION,
+  FIND_SESSION_BY_REFRESH,
+  GET_SESSION,
+  HEARTBEAT,
+  LIST_APPLIED,
+  READ_LOG,
+  REPORT_APPLIED,
+  REVOKE,
+  ROTATE_REFRESH,
+} from './redis-scripts.js';
+import {
+  checkCreateSession,
+  checkReadLog,
+  checkReceipt,
+  checkRevoke,
+  checkRotate,
+  conflictError,
+  positiveIntOption,
+} from './store-input.js';
+import type {
+  CreateSessionInput,
+  RevokeInput,
+  RotateRefreshInput,
+  RotateResult,
+  SessionRecord,
+  TokenStore,
+} from './token-store.js';
+
+/** Options of {@link RedisTokenStore}. */
+export interface RedisTokenStoreOptions {
+  /** `redis://…` / `rediss://…` URL, or ioredis options (Sentinel included). */
+  url: string | RedisOptions;
+  /** Prefix of every key; a `{ta}` hash tag is appended (see redis-keys.ts). Default `ta:v1:`. */
+  keyPrefix?: string;
+  /** A command that gets no answer within this fails with ERR_STORE_UNAVAILABLE. Default 1000. */
+  commandTimeoutMs?: number;
+  /** Log retention by entry age: the maximum access-token TTL plus clock skew. */
+  retentionMs: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+/** Reconnect backoff: 50 ms doubling to 1 s, forever — Redis coming back must be noticed quickly. */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(50 * 2 ** Math.max(0, attempt - 1), 1000);
+}
+
+type Reply = unknown;
+type ScriptFn = (...args: Array<string | number>) => Promise<Reply>;
+interface ScriptCommands {
+  taCreateSession: ScriptFn;
+  taRotateRefresh: ScriptFn;
+  taGetSession: ScriptFn;
+  taFindSessionByRefresh: ScriptFn;
+  taRevoke: ScriptFn;
+  taReadLog: ScriptFn;
+  taHeartbeat: ScriptFn;
+  taReportApplied: ScriptFn;
+  taListApplied: ScriptFn;
+}
+
+/**
+ * TokenStore on Redis (standalone, Sentinel, or one Cluster shard via the `{ta}` hash tag). Every
+ * multi-key operation is one Lua script (redis-scripts.ts); the live feed is pub/sub on a dedicated
+ * connection per subscription.
+ *
+ * Failure behaviour: the command connection never queues. While Redis is down every call rejects
+ * with ERR_STORE_UNAVAILABLE at once (or within `commandTimeoutMs` if a connection attempt or a
+ * command is in flight), and the client keeps reconnecting in the background so calls succeed
+ * again as soon as Redis is back. Unanswered commands are never re-sent after a reconnect: a
+ * rotation that was executed but whose reply was lost would otherwise come back as reuse.
+ */
+export class RedisTokenStore implements TokenStore {
+  private readonly redis: Redis;
+  private readonly scripts: ScriptCommands;
+  private readonly keys: RedisKeys;
+  private readonly retentionMs: number;
+  private readonly commandTimeoutMs: number;
+  private readonly logger: Logger;
+  private readonly connectionOptions: RedisOptions;
+  private readonly url: string | undefined;
+  private readonly subscriptions = new Set<RedisFeedSubscription>();
+  private closed = false;
+  private down = false;
+  private dropped = 0;
+
+  constructor(options: RedisTokenStoreOptions) {
+    this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
+    this.commandTimeoutMs = positiveIntOption(
+      'commandTimeoutMs',
+      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
+    this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
+    if (typeof options.url === 'string') {
+      if (!/^rediss?:\/\//.test(options.url)) {
+        throw new TokenAuthorityError(ErrorCodes.CONFIG, 'url must start with redis:// or rediss://');
+      }
+      this.url = options.url;
+      this.connectionOptions = {};
+    } else if (typeof options.url === 'object' && options.url !== null) {
+      this.url = undefined;
+      this.connectionOptions = { ...options.url };
+    } else {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'url must be a redis:// URL or ioredis options');
+    }
+
+    this.redis = this.connect({
+      commandTimeout: this.commandTimeoutMs,
+      // Fail instead of queueing while disconnected, and reject in-flight commands on every
+      // disconnect (0 retries): a caller must learn now that its write may not have happened.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: 'token-authority',
+    });
+    this.redis.on('error', (err: Error) => {
+      if (!this.down) this.logger.warn({ err: err.message }, 'Redis connection error; reconnecting');
+      this.down = true;
+    });
+    this.redis.on('ready', () => {
+      if (this.down) this.logger.info('Redis connection restored');
+      this.down = false;
+    });
+    for (const [name, lua, numberOfKeys, readOnly] of [
+      ['taCreateSession', CREATE_SESSION, 3, false],
+      ['taRotateRefresh', ROTATE_REFRESH, 2, false],
+      ['taGetSession', GET_SESSION, 1, true],
+      ['taFindSessionByRefresh', FIND_SESSION_BY_REFRESH, 1, true],
+      ['taRevoke', REVOKE, 3, false],
+      ['taReadLog', READ_LOG, 2, true],
+      ['taHeartbeat', HEARTBEAT, 3, false],
+      ['taReportApplied', REPORT_APPLIED, 1, false],
+      ['taListApplied', LIST_APPLIED, 1, false],
+    ] as const) {
+      this.redis.defineCommand(name, { lua, numberOfKeys, readOnly });
+    }
+    this.scripts = this.redis as unknown as ScriptCommands;
+  }
+
+  /** Feed messages that were not valid v1 messages and were dropped (a version skew signal). */
+  get droppedFeedMessages(): number {
+    return this.dropped;
+  }
+
+  async createSession(input: CreateSessionInput): Promise<{ generation: number }> {
+    checkCreateSession(input);
+    const k = this.keys;
+    const reply = (await this.run('createSession', () =>
+      this.scripts.taCreateSession(
+        k.generation(input.subject),
+        k.session(input.sessionId),
+        k.refresh(input.refreshHash),
+        k.base,
+        input.sessionId,
+        input.subject,
+        JSON.stringify(input.audience),
+        JSON.stringify(input.scopes),
+        JSON.stringify(input.extra),
+        input.refreshExpiresAt,
+        input.absoluteExpiresAt,
+        input.now,
+        input.refreshHash,
+      ),
+    )) as [string, number | string];
+    if (reply[0] === 'conflict') throw conflictError(String(reply[1]));
+    return { generation: Number(reply[1]) };
+  }
+
+  async rotateRefresh(input: RotateRefreshInput): Promise<RotateResult> {
+    checkRotate(input);
+    const k = this.keys;
+    const reply = (await this.run('rotateRefresh', () =>
+      this.scripts.taRotateRefresh(
+        k.refresh(input.presentedHash),
+        k.refresh(input.successorHash),
+        k.base,
+        input.presentedHash,
+        input.successorHash,
+        input.successorExpiresAt,
+        input.now,
+        input.graceMs,
+        input.idleTimeoutMs,
+        input.revocationUntil,
+        this.retentionMs,
+      ),
+    )) as [string, string[]?, string?, string?, string?];
+    const [outcome, fields, gen, viaGrace, eventJson] = reply;
+    if (outcome === 'invalid') return { outcome: 'invalid' };
+    if (outcome === 'conflict') throw conflictError(String(fields));
+    const generation = Number(gen);
+    const session = toSession(fields ?? [], generation);
+    switch (outcome) {
+      case 'rotated':
+        return { outcome, session, generation, viaGrace: viaGrace === '1' };
+      case 'expired':
+      case 'revoked':
+        return { outcome, session };
+      case 'reused':
+        return { outcome, session, event: toEvent(eventJson) };
+      default:
+        throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'unexpected rotateRefresh reply from Redis');
+    }
+  }
+
+  async findSessionByRefresh(refreshHash: string): Promise<SessionRecord | undefined> {
+    const reply = (await this.run('findSessionByRefresh', () =>
+      this.scripts.taFindSessionByRefresh(this.keys.refresh(refreshHash), this.keys.base),
+    )) as [string[], string] | [];
+    return reply.length === 0 ? undefined : toSession(reply[0], Number(reply[1]));
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const reply = (await this.run('getSession', () =>
+      this.scripts.taGetSession(this.keys.session(sessionId), this.keys.base),
+    )) as [string[], string] | [];
+    return reply.length === 0 ? undefined : toSession(reply[0], Number(reply[1]));
+  }
+
+  async revoke(input: RevokeInput): Promise<RevocationEvent> {
+    checkRevoke(input);
+    const k = this.keys;
+    const target =
+      input.kind === 'jti' ? k.revokedJti(input.id) : input.kind === 'sid' ? k.revokedSid(input.id) : k.generation(input.id);
+    const json = await this.run('revoke', () =>
+      this.scripts.taRevoke(
+        k.seq,
+        k.log,
+        target,
+        k.base,
+        input.kind,
+        input.id,
+        input.until,
+        input.reason ?? '',
+        this.retentionMs,
+      ),
+    );
+    return toEvent(json);
+  }
+
+  async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
+    checkReadLog(afterSeq, limit);
+    const [head, raw] = (await this.run('readLog', () =>
+      this.scripts.taReadLog(this.keys.log, this.keys.seq, this.keys.base, afterSeq, limit),
+    )) as [number, string[]];
+    return { events: raw.map(toEvent), headSeq: Number(head) };
+  }
+
+  async subscribe(listener: FeedListener): Promise<FeedSubscription> {
+    if (this.closed) throw storeUnavailable('the token store is closed');
+    const conn = this.connect({
+      lazyConnect: true,
+      autoResubscribe: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.commandTimeoutMs,
+      connectionName: 'token-authority-feed',
+    });
+    const subscription = new RedisFeedSubscription(conn, this.keys.feed, listener, this.logger, () => {
+      this.dropped += 1;
+      if (this.dropped === 1 || this.dropped % 100 === 0) {
+        this.logger.warn({ dropped: this.dropped }, 'dropped feed messages that are not valid v1 messages');
+      }
+    });
+    const tracked: FeedSubscription = {
+      close: async () => {
+        this.subscriptions.delete(subscription);
+        await subscription.close();
+      },
+    };
+    this.subscriptions.add(subscription);
+    // The first attempt's failure is not final: the retry strategy keeps reconnecting.
+    conn.connect().catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.commandTimeoutMs);
+    });
+    const first = await Promise.race([subscription.ready.then(() => 'ready' as const), timedOut]);
+    clearTimeout(timer);
+    if (first === 'timeout') {
+      await tracked.close();
+      throw storeUnavailable(`Redis subscribe failed: no subscription within ${this.commandTimeoutMs} ms`);
+    }
+    return tracked;
+  }
+
+  async heartbeat(): Promise<{ headSeq: number; trimmed: number }> {
+    const k = this.keys;
+    const [head, trimmed] = (await this.run('heartbeat', () =>
+      this.scripts.taHeartbeat(k.seq, k.log, k.receipts, k.base, this.retentionMs),
+    )) as [number, number];
+    return { headSeq: Number(head), trimmed: Number(trimmed) };
+  }
+
+  async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {
+    checkReceipt(instanceId, seq, ttlMs);
+    await this.run('reportApplied', () =>
+      this.scripts.taReportApplied(this.keys.receipts, this.keys.base, instanceId, seq, ttlMs),
+    );
+  }
+
+  async listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>> {
+    const flat = (await this.run('listApplied', () =>
+      this.scripts.taListApplied(this.keys.receipts, this.keys.base),
+    )) as string[];
+    const out: Array<{ instanceId: string; seq: number; reportedAt: number }> = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      out.push({ instanceId: flat[i]!, seq: Number(flat[i + 1]), reportedAt: Number(flat[i + 2]) });
+    }
+    return out;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.run('ping', () => this.redis.ping())) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.subscriptions.clear();
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+
+  private connect(overrides: RedisOptions): Redis {
+    const options: RedisOptions = {
+      connectTimeout: Math.max(2 * this.commandTimeoutMs, 1000),
+      ...this.connectionOptions,
+      retryStrategy: reconnectDelayMs,
+      ...overrides,
+    };
+    return this.url === undefined ? new Redis(options) : new Redis(this.url, options);
+  }
+
+  /**
+   * Runs one command with the failure contract: waits for a connection attempt under way (bounded
+   * by the command timeout), fails at once when Redis is known to be down, and turns every client
+   * error into ERR_STORE_UNAVAILABLE. Messages carry the operation and the client's reason only —
+   * never arguments, which include token hashes.
+   */
+  private async run<T>(op: string, command: () => Promise<T>): Promise<T> {
+    if (this.closed) throw storeUnavailable('the token store is closed');
+    await this.whenConnected(op);
+    try {
+      return await command();
+    } catch (err) {
+      if (err instanceof TokenAuthorityError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      // A fresh cause: ioredis errors carry the command's arguments.
+      throw storeUnavailable(`Redis ${op} failed: ${reason}`, new Error(reason));
+    }
+  }
+
+  private async whenConnected(op: string): Promise<void> {
+    const status = this.redis.status;
+    if (status === 'ready') return;
+    if (status !== 'connecting' && status !== 'connect' && status !== 'wait') {
+      throw storeUnavailable(`Redis ${op} failed: Redis is unreachable (${status})`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        this.redis.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onClose = () => done(storeUnavailable(`Redis ${op} failed: connection refused or closed`));
+      const timer = setTimeout(
+        () => done(storeUnavailable(`Redis ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
+        this.commandTimeoutMs,
+      );
+      this.redis.on('ready', onReady);
+      this.redis.on('close', onClose);
+    });
+  }
+}
+
+const SESSION_FIELDS = ['sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp', 'lastUsedAt', 'revoked'];
+
+/** A family hash (HGETALL, flat) → SessionRecord; `revoked` is the effective state. */
+function toSession(flat: string[], currentGeneration: number): SessionRecord {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  for (const f of SESSION_FIELDS) {
+    if (h[f] === undefined) throw new TokenAuthorityError(ErrorCodes.INTERNAL, `session record lacks field ${f}`);
+  }
+  const generation = Number(h.gen);
+  return {
+    sessionId: h.sid!,
+    subject: h.sub!,
+    audience: JSON.parse(h.aud!) as string[],
+    scopes: JSON.parse(h.scopes!) as string[],
+    extra: JSON.parse(h.extra!) as Record<string, string>,
+    generation,
+    createdAt: Number(h.createdAt),
+    absoluteExpiresAt: Number(h.absExp),
+    lastUsedAt: Number(h.lastUsedAt),
+    revoked: h.revoked === '1' || generation < currentGeneration,
+  };
+}
+
+function toEvent(json: unknown): RevocationEvent {
+  const message = typeof json === 'string' ? parseFeedMessage(json) : undefined;
+  if (!message || message.type !== 'rev') {
+    // Written only by this store's scripts; anything else is a newer writer or corruption. Never
+    // skip it: a verifier must not advance past a sequence it could not apply.
+    throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the revocation log holds an entry this version cannot read');
+  }
+  return message;
+}
