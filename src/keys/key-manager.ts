@@ -305,8 +305,10 @@ export class KeyManager {
   }
 
   /**
-   * Restores the invariant "one active and one next key of the configured algorithm" and drops
-   * expired retired keys. @returns the repaired document, or undefined if nothing was needed.
+   * Restores the invariant "one active and one next key" and drops expired retired keys. A next
+   * key of another algorithm than configured is kept: replacing it here would make every start
+   * of a differently configured process (say, an operator's CLI) rewrite the key set.
+   * @returns the repaired document, or undefined if nothing was needed.
    */
   private async repair(doc: KeySetDocument): Promise<KeySetDocument | undefined> {
     const now = this.clock.nowMs();
@@ -326,14 +328,6 @@ export class KeyManager {
         this.log.warn({ kid: fresh.kid }, 'key set had no active or next key; generated an active key that signs at once');
       }
     }
-    if (next !== undefined && next.alg !== this.algorithm) {
-      // A next key has never signed, so replacing it is safe; this makes the next rotation
-      // activate a key of the configured algorithm that verifiers have already seen.
-      this.log.warn({ kid: next.kid, alg: next.alg, configured: this.algorithm }, 'replacing the next key: its algorithm differs from the configured one');
-      keys.splice(keys.indexOf(next), 1);
-      next = undefined;
-      changed = true;
-    }
     if (next === undefined) {
       keys.push(storedKey(await generateSigningKey(this.algorithm), 'next', now));
       changed = true;
@@ -342,13 +336,18 @@ export class KeyManager {
   }
 
   private warnOnAlgorithmMismatch(): void {
-    const active = this.activeSigner;
-    if (active !== undefined && active.alg !== this.algorithm) {
-      this.log.warn(
-        { kid: active.kid, alg: active.alg, configured: this.algorithm },
-        'the active key uses another algorithm than configured; it keeps signing until the next rotation',
-      );
-    }
+    const keys = this.doc?.keys ?? [];
+    const active = keys.find((k) => k.state === 'active');
+    const next = keys.find((k) => k.state === 'next');
+    if (active === undefined || active.alg === this.algorithm) return;
+    // No silent switch: only keys generated from now on use the configured algorithm, and each
+    // is published for a full interval as `next` before it signs.
+    this.log.warn(
+      { kid: active.kid, alg: active.alg, nextKid: next?.kid, nextAlg: next?.alg, configured: this.algorithm },
+      next?.alg === this.algorithm
+        ? 'the active key uses another algorithm than configured; the next rotation activates a key of the configured algorithm'
+        : 'the active key uses another algorithm than configured; the next rotation generates a key of the configured algorithm, which signs from the rotation after',
+    );
   }
 
   private isRotationDue(doc: KeySetDocument, nowMs: number): boolean {
