@@ -6,6 +6,7 @@ import { OPTIONS } from './config/options.js';
 import { isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { startAuthority } from './authority/authority-server.js';
+import { startSidecar } from './sidecar/sidecar-server.js';
 import { FileKeyStore } from './keys/file-key-store.js';
 import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
@@ -21,7 +22,8 @@ function withConfigOptions(cmd: Command, scope: ConfigScope): Command {
   for (const o of OPTIONS) {
     if (o.scope !== 'common' && o.scope !== scope) continue;
     const takesValue = o.key !== 'insecure';
-    cmd.addOption(new Option(takesValue ? `${o.flag} <value>` : o.flag, `${o.description} [env ${o.env}${o.default !== undefined && o.default !== '' ? `, default ${o.default}` : ''}]`));
+    const def = scope === 'sidecar' ? (o.sidecarDefault ?? o.default) : o.default;
+    cmd.addOption(new Option(takesValue ? `${o.flag} <value>` : o.flag, `${o.description} [env ${o.env}${def !== undefined && def !== '' ? `, default ${def}` : ''}]`));
   }
   return cmd;
 }
@@ -71,14 +73,22 @@ withConfigOptions(program.command('serve').description('Run the authority (gRPC 
   }
 });
 
-program
-  .command('sidecar')
-  .description('Run a sidecar verifier (Verify + Envoy ext_authz Check, answered locally).')
-  .allowUnknownOption(true)
-  .action(async () => {
-    const { runSidecarCommand } = await import('./sidecar/sidecar-command.js');
-    await runSidecarCommand(process.argv.slice(3), process.env);
-  });
+withConfigOptions(program.command('sidecar').description('Run a sidecar verifier: Verify and Envoy ext_authz Check, answered locally.'), 'sidecar').action(async (_o, cmd: Command) => {
+  let config;
+  try {
+    config = loadConfig('sidecar', { env: process.env, flags: flagsOf(cmd) });
+  } catch (err) {
+    fail(err);
+  }
+  const logger = createRootLogger(config.logLevel, 'token-authority-sidecar');
+  try {
+    const running = await startSidecar(config, logger);
+    onSignals(() => running.stop());
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    fail(err);
+  }
+});
 
 const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key directory; a running authority picks changes up within seconds).');
 for (const [name, description] of [['list', 'List keys with their state (never private material).'], ['rotate', 'Rotate now: next → active, active → retired, new next.']] as const) {
@@ -183,7 +193,14 @@ program
   .description('Print every setting with its env var, flag and default.')
   .option('--markdown', 'as a Markdown table (the README\'s)')
   .action((o: { markdown?: boolean }) => {
-    const rows = OPTIONS.map((x) => [`\`${x.env}\``, `\`${x.flag}\``, x.default === undefined || x.default === '' ? '—' : `\`${x.default}\``, x.scope, x.description.replace(/\|/g, '\\|')]);
+    const shown = (d: string | undefined) => (d === undefined || d === '' ? '—' : `\`${d}\``);
+    const rows = OPTIONS.map((x) => [
+      `\`${x.env}\``,
+      `\`${x.flag}\``,
+      x.sidecarDefault ? `${shown(x.default)} (sidecar ${shown(x.sidecarDefault)})` : shown(x.default),
+      x.scope,
+      x.description.replace(/\|/g, '\\|'),
+    ]);
     if (o.markdown) {
       process.stdout.write('| env | flag | default | used by | meaning |\n| --- | --- | --- | --- | --- |\n');
       for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);

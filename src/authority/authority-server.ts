@@ -3,7 +3,8 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { createMetrics, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { FileKeyStore } from '../keys/file-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -177,14 +178,5 @@ function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType
   labelledGauge(metrics, 'ta_signing_key_age_seconds', 'Age of each published signing key, by kid and state.', ['kid', 'state'], () =>
     keys.list().map((k) => ({ labels: { kid: k.kid, state: k.state }, value: (clock.nowMs() - k.createdAt) / 1000 })),
   );
-  gauge(metrics, 'ta_revocation_applied_sequence', 'Highest revocation sequence applied by this process.', () => verifier.status().revocation.appliedSeq);
-  gauge(metrics, 'ta_revocation_state_age_seconds', 'Seconds since the revocation state was last known complete.', () => {
-    const age = verifier.status().revocation.ageMs;
-    return Number.isFinite(age) ? age / 1000 : -1;
-  });
-  gauge(metrics, 'ta_revocation_entries', 'Live revocation entries held in memory.', () => {
-    const e = verifier.status().revocation.entries;
-    return e.jti + e.sid + e.sub;
-  });
-  gauge(metrics, 'ta_token_cache_hit_ratio', 'Verified-token cache hit ratio since start.', () => verifier.status().cache.hitRate);
+  registerVerifierGauges(metrics, verifier);
 }

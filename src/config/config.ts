@@ -36,6 +36,7 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   authorityUrl?: string;
   audience?: string;
+  instanceId?: string;
   stalenessBoundMs: number;
   stalenessPolicy: 'fail-closed' | 'fail-open';
   jwksCooldownMs: number;
@@ -59,7 +60,7 @@ export function loadConfig(scope: ConfigScope, sources: ConfigSources): Readonly
   const out: Record<string, unknown> = {};
   for (const opt of OPTIONS) {
     if (opt.scope !== 'common' && opt.scope !== scope) continue;
-    const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? opt.default;
+    const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? (scope === 'sidecar' ? (opt.sidecarDefault ?? opt.default) : opt.default);
     if (raw === undefined || (raw === '' && opt.default === undefined)) continue;
     const parsed = opt.schema.safeParse(raw);
     if (parsed.success) out[opt.key] = parsed.data;

@@ -80,6 +80,8 @@ export interface OptionSpec {
   description: string;
   /** Default as text (parsed like user input); undefined = unset. */
   default?: string;
+  /** A different default for the sidecar (so it can run beside an authority on one host). */
+  sidecarDefault?: string;
   schema: z.ZodType<unknown, string>;
   /** Which commands read it. */
   scope: 'common' | 'authority' | 'sidecar';
@@ -88,9 +90,9 @@ export interface OptionSpec {
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { key: 'grpcAddr', env: 'TA_GRPC_ADDR', flag: '--grpc-addr', scope: 'common', default: '127.0.0.1:50051', schema: hostPort,
+  { key: 'grpcAddr', env: 'TA_GRPC_ADDR', flag: '--grpc-addr', scope: 'common', default: '127.0.0.1:50051', sidecarDefault: '127.0.0.1:50061', schema: hostPort,
     description: 'gRPC listen address (port 0 picks a free port). A non-loopback address needs TLS or TA_INSECURE=true.' },
-  { key: 'httpAddr', env: 'TA_HTTP_ADDR', flag: '--http-addr', scope: 'common', default: '127.0.0.1:8080', schema: hostPort,
+  { key: 'httpAddr', env: 'TA_HTTP_ADDR', flag: '--http-addr', scope: 'common', default: '127.0.0.1:8080', sidecarDefault: '127.0.0.1:8081', schema: hostPort,
     description: 'HTTP listen address for JWKS, discovery, /metrics and /healthz.' },
   { key: 'redisUrl', env: 'TA_REDIS_URL', flag: '--redis-url', scope: 'common', schema: url('Redis URL', ['redis:', 'rediss:']), secret: true,
     description: 'Redis URL (redis:// or rediss://). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
@@ -138,6 +140,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Sidecar: the authority\'s HTTP base URL (its JWKS is at /.well-known/jwks.json).' },
   { key: 'audience', env: 'TA_AUDIENCE', flag: '--audience', scope: 'sidecar', schema: z.string().min(1),
     description: 'Sidecar: audience required of every token unless a request names another.' },
+  { key: 'instanceId', env: 'TA_INSTANCE_ID', flag: '--instance-id', scope: 'sidecar', schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits, _ . : - (at most 128)'),
+    description: 'Sidecar: name reported in propagation receipts. Default: <hostname>-<pid>.' },
   { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: '5s', schema: duration('TA_STALENESS_BOUND', { min: 100 }),
     description: 'Sidecar: revocation state older than this is stale (no heartbeat or event seen).' },
   { key: 'stalenessPolicy', env: 'TA_STALENESS_POLICY', flag: '--staleness-policy', scope: 'sidecar', default: 'fail-closed', schema: z.enum(['fail-closed', 'fail-open']),

@@ -7,7 +7,7 @@ import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import { JWK_SHAPES } from './key-set-document.js';
+import { JWK_SHAPES, privateMembersOf } from './key-set-document.js';
 import type { PrivateJwk, PublicJwk } from './key-store.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -67,6 +67,7 @@ export async function generateSigningKey(alg: SigningAlgorithm, kid: string = ne
   }
   const exported = pair.privateKey.export({ format: 'jwk' }) as Record<string, unknown>;
   const publicJwk = toPublicJwk(exported, kid, alg);
-  const privateJwk = { ...exported, ...publicJwk } as PrivateJwk;
-  return { kid, alg, privateJwk, publicJwk };
+  const privateJwk: Record<string, unknown> = { ...publicJwk };
+  for (const member of privateMembersOf(alg)) privateJwk[member] = exported[member];
+  return { kid, alg, privateJwk: privateJwk as unknown as PrivateJwk, publicJwk };
 }

@@ -17,6 +17,11 @@ export const JWK_SHAPES: Readonly<Record<SigningAlgorithm, { kty: PublicJwk['kty
   RS256: { kty: 'RSA', members: ['n', 'e'] },
 };
 
+/** The private members a stored private JWK of `alg` must carry. */
+export function privateMembersOf(alg: SigningAlgorithm): readonly string[] {
+  return alg === 'RS256' ? ['d', 'p', 'q', 'dp', 'dq', 'qi'] : ['d'];
+}
+
 const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const B64URL_PATTERN = /^[A-Za-z0-9_-]+$/;
 
@@ -52,15 +57,19 @@ function parsePublicJwk(value: unknown, path: string, kid: string, alg: SigningA
   if (value.kid !== kid) fail(`${path}.kid`, 'must equal the key\'s kid');
   if (value.alg !== alg) fail(`${path}.alg`, 'must equal the key\'s alg');
   if (value.use !== 'sig') fail(`${path}.use`, 'must be "sig"');
-  const jwk: PublicJwk = { kty: shape.kty, kid, alg, use: 'sig' };
+  // Same member order as a freshly generated key, so every replica serialises one JWKS alike.
+  const jwk: Record<string, unknown> = { kty: shape.kty };
   for (const member of shape.members) {
     const v = value[member];
     if (typeof v !== 'string' || (member !== 'crv' && !B64URL_PATTERN.test(v))) {
       fail(`${path}.${member}`, 'must be a base64url string');
     }
-    (jwk as unknown as Record<string, string>)[member] = v;
+    jwk[member] = v;
   }
-  return jwk;
+  jwk.kid = kid;
+  jwk.alg = alg;
+  jwk.use = 'sig';
+  return jwk as unknown as PublicJwk;
 }
 
 function parsePrivateJwk(value: unknown, path: string, publicJwk: PublicJwk): PrivateJwk {
@@ -73,8 +82,7 @@ function parsePrivateJwk(value: unknown, path: string, publicJwk: PublicJwk): Pr
       fail(`${path}.${member}`, 'does not match the public key');
     }
   }
-  const privateMembers = shape.kty === 'RSA' ? ['d', 'p', 'q', 'dp', 'dq', 'qi'] : ['d'];
-  for (const member of privateMembers) {
+  for (const member of privateMembersOf(publicJwk.alg)) {
     const v = value[member];
     if (typeof v !== 'string' || !B64URL_PATTERN.test(v)) fail(`${path}.${member}`, 'must be a base64url string');
     jwk[member] = v;

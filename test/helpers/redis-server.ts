@@ -16,6 +16,10 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Start again on the same port with the same directory (so AOF data survives). */
   restart(): Promise<void>;
+  /** SIGSTOP: connections stay open but nothing is answered (a hung server, not a dead one). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export interface StartRedisOptions {
@@ -91,6 +95,12 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       if (child) await terminate(child, 'SIGKILL');
       child = undefined;
     },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
     async restart() {
       if (removed) throw new Error('restart() after stop(): the data directory is gone');
       if (child) await terminate(child, 'SIGTERM');
@@ -163,6 +173,8 @@ function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
       resolve();
     });
     child.kill(signal);
+    // A paused (SIGSTOP) server only acts on SIGTERM once continued.
+    if (signal !== 'SIGKILL') child.kill('SIGCONT');
   });
 }
 

@@ -88,6 +88,7 @@ export class SaveGate {
 
 /** A store whose saves pass through a {@link SaveGate} and are counted. */
 export class GatedStore implements KeyStore {
+  loads = 0;
   saves = 0;
   successfulSaves = 0;
 
@@ -97,6 +98,7 @@ export class GatedStore implements KeyStore {
   ) {}
 
   load(): Promise<KeySetDocument | undefined> {
+    this.loads++;
     return this.inner.load();
   }
 

@@ -1,0 +1,108 @@
+import { status } from '@grpc/grpc-js';
+import {
+  AuthorizationService,
+  type AuthorizationServer,
+  type CheckRequest,
+  type CheckResponse,
+} from '../gen/envoy/service/auth/v3/external_auth.js';
+import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
+import { StatusCode } from '../gen/envoy/type/v3/http_status.js';
+import type { VerifyReason, VerifyResult } from '../shared/claims.js';
+import type { Verifier } from '../verifier/create-verifier.js';
+import { unary, type UnaryDeps } from '../grpc/unary.js';
+import type { GrpcServiceRegistration } from '../grpc/server.js';
+
+/**
+ * Headers the sidecar sets on an allowed request. They are always all set or removed, so a client
+ * can never smuggle its own `x-auth-*` values past Envoy to the service.
+ */
+export const CLAIM_HEADERS = {
+  subject: 'x-auth-subject',
+  scopes: 'x-auth-scopes',
+  sessionId: 'x-auth-session-id',
+  tokenId: 'x-auth-token-id',
+  audience: 'x-auth-audience',
+  expiresAt: 'x-auth-expires-at',
+  issuer: 'x-auth-issuer',
+} as const;
+
+const overwrite = (key: string, value: string) => ({
+  header: { key, value, rawValue: Buffer.alloc(0) },
+  appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+  keepEmptyValue: false,
+});
+
+/** RFC 6750 §3.1: insufficient scope is 403, a stale verifier is a 503 the client may retry, the rest 401. */
+function httpStatusFor(reason: VerifyReason): StatusCode {
+  if (reason === 'MISSING_SCOPE') return StatusCode.Forbidden;
+  if (reason === 'STALE') return StatusCode.ServiceUnavailable;
+  return StatusCode.Unauthorized;
+}
+
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const m = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization);
+  return m?.[1];
+}
+
+export function denyResponse(reason: VerifyReason | 'MISSING_TOKEN', detail: string): CheckResponse {
+  const code = reason === 'MISSING_TOKEN' ? StatusCode.Unauthorized : httpStatusFor(reason);
+  const error = reason === 'MISSING_SCOPE' ? 'insufficient_scope' : 'invalid_token';
+  const challenge = reason === 'MISSING_TOKEN' ? 'Bearer' : `Bearer error="${error}", error_description="${reason}"`;
+  const headers = [overwrite('www-authenticate', challenge), overwrite('content-type', 'application/json')];
+  if (reason === 'STALE') headers.push(overwrite('retry-after', '1'));
+  return {
+    status: { code: code === StatusCode.Forbidden ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, message: `${reason}: ${detail}` },
+    httpResponse: { $case: 'deniedResponse', deniedResponse: { status: { code }, headers, body: JSON.stringify({ error, reason, detail }) } },
+  };
+}
+
+export function allowResponse(result: Extract<VerifyResult, { valid: true }>): CheckResponse {
+  const c = result.claims;
+  const values: Record<string, string> = {
+    [CLAIM_HEADERS.subject]: c.subject,
+    [CLAIM_HEADERS.scopes]: c.scopes.join(' '),
+    [CLAIM_HEADERS.sessionId]: c.sessionId,
+    [CLAIM_HEADERS.tokenId]: c.tokenId,
+    [CLAIM_HEADERS.audience]: c.audience.join(' '),
+    [CLAIM_HEADERS.expiresAt]: String(c.expiresAt),
+    [CLAIM_HEADERS.issuer]: c.issuer,
+  };
+  const set = Object.entries(values).filter(([, v]) => v.length > 0);
+  const remove = Object.entries(values).filter(([, v]) => v.length === 0).map(([k]) => k);
+  return {
+    status: { code: status.OK, message: '' },
+    httpResponse: { $case: 'okResponse', okResponse: { headers: set.map(([k, v]) => overwrite(k, v)), headersToRemove: remove } },
+  };
+}
+
+/**
+ * Envoy's ext_authz v3 `Check`, answered locally. Reads `authorization: Bearer …`; the audience and
+ * required scopes come from the route's `context_extensions` (`audience`, `required_scopes`,
+ * space-separated) or the sidecar's defaults.
+ */
+export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps): GrpcServiceRegistration {
+  const implementation: AuthorizationServer = {
+    check: unary('Check', deps, async (req: CheckRequest, ctx) => {
+      const http = req.attributes?.request?.http;
+      const ext = req.attributes?.contextExtensions ?? {};
+      const token = bearerToken(http?.headers.authorization);
+      if (!token) {
+        deps.metrics?.verifyOutcomes.labels('MISSING_TOKEN').inc();
+        return denyResponse('MISSING_TOKEN', 'no bearer token in the authorization header');
+      }
+      const result = await verifier.verify(token, {
+        ...(ext.audience ? { audience: ext.audience } : {}),
+        requiredScopes: ext.required_scopes ? ext.required_scopes.split(' ').filter(Boolean) : [],
+      });
+      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
+      if (!result.valid) {
+        ctx.log.reason = result.reason;
+        return denyResponse(result.reason, result.detail);
+      }
+      Object.assign(ctx.log, { sub: result.claims.subject, jti: result.claims.tokenId });
+      return allowResponse(result);
+    }),
+  };
+  return { name: 'envoy.service.auth.v3.Authorization', definition: AuthorizationService, implementation };
+}

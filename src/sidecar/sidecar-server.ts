@@ -1,0 +1,152 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/config.js';
+import { redactUrl } from '../config/options.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
+import { RedisTokenStore } from '../store/redis-token-store.js';
+import type { TokenStore } from '../store/token-store.js';
+import { createVerifier, type Verifier } from '../verifier/create-verifier.js';
+import { RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
+import { GrpcServer } from '../grpc/server.js';
+import { serverCredentials } from '../grpc/credentials.js';
+import { HttpServer, healthRoute, metricsRoute } from '../http/http-server.js';
+import { createExtAuthzService } from './ext-authz.js';
+import { createSidecarService } from './sidecar-service.js';
+
+export interface SidecarOverrides {
+  clock?: Clock;
+  metrics?: Metrics;
+  /** A revocation source other than Redis at TA_REDIS_URL (tests). */
+  store?: TokenStore;
+}
+
+export interface RunningSidecar {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly instanceId: string;
+  readonly verifier: Verifier;
+  readonly keys: RemoteKeyResolver;
+  stop(): Promise<void>;
+}
+
+/** How often a sidecar refreshes its propagation receipt, and how long a receipt lives. */
+const RECEIPT_INTERVAL_MS = 1000;
+const RECEIPT_TTL_MS = 5000;
+
+/**
+ * A sidecar verifier: keys from the authority's JWKS, revocations from Redis, answering
+ * TokenAuthorityService/Verify and Envoy's ext_authz Check locally.
+ */
+export async function startSidecar(config: Config, logger: Logger, overrides: SidecarOverrides = {}): Promise<RunningSidecar> {
+  const clock = overrides.clock ?? systemClock;
+  const metrics = overrides.metrics ?? createMetrics();
+  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
+  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
+
+  const store = overrides.store ?? new RedisTokenStore({
+    url: config.redisUrl!,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
+    logger: logger.child({ component: 'redis' }),
+  });
+  const keys = new RemoteKeyResolver({
+    jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
+    cooldownMs: config.jwksCooldownMs,
+    clock,
+    logger: logger.child({ component: 'jwks' }),
+  });
+
+  // Propagation receipts: report the applied sequence at once when it moves, and refresh the
+  // receipt's TTL every second so the authority can tell live verifiers from dead ones.
+  let applied = 0;
+  let reported = -1;
+  let reporting = false;
+  const report = () => {
+    if (reporting) return;
+    reporting = true;
+    const seq = applied;
+    store.reportApplied(instanceId, seq, RECEIPT_TTL_MS).then(
+      () => {
+        reported = seq;
+        reporting = false;
+        if (applied !== reported) report();
+      },
+      () => {
+        reporting = false;
+      },
+    );
+  };
+  const verifier = createVerifier({
+    issuer: config.issuer,
+    keys,
+    revocations: store,
+    clockSkewMs: config.clockSkewMs,
+    tokenCacheSize: config.tokenCacheSize,
+    stalenessBoundMs: config.stalenessBoundMs,
+    stalenessPolicy: config.stalenessPolicy,
+    ...(config.audience ? { audience: config.audience } : {}),
+    onApplied: (seq) => {
+      applied = seq;
+      report();
+    },
+    clock,
+    logger: logger.child({ component: 'verifier' }),
+  });
+
+  if (!(await keys.start())) logger.warn({ authority: config.authorityUrl }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
+  await verifier.start();
+  const receiptTimer = setInterval(report, RECEIPT_INTERVAL_MS);
+  receiptTimer.unref();
+  report();
+
+  const deps = { logger: logger.child({ component: 'grpc' }), metrics };
+  const grpc = new GrpcServer({
+    address: config.grpcAddr,
+    credentials: serverCredentials(config),
+    services: [createSidecarService(verifier, () => keys.jwksJson(), deps), createExtAuthzService(verifier, deps)],
+    protoFiles: ['tokenauthority/v1/token_authority.proto', 'envoy/service/auth/v3/external_auth.proto'],
+    logger,
+  });
+  registerVerifierGauges(metrics, verifier);
+  const http = new HttpServer({
+    address: config.httpAddr,
+    logger,
+    routes: {
+      '/metrics': metricsRoute(metrics),
+      '/healthz': healthRoute(async () => {
+        const s = verifier.status();
+        const keysLoaded = keys.stats().kids.length > 0;
+        const ok = keysLoaded && s.revocation.synced && !s.revocation.stale;
+        return { ok, details: { keys: keysLoaded ? 'loaded' : 'missing', revocation: s.revocation.stale ? 'stale' : 'fresh', appliedSeq: s.revocation.appliedSeq, ageMs: Math.round(s.revocation.ageMs) } };
+      }),
+      '/status': () => ({ status: 200, body: JSON.stringify({ instanceId, ...verifier.status(), jwks: keys.stats() }), headers: { 'cache-control': 'no-store' } }),
+    },
+  });
+  const grpcPort = await grpc.start();
+  const httpPort = await http.start();
+  logger.info({ grpcPort, httpPort, instanceId, appliedSeq: verifier.status().revocation.appliedSeq }, 'sidecar serving');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort,
+    httpPort,
+    instanceId,
+    verifier,
+    keys,
+    stop() {
+      stopping ??= (async () => {
+        await grpc.shutdown(config.shutdownGraceMs);
+        clearInterval(receiptTimer);
+        await http.stop();
+        keys.stop();
+        await verifier.stop();
+        if (!overrides.store) await store.close();
+        logger.info('sidecar stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { TokenAuthorityServiceService, type TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token_authority.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import type { Verifier } from '../verifier/create-verifier.js';
+import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { toVerifyResponse } from '../grpc/verify-response.js';
+import type { GrpcServiceRegistration } from '../grpc/server.js';
+
+const authorityOnly = (method: string) => () => {
+  throw new TokenAuthorityError(ErrorCodes.UNIMPLEMENTED, `${method} is answered by the authority, not by a sidecar: call the authority's address`);
+};
+
+/**
+ * TokenAuthorityService as a sidecar serves it: Verify answered locally (so a client moves from the
+ * authority to its sidecar by changing only the address) and GetJwks from the cached key set.
+ */
+export function createSidecarService(verifier: Verifier, jwksJson: () => string, deps: UnaryDeps): GrpcServiceRegistration {
+  const implementation: TokenAuthorityServiceServer = {
+    verify: unary('Verify', deps, async (req) => {
+      const result = await verifier.verify(req.token, { ...(req.audience ? { audience: req.audience } : {}), requiredScopes: req.requiredScopes });
+      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
+      return toVerifyResponse(result);
+    }),
+    getJwks: unary('GetJwks', deps, () => {
+      const json = jwksJson();
+      const keys = (JSON.parse(json) as { keys: Array<Record<string, unknown>> }).keys;
+      return { jwksJson: json, keys: keys.map((k) => ({ keyId: String(k.kid), algorithm: String(k.alg ?? ''), jwkJson: JSON.stringify(k) })) };
+    }),
+    issue: unary('Issue', deps, authorityOnly('Issue')),
+    refresh: unary('Refresh', deps, authorityOnly('Refresh')),
+    revoke: unary('Revoke', deps, authorityOnly('Revoke')),
+    getPropagation: unary('GetPropagation', deps, authorityOnly('GetPropagation')),
+  };
+  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceService, implementation };
+}

@@ -1,0 +1,18 @@
+/**
+ * `token-authority`: the embeddable verifier library. Verify access tokens issued by a
+ * token-authority locally, with revocations pushed from its feed. It imports no server code: a
+ * logger is passed in, and Redis is reached only through a RevocationSource
+ * (`token-authority/redis` provides one).
+ */
+export { createVerifier, type StalenessPolicy, type Verifier, type VerifierOptions, type VerifierStatus } from './create-verifier.js';
+export { RemoteKeyResolver, type RemoteKeyResolverOptions, type RemoteKeyResolverStats } from './remote-key-resolver.js';
+export { createStaticKeyResolver, keysFromJwks, MutableKeyResolver, type KeysFromJwksResult, type SkippedJwk } from './static-key-resolver.js';
+export type { KeyResolver, VerificationKey } from './key-resolver.js';
+export type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
+export type { FreshnessStatus } from './revocation-sync.js';
+export { VerifyReasons, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+export { ErrorCodes, TokenAuthorityError, type ErrorCode } from '../shared/errors.js';
+export type { Clock } from '../shared/clock.js';
+export type { Logger } from '../shared/logger.js';
+export { parseFeedMessage, type FeedMessage, type HeartbeatEvent, type RevocationEvent } from '../shared/revocation-event.js';
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';

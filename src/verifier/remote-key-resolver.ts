@@ -1,0 +1,163 @@
+import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { KeyResolver, VerificationKey } from './key-resolver.js';
+import { keysFromJwks, MutableKeyResolver } from './static-key-resolver.js';
+
+/** Options of {@link RemoteKeyResolver}. Durations in milliseconds. */
+export interface RemoteKeyResolverOptions {
+  /** The authority's JWKS, e.g. http://authority:8080/.well-known/jwks.json */
+  jwksUrl: string;
+  /** Minimum time between refetches caused by unknown kids. Default 10 000. */
+  cooldownMs?: number;
+  /** An unknown kid that a fresh fetch did not find is not looked for again for this long. Default: cooldownMs. */
+  negativeCacheMs?: number;
+  /** Refresh interval when the response has no usable Cache-Control max-age. Default 300 000. */
+  defaultMaxAgeMs?: number;
+  /** Background refreshes happen at this fraction of max-age (so before it runs out). Default 0.8. */
+  refreshAt?: number;
+  /** Per-request timeout. Default 5000. */
+  timeoutMs?: number;
+  /** A JWKS larger than this is refused. Default 256 KiB. */
+  maxBytes?: number;
+  algorithms?: readonly SigningAlgorithm[];
+  /** Injected for tests; default global fetch. */
+  fetch?: typeof fetch;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface RemoteKeyResolverStats {
+  fetches: number;
+  failures: number;
+  lastSuccessAt: number | undefined;
+  kids: string[];
+}
+
+/**
+ * Keys from the authority's HTTP JWKS, kept in memory so `get(kid)` is synchronous. Refetches:
+ * in the background before max-age runs out, and on an unknown kid — single-flight, at most once
+ * per cooldown, with a negative cache — so a flood of garbage kids costs the authority at most
+ * one fetch per cooldown. A failed fetch keeps the last good set.
+ */
+export class RemoteKeyResolver implements KeyResolver {
+  private readonly keys = new MutableKeyResolver();
+  private readonly negative = new Map<string, number>();
+  private inflight: Promise<boolean> | undefined;
+  private lastFetchStartedAt = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private failuresInRow = 0;
+  private lastGoodJson = '{"keys":[]}';
+  private readonly counters = { fetches: 0, failures: 0, lastSuccessAt: undefined as number | undefined };
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly cooldownMs: number;
+
+  constructor(private readonly opts: RemoteKeyResolverOptions) {
+    try {
+      new URL(opts.jwksUrl);
+    } catch {
+      throw new TokenAuthorityError(ErrorCodes.INVALID_ARGUMENT, `jwksUrl "${opts.jwksUrl}" is not a URL`);
+    }
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? silentLogger;
+    this.cooldownMs = opts.cooldownMs ?? 10_000;
+  }
+
+  /**
+   * Fetch the key set once. Resolves true once keys are loaded; false if the first fetch failed
+   * (background retries continue, and tokens answer UNKNOWN_KEY meanwhile).
+   */
+  async start(): Promise<boolean> {
+    return this.refresh('start');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  get(kid: string): VerificationKey | undefined {
+    return this.keys.get(kid);
+  }
+
+  async resolveUnknown(kid: string): Promise<VerificationKey | undefined> {
+    const known = this.keys.get(kid);
+    if (known) return known;
+    const now = this.clock.nowMs();
+    const until = this.negative.get(kid);
+    if (until !== undefined && until > now) return undefined;
+    if (this.inflight) await this.inflight;
+    else if (now - this.lastFetchStartedAt >= this.cooldownMs) await this.refresh(`unknown kid`);
+    const found = this.keys.get(kid);
+    if (!found) {
+      if (this.negative.size > 10_000) this.negative.clear(); // bounded: garbage kids cannot grow it
+      this.negative.set(kid, this.clock.nowMs() + (this.opts.negativeCacheMs ?? this.cooldownMs));
+    }
+    return found;
+  }
+
+  /** The last JWKS document fetched successfully, verbatim. */
+  jwksJson(): string {
+    return this.lastGoodJson;
+  }
+
+  stats(): RemoteKeyResolverStats {
+    return { ...this.counters, kids: this.keys.kids() };
+  }
+
+  /** Single-flight fetch; resolves true on success. Never throws. */
+  private refresh(why: string): Promise<boolean> {
+    if (this.inflight) return this.inflight;
+    this.lastFetchStartedAt = this.clock.nowMs();
+    this.inflight = this.fetchOnce(why).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async fetchOnce(why: string): Promise<boolean> {
+    this.counters.fetches++;
+    let maxAgeMs = this.opts.defaultMaxAgeMs ?? 300_000;
+    try {
+      const res = await (this.opts.fetch ?? fetch)(this.opts.jwksUrl, {
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+        headers: { accept: 'application/jwk-set+json, application/json' },
+        redirect: 'error',
+      });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      const text = await res.text();
+      if (text.length > (this.opts.maxBytes ?? 256 * 1024)) throw new Error(`JWKS is larger than ${this.opts.maxBytes ?? 256 * 1024} bytes`);
+      const { keys, skipped } = keysFromJwks(JSON.parse(text) as { keys: unknown[] }, this.opts.algorithms ? { algorithms: this.opts.algorithms } : {});
+      if (keys.length === 0) throw new Error('JWKS holds no usable key');
+      if (skipped.length > 0) this.logger.warn({ skipped }, 'JWKS keys skipped');
+      this.lastGoodJson = text;
+      const before = new Set(this.keys.kids());
+      this.keys.replace(keys);
+      for (const k of keys) this.negative.delete(k.kid);
+      const added = keys.map((k) => k.kid).filter((k) => !before.has(k));
+      if (added.length > 0 || before.size !== keys.length) this.logger.info({ kids: keys.map((k) => k.kid), added, why }, 'JWKS loaded');
+      const m = /max-age=(\d+)/.exec(res.headers.get('cache-control') ?? '');
+      if (m) maxAgeMs = Number(m[1]) * 1000;
+      this.counters.lastSuccessAt = this.clock.nowMs();
+      this.failuresInRow = 0;
+      this.schedule(Math.max(1000, maxAgeMs * (this.opts.refreshAt ?? 0.8)));
+      return true;
+    } catch (err) {
+      this.counters.failures++;
+      this.failuresInRow++;
+      this.logger.warn({ err: (err as Error).message, url: this.opts.jwksUrl, why, keptKids: this.keys.size }, 'JWKS fetch failed; keeping the last good key set');
+      this.schedule(Math.min(30_000, 500 * 2 ** Math.min(this.failuresInRow, 6)));
+      return false;
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.refresh('scheduled'), ms);
+    this.timer.unref();
+  }
+}
