@@ -61,7 +61,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     rotationIntervalMs: config.keyRotationIntervalMs,
     retainMs: config.maxAccessTtlMs + config.clockSkewMs,
     clock,
-    logger: logger.child({ component: 'keys' }),
+    logger,
   });
   const verifier = createVerifier({
     issuer: config.issuer,

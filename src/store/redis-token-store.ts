@@ -108,6 +108,10 @@ export class RedisTokenStore implements TokenStore {
       this.url = options.url;
       this.connectionOptions = {};
     } else if (typeof options.url === 'object' && options.url !== null) {
+      // ioredis would prefix declared KEYS but not the keys the scripts derive: split state.
+      if (options.url.keyPrefix) {
+        throw new TokenAuthorityError(ErrorCodes.CONFIG, 'set keyPrefix on the store options, not in the ioredis options');
+      }
       this.url = undefined;
       this.connectionOptions = { ...options.url };
     } else {

@@ -421,6 +421,19 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         assert.equal(j3.seq, 4);
       });
 
+      it('carries ids and reasons with quotes, slashes, newlines and non-ASCII verbatim', async () => {
+        const { feed, subscription } = await subscribed();
+        const weird = 'a"b\\c/d\né✓';
+        const e = await store().revoke({ kind: 'sid', id: weird, until: t.nowMs() + HOUR, reason: weird });
+        assert.equal(e.id, weird);
+        assert.equal(e.reason, weird);
+        assert.deepEqual((await store().readLog(0, 1)).events, [e]);
+        await feed.until('the revocation', () => feed.revocations.length === 1);
+        assert.deepEqual(feed.revocations[0], e);
+        assert.deepEqual(await store().revoke({ kind: 'sid', id: weird, until: t.nowMs() + HOUR }), e);
+        await subscription.close();
+      });
+
       it('rejects malformed input with ERR_INVALID_ARGUMENT', async () => {
         await assert.rejects(store().revoke({ kind: 'jti', id: '', until: 1 }), { code: ErrorCodes.INVALID_ARGUMENT });
         await assert.rejects(store().revoke({ kind: 'nope' as 'jti', id: 'x', until: 1 }), { code: ErrorCodes.INVALID_ARGUMENT });
