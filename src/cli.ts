@@ -91,29 +91,43 @@ withConfigOptions(program.command('sidecar').description('Run a sidecar verifier
 });
 
 const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key directory; a running authority picks changes up within seconds).');
-for (const [name, description] of [['list', 'List keys with their state (never private material).'], ['rotate', 'Rotate now: next → active, active → retired, new next.']] as const) {
-  withConfigOptions(keys.command(name).description(description), 'authority').action(async (_o, cmd: Command) => {
-    try {
-      const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-      const manager = new KeyManager({
-        store: new FileKeyStore(config.keyDir),
-        algorithm: config.keyAlgorithm,
-        rotationIntervalMs: 0,
-        retainMs: config.maxAccessTtlMs + config.clockSkewMs,
-      });
-      await manager.start();
-      if (name === 'rotate') {
-        const active = await manager.rotate();
-        process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);
-      }
-      for (const k of manager.list()) {
-        process.stdout.write(`${k.kid}\t${k.alg}\t${k.state}\tcreated ${new Date(k.createdAt).toISOString()}${k.removeAfter ? `\tremove after ${new Date(k.removeAfter).toISOString()}` : ''}\n`);
-      }
-      await manager.stop();
-    } catch (err) {
-      fail(err);
+withConfigOptions(keys.command('list').description('List keys with their state (read-only; never private material).'), 'authority').action(async (_o, cmd: Command) => {
+  try {
+    const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
+    const doc = await new FileKeyStore(config.keyDir).load();
+    if (!doc) {
+      process.stdout.write(`no keys in ${config.keyDir} yet (the authority creates them on first start)\n`);
+      return;
     }
-  });
+    printKeys(doc.keys);
+  } catch (err) {
+    fail(err);
+  }
+});
+
+withConfigOptions(keys.command('rotate').description('Rotate now: next → active, active → retired, new next.'), 'authority').action(async (_o, cmd: Command) => {
+  try {
+    const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
+    const manager = new KeyManager({
+      store: new FileKeyStore(config.keyDir),
+      algorithm: config.keyAlgorithm,
+      rotationIntervalMs: 0,
+      retainMs: config.maxAccessTtlMs + config.clockSkewMs,
+    });
+    await manager.start();
+    const active = await manager.rotate();
+    process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);
+    printKeys(manager.list());
+    await manager.stop();
+  } catch (err) {
+    fail(err);
+  }
+});
+
+function printKeys(list: ReadonlyArray<{ kid: string; alg: string; state: string; createdAt: number; removeAfter?: number | undefined }>): void {
+  for (const k of list) {
+    process.stdout.write(`${k.kid}\t${k.alg}\t${k.state}\tcreated ${new Date(k.createdAt).toISOString()}${k.removeAfter ? `\tremove after ${new Date(k.removeAfter).toISOString()}` : ''}\n`);
+  }
 }
 
 /** Operator commands that call a running authority over gRPC. */

@@ -73,18 +73,33 @@ export class RevocationSync {
       }, timeoutMs);
       timer.unref?.();
     });
-    this.subscription = await this.opts.source.subscribe({
-      onReady: () => {
-        this.connected = true;
-        void this.catchUp('subscribed');
-      },
-      onDisconnect: (error) => {
-        if (this.connected) this.opts.logger.warn({ err: error?.message }, 'revocation feed disconnected; will resync from the log on reconnect');
-        this.connected = false;
-      },
-      onMessage: (m) => this.onMessage(m),
-    });
+    void this.connect();
     await ready;
+  }
+
+  /** Subscribe, retrying with capped backoff while the source is unreachable (e.g. Redis down at start). */
+  private async connect(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const subscription = await this.opts.source.subscribe({
+          onReady: () => {
+            this.connected = true;
+            void this.catchUp('subscribed');
+          },
+          onDisconnect: (error) => {
+            if (this.connected) this.opts.logger.warn({ err: error?.message }, 'revocation feed disconnected; will resync from the log on reconnect');
+            this.connected = false;
+          },
+          onMessage: (m) => this.onMessage(m),
+        });
+        if (this.stopped) await subscription.close();
+        else this.subscription = subscription;
+        return;
+      } catch (err) {
+        if (attempt === 0) this.opts.logger.warn({ err: (err as Error).message }, 'cannot subscribe to the revocation feed yet; retrying (state is stale until it loads)');
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))).unref?.());
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -103,6 +103,11 @@ export interface KeysFromJwksResult {
 /** JWK members that only private (or symmetric) keys carry (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
+/** A JWK member value for a skip reason: bounded, since the document comes from the network. */
+function show(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).slice(0, 40);
+}
+
 /** The one algorithm each supported kty/crv can mean here. */
 function inferAlgorithm(jwk: Record<string, unknown>): SigningAlgorithm | undefined {
   if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
@@ -133,14 +138,14 @@ export function keysFromJwks(jwks: { keys: unknown[] }, opts: KeysFromJwksOption
     const kid = jwk.kid;
     if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) return skip('missing or invalid kid');
     if (PRIVATE_MEMBERS.some((m) => jwk[m] !== undefined)) return skip('carries private or symmetric key material', kid);
-    if (jwk.use !== undefined && jwk.use !== 'sig') return skip(`use is ${JSON.stringify(jwk.use)}, not "sig"`, kid);
+    if (jwk.use !== undefined && jwk.use !== 'sig') return skip(`use is ${show(jwk.use)}, not "sig"`, kid);
     if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) {
       return skip('key_ops does not include "verify"', kid);
     }
     const inferred = inferAlgorithm(jwk);
-    if (inferred === undefined) return skip(`unsupported kty/crv ${String(jwk.kty)}/${String(jwk.crv)}`, kid);
+    if (inferred === undefined) return skip(`unsupported kty/crv ${show(jwk.kty)}/${show(jwk.crv)}`, kid);
     if (jwk.alg !== undefined && jwk.alg !== inferred) {
-      return skip(`alg ${JSON.stringify(jwk.alg)} does not fit kty/crv ${String(jwk.kty)}/${String(jwk.crv)}`, kid);
+      return skip(`alg ${show(jwk.alg)} does not fit kty/crv ${show(jwk.kty)}/${show(jwk.crv)}`, kid);
     }
     if (!allowed.includes(inferred)) return skip(`alg ${inferred} is not allowed`, kid);
     if (seen.has(kid)) return skip('duplicate kid (the first key with it is kept)', kid);

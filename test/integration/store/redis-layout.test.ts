@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { ErrorCodes } from '../../../src/shared/errors.js';
 import { redisKeys } from '../../../src/store/redis-keys.js';
+import { createRedisRevocationSource } from '../../../src/store/redis-revocation-source.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { FeedCollector } from '../../contract/feed-collector.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
@@ -100,6 +101,25 @@ describe('RedisTokenStore key layout, options and feed hygiene (real redis-serve
       assert.equal(store.droppedFeedMessages, 2);
       await sub.close();
     } finally {
+      await store.close();
+    }
+  });
+
+  it('serves a verifier read-only through createRedisRevocationSource', async () => {
+    const store = new RedisTokenStore({ url: redis.url, keyPrefix: 'source:', retentionMs: HOUR });
+    const source = createRedisRevocationSource({ url: redis.url, keyPrefix: 'source:' });
+    try {
+      const e1 = await store.revoke({ kind: 'jti', id: 'j1', until: Date.now() + HOUR });
+      const feed = new FeedCollector();
+      const sub = await source.subscribe(feed);
+      await feed.until('onReady', () => feed.readyCount === 1);
+      const e2 = await store.revoke({ kind: 'sub', id: 'u', until: Date.now() + HOUR });
+      await feed.until('the live revocation', () => feed.revocations.length === 1);
+      assert.deepEqual(feed.revocations, [e2]);
+      assert.deepEqual(await source.readLog(0, 10), { events: [e1, e2], headSeq: 2 });
+      await sub.close();
+    } finally {
+      await source.close();
       await store.close();
     }
   });

@@ -251,6 +251,10 @@ describe('verifySignatureAndParse', () => {
         note: 'a":"b\\":{[', nested: { alg: 'none', kid: ['x:y', { z: '"' }] }, list: [1, ':', {}],
       };
       expectClaims(verify(forgeToken({ key: keys.ES256, alg: 'ES256', header, payload: payload() })));
+      for (const x of ['he said "hi": ok', 'x\\', 'x\\":', '\\\\"a":1,"b":', '":', '{"alg":"none"}']) {
+        const h = { alg: 'ES256', typ: 'at+jwt', x, kid: keys.ES256.kid };
+        expectClaims(verify(forgeToken({ key: keys.ES256, alg: 'ES256', header: h, payload: payload() })));
+      }
       const spaced = `{ "alg" : "ES256" ,\n "typ":"at+jwt", "kid":"${keys.ES256.kid}" }`;
       expectClaims(verify(forgeToken({ key: keys.ES256, alg: 'ES256', header: spaced, payload: payload() })));
     });
