@@ -77,7 +77,7 @@ describe('RevocationState', () => {
   it('prunes entries whose until has passed, and only those', () => {
     const s = new RevocationState();
     s.apply(ev('jti', 'a', T0 + 1000));
-    s.apply(ev('jti', 'b', T0 + 1500)); // same second as... no: next second
+    s.apply(ev('jti', 'b', T0 + 1500)); // a, b and c share one expiry-queue second
     s.apply(ev('jti', 'c', T0 + 1999));
     s.apply(ev('sid', 'd', T0 + 1000));
     s.apply(ev('sub', 'alice', T0 + 1200, 4));
