@@ -96,8 +96,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     logger: logger.child({ component: 'verifier' }),
   });
 
-  if (!(await keys.start())) logger.warn({ authority: config.authorityUrl }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
   await verifier.start();
+  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
   const receiptTimer = setInterval(report, RECEIPT_INTERVAL_MS);
   receiptTimer.unref();
   report();
@@ -141,7 +141,6 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
         await grpc.shutdown(config.shutdownGraceMs);
         clearInterval(receiptTimer);
         await http.stop();
-        keys.stop();
         await verifier.stop();
         if (!overrides.store) await store.close();
         logger.info('sidecar stopped');

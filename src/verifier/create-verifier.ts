@@ -64,7 +64,7 @@ export interface Verifier {
   verifySync(token: unknown, requirements?: VerifyRequirements): VerifyResult;
   /** Apply a revocation now, ahead of the feed (the authority does this for its own Revoke). */
   applyRevocation(event: RevocationEvent): void;
-  /** Subscribe to revocations and load the log. Resolves once loaded (or after startTimeoutMs). */
+  /** Load keys (a remote JWKS is fetched), subscribe to revocations and load the log. Resolves once loaded (or after startTimeoutMs). */
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): VerifierStatus;
@@ -168,10 +168,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     async start() {
       pruneTimer = setInterval(() => state.prune(clock.nowMs()), 1000);
       pruneTimer.unref();
-      await sync?.start(options.startTimeoutMs);
+      await Promise.all([options.keys.start?.(), sync?.start(options.startTimeoutMs)]);
     },
     async stop() {
       if (pruneTimer) clearInterval(pruneTimer);
+      options.keys.stop?.();
       await sync?.stop();
     },
     status() {

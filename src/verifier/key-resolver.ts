@@ -21,4 +21,8 @@ export interface KeyResolver {
    * resolves to the key if it appeared. Optional: a local resolver has nothing to fetch.
    */
   resolveUnknown?(kid: string): Promise<VerificationKey | undefined>;
+  /** Load keys (e.g. fetch the JWKS). createVerifier().start() calls it; must be idempotent. */
+  start?(): Promise<unknown>;
+  /** Stop background work. createVerifier().stop() calls it. */
+  stop?(): void;
 }

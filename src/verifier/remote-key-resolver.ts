@@ -45,11 +45,13 @@ export class RemoteKeyResolver implements KeyResolver {
   private readonly keys = new MutableKeyResolver();
   private readonly negative = new Map<string, number>();
   private inflight: Promise<boolean> | undefined;
-  private lastFetchStartedAt = -Infinity;
+  /** Only unknown-kid refetches count against the cooldown; scheduled ones are bounded by max-age. */
+  private lastUnknownFetchAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failuresInRow = 0;
   private lastGoodJson = '{"keys":[]}';
+  private started: Promise<boolean> | undefined;
   private readonly counters = { fetches: 0, failures: 0, lastSuccessAt: undefined as number | undefined };
   private readonly clock: Clock;
   private readonly logger: Logger;
@@ -70,8 +72,9 @@ export class RemoteKeyResolver implements KeyResolver {
    * Fetch the key set once. Resolves true once keys are loaded; false if the first fetch failed
    * (background retries continue, and tokens answer UNKNOWN_KEY meanwhile).
    */
-  async start(): Promise<boolean> {
-    return this.refresh('start');
+  start(): Promise<boolean> {
+    this.started ??= this.refresh('start');
+    return this.started;
   }
 
   stop(): void {
@@ -90,7 +93,10 @@ export class RemoteKeyResolver implements KeyResolver {
     const until = this.negative.get(kid);
     if (until !== undefined && until > now) return undefined;
     if (this.inflight) await this.inflight;
-    else if (now - this.lastFetchStartedAt >= this.cooldownMs) await this.refresh(`unknown kid`);
+    else if (now - this.lastUnknownFetchAt >= this.cooldownMs) {
+      this.lastUnknownFetchAt = now;
+      await this.refresh('unknown kid');
+    }
     const found = this.keys.get(kid);
     if (!found) {
       if (this.negative.size > 10_000) this.negative.clear(); // bounded: garbage kids cannot grow it
@@ -111,7 +117,6 @@ export class RemoteKeyResolver implements KeyResolver {
   /** Single-flight fetch; resolves true on success. Never throws. */
   private refresh(why: string): Promise<boolean> {
     if (this.inflight) return this.inflight;
-    this.lastFetchStartedAt = this.clock.nowMs();
     this.inflight = this.fetchOnce(why).finally(() => {
       this.inflight = undefined;
     });
