@@ -3,7 +3,7 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { createMetrics, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { FileKeyStore } from '../keys/file-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
@@ -96,6 +96,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     logger,
   });
   registerGauges(metrics, keys, verifier, clock);
+  gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const http = new HttpServer({
     address: config.httpAddr,
     logger,

@@ -4,7 +4,8 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
+import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -102,7 +103,9 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   receiptTimer.unref();
   report();
 
-  const deps = { logger: logger.child({ component: 'grpc' }), metrics };
+  const inflight = new InflightTracker();
+  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight };
+  gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const grpc = new GrpcServer({
     address: config.grpcAddr,
     credentials: serverCredentials(config),

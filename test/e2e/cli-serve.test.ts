@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authorityClient } from '../helpers/grpc-client.js';
 import { runCli } from '../helpers/cli-process.js';
+import { eventually } from '../helpers/eventually.js';
 
 describe('token-authority serve (a real process)', function () {
   this.timeout(30_000);
@@ -38,13 +39,14 @@ describe('token-authority serve (a real process)', function () {
   it('serves, then on SIGTERM finishes the call in flight and exits 0', async () => {
     const p = runCli(['serve'], { TA_GRPC_ADDR: '127.0.0.1:0', TA_HTTP_ADDR: '127.0.0.1:0', TA_KEY_DIR: keyDir, TA_SHUTDOWN_GRACE: '5s' });
     const serving = await p.waitForLine((l) => l.msg === 'token authority serving');
+    const inFlight = async () => Number(/^ta_grpc_requests_in_flight (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${serving.httpPort as number}/metrics`)).text())?.[1] ?? 0);
     const client = authorityClient(serving.grpcPort as number);
     try {
       const issued = await client.issue({ subject: 'alice', audience: ['orders'] });
       const { sequence } = await client.revoke({ target: { $case: 'token', token: issued.accessToken } });
       // A call that stays in flight for up to 1.5 s: wait for a verifier that will never report.
       const inflight = client.getPropagation({ sequence, minVerifiers: 1, waitMs: 1500 });
-      await p.waitForLine((l) => l.msg === 'rpc' && l.method === 'Revoke');
+      await eventually(async () => (await inFlight()) >= 1, 5000, 'the call is in flight at the server');
       p.kill('SIGTERM');
       const answer = await inflight;
       assert.equal(answer.appliedCount, 0, 'the in-flight call completed normally');

@@ -7,7 +7,8 @@ import { createVerifier, RemoteKeyResolver, type Verifier } from '../../src/veri
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../helpers/authority.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { eventually, startSidecarProcess, type SidecarProcess } from '../helpers/sidecar.js';
+import { eventually } from '../helpers/eventually.js';
+import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar.js';
 
 const REVOKED = VerifyFailureReason.VERIFY_FAILURE_REASON_REVOKED;
 

@@ -7,7 +7,7 @@ import { VerifyFailureReason } from '../../src/gen/tokenauthority/v1/token_autho
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../helpers/authority.js';
 import { authorityClient } from '../helpers/grpc-client.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { eventually } from '../helpers/sidecar.js';
+import { eventually } from '../helpers/eventually.js';
 
 const R = VerifyFailureReason;
 

@@ -1,0 +1,136 @@
+/**
+ * Child process of the memory benchmark (run with `node --expose-gc`, so heap figures are taken
+ * after full collections and nothing else lives in the heap):
+ *
+ *   node --expose-gc dist/bench/memory-child.js --entries 1000000 [--redis redis://… --prefix ta:bench:]
+ *
+ * Starts a verifier (createVerifier + RevocationSync, the production path) on a revocation log of
+ * `entries` jti revocations and reports, as one JSON line on stdout:
+ *   loadMs         time from verifier.start() to the state being loaded (every page read, parsed and applied)
+ *   bytesPerEntry  heapUsed after − before, divided by the entries, after full GCs
+ * The log is either an in-process source that serves JSON lines and parses them exactly as the
+ * Redis store does (parseFeedMessage), or a real Redis log filled beforehand by the parent.
+ */
+import { newId } from '../src/authority/opaque-tokens.js';
+import { parseFeedMessage, type RevocationEvent } from '../src/shared/revocation-event.js';
+import { RedisTokenStore } from '../src/store/redis-token-store.js';
+import { createVerifier } from '../src/verifier/create-verifier.js';
+import type { RevocationLogPage, RevocationSource } from '../src/verifier/revocation-source.js';
+import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+
+export interface MemoryChildResult {
+  source: 'json' | 'redis';
+  entries: number;
+  loadMs: number;
+  bytesPerEntry: number;
+  heapBeforeBytes: number;
+  heapAfterBytes: number;
+  /** RSS growth over the load, for comparison (includes allocator slack). */
+  rssDeltaBytes: number;
+  idChars: number;
+}
+
+/** An in-process log of JSON lines: each read parses its page, as the Redis store's reads do. */
+export class JsonLinesLog implements RevocationSource {
+  constructor(private readonly lines: readonly string[]) {}
+
+  async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
+    // seq n is at index n-1 (contiguous, from 1).
+    const page = this.lines.slice(afterSeq, afterSeq + limit);
+    const events: RevocationEvent[] = [];
+    for (const line of page) {
+      const m = parseFeedMessage(line);
+      if (!m || m.type !== 'rev') throw new Error('bad log line');
+      events.push(m);
+    }
+    return { events, headSeq: this.lines.length };
+  }
+
+  async subscribe(listener: Parameters<RevocationSource['subscribe']>[0]) {
+    queueMicrotask(() => listener.onReady());
+    return { close: async () => undefined };
+  }
+}
+
+/** `n` jti revocation log lines shaped like the store's: ids as the authority mints them, untils spread over 15 min. */
+export function revocationLines(n: number, nowMs = Date.now()): string[] {
+  const lines = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    lines[i] = JSON.stringify({ v: 1, type: 'rev', seq: i + 1, kind: 'jti', id: newId(), until: nowMs + 60_000 + ((i * 7919) % 900_000), at: nowMs });
+  }
+  return lines;
+}
+
+function heapUsed(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with node --expose-gc');
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+export async function measureLoad(source: RevocationSource, entries: number, kind: 'json' | 'redis'): Promise<MemoryChildResult> {
+  const verifier = createVerifier({
+    issuer: 'https://issuer.bench.example',
+    keys: createStaticKeyResolver([]),
+    revocations: source,
+    tokenCacheSize: 0,
+    startTimeoutMs: 120_000,
+  });
+  const rssBefore = process.memoryUsage().rss;
+  const before = heapUsed();
+  const t0 = performance.now();
+  await verifier.start();
+  const loadMs = performance.now() - t0;
+  const after = heapUsed();
+  const status = verifier.status();
+  if (status.revocation.entries.jti !== entries || !status.revocation.synced) {
+    throw new Error(`loaded ${status.revocation.entries.jti} of ${entries} entries (synced: ${status.revocation.synced})`);
+  }
+  const result: MemoryChildResult = {
+    source: kind,
+    entries,
+    loadMs,
+    bytesPerEntry: (after - before) / entries,
+    heapBeforeBytes: before,
+    heapAfterBytes: after,
+    rssDeltaBytes: process.memoryUsage().rss - rssBefore,
+    idChars: newId().length,
+  };
+  await verifier.stop();
+  return result;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const arg = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const entries = Number(arg('entries') ?? 1_000_000);
+  const redisUrl = arg('redis');
+  let result: MemoryChildResult;
+  if (redisUrl) {
+    const store = new RedisTokenStore({ url: redisUrl, keyPrefix: arg('prefix') ?? 'ta:v1:', retentionMs: 3_600_000, commandTimeoutMs: 10_000 });
+    try {
+      result = await measureLoad(store, entries, 'redis');
+    } finally {
+      await store.close();
+    }
+  } else {
+    const lines = revocationLines(entries);
+    result = await measureLoad(new JsonLinesLog(lines), entries, 'json');
+    if (lines.length !== entries) throw new Error('unreachable'); // keeps `lines` alive across both heap readings
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`memory-child: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
