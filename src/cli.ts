@@ -5,7 +5,7 @@ import { loadConfig, type ConfigScope } from './config/config.js';
 import { OPTIONS } from './config/options.js';
 import { isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
-import { startAuthority } from './authority/authority-server.js';
+import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
 import { FileKeyStore } from './keys/file-key-store.js';
 import { KeyManager } from './keys/key-manager.js';
@@ -65,7 +65,7 @@ withConfigOptions(program.command('serve').description('Run the authority (gRPC 
   }
   const logger = createRootLogger(config.logLevel);
   try {
-    const running = await startAuthority(config, logger);
+    const running = await runAuthority(config, logger);
     onSignals(() => running.stop());
   } catch (err) {
     logger.fatal({ err }, 'failed to start');

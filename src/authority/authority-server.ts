@@ -15,7 +15,8 @@ import { createVerifier } from '../verifier/create-verifier.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { InflightTracker } from '../grpc/unary.js';
-import { HttpServer, healthRoute, jwksRoute, metricsRoute } from '../http/http-server.js';
+import { HttpServer, metricsRoute } from '../http/http-server.js';
+import { authorityHttpRoutes } from './authority-http.js';
 import { createLoopbackPolicy, type AccessPolicy } from './access-policy.js';
 import { createAuthorityService } from './authority-service.js';
 import { createPropagationTracker } from './propagation.js';
@@ -27,6 +28,11 @@ export interface AuthorityOverrides {
   keyStore?: KeyStore;
   store?: TokenStore;
   policy?: AccessPolicy;
+  /**
+   * 'single' (default): gRPC + HTTP + heartbeats in this process. 'worker': gRPC only — the
+   * cluster primary (authority-cluster.ts) serves HTTP and publishes heartbeats.
+   */
+  role?: 'single' | 'worker';
 }
 
 export interface RunningAuthority {
@@ -83,8 +89,9 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     logger: logger.child({ component: 'authority' }),
   });
 
+  const single = (overrides.role ?? 'single') === 'single';
   await keys.start();
-  const heartbeat = startHeartbeat(store, config.heartbeatIntervalMs, logger);
+  const heartbeat = single ? startHeartbeat(store, config.heartbeatIntervalMs, logger) : { stop() {} };
   await verifier.start();
 
   const inflight = new InflightTracker();
@@ -97,37 +104,17 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   });
   registerGauges(metrics, keys, verifier, clock);
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
-  const http = new HttpServer({
-    address: config.httpAddr,
-    logger,
-    routes: {
-      '/.well-known/jwks.json': jwksRoute(() => ({ json: keys.jwksJson(), maxAgeSec: keys.jwksMaxAgeSec() })),
-      '/.well-known/openid-configuration': () => ({
-        status: 200,
-        body: JSON.stringify({
-          issuer: config.issuer,
-          jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-          id_token_signing_alg_values_supported: [config.keyAlgorithm],
-          token_endpoint_auth_methods_supported: ['tls_client_auth'],
-        }),
-        headers: { 'cache-control': 'public, max-age=300' },
-      }),
-      '/metrics': metricsRoute(metrics),
-      '/healthz': healthRoute(async () => {
-        const storeOk = await store.ping();
-        const status = verifier.status();
-        return { ok: storeOk, details: { store: storeOk ? 'ok' : 'unreachable', appliedSeq: status.revocation.appliedSeq, revocationAgeMs: Math.round(status.revocation.ageMs) } };
-      }),
-    },
-  });
+  const http = single
+    ? new HttpServer({ address: config.httpAddr, logger, routes: authorityHttpRoutes({ config, keys, store, metrics: () => metricsRoute(metrics), verifierStatus: () => verifier.status() }) })
+    : undefined;
   let grpcPort: number;
   let httpPort: number;
   try {
     grpcPort = await grpc.start();
-    httpPort = await http.start();
+    httpPort = http ? await http.start() : 0;
   } catch (err) {
     heartbeat.stop();
-    await Promise.allSettled([grpc.shutdown(0), http.stop(), verifier.stop(), keys.stop()]);
+    await Promise.allSettled([grpc.shutdown(0), http?.stop(), verifier.stop(), keys.stop()]);
     await store.close();
     throw err;
   }
@@ -145,7 +132,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
         logger.info({ inflight: inflight.size }, 'shutting down: no new calls, finishing calls in flight');
         await grpc.shutdown(config.shutdownGraceMs);
         heartbeat.stop();
-        await http.stop();
+        await http?.stop();
         await verifier.stop();
         await keys.stop();
         await store.close();
@@ -156,7 +143,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   };
 }
 
-function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {
+export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {
   let failing = false;
   const beat = () =>
     store.heartbeat().then(

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { OPTIONS, type OptionSpec } from './options.js';
+import type { RateLimitSpec } from './rate-limit-spec.js';
 
 export interface ListenAddress {
   host: string;
@@ -28,10 +29,26 @@ export interface Config {
   keyDir: string;
   keyRotationIntervalMs: number;
   heartbeatIntervalMs: number;
+  workers: number;
   insecure: boolean;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  /** Path of the client policy file (authority; needs tlsClientCa). */
+  clientPolicy?: string;
+  maxMessageBytes: number;
+  maxConcurrentStreams: number;
+  /** 0 = off. */
+  keepaliveTimeMs: number;
+  /** 0 = off. */
+  maxConnectionIdleMs: number;
+  /** 0 = off. */
+  maxConnectionAgeMs: number;
+  /** null = off. */
+  rateLimitIssue: RateLimitSpec | null;
+  rateLimitRefresh: RateLimitSpec | null;
+  rateLimitRevoke: RateLimitSpec | null;
+  rateLimitCallers: number;
   shutdownGraceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   authorityUrl?: string;
@@ -96,6 +113,7 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
   if (scope === 'authority') {
     if ((c.accessTtlMs as number) > (c.maxAccessTtlMs as number)) say('accessTtlMs', 'must not exceed TA_MAX_ACCESS_TTL');
     if ((c.refreshTtlMs as number) > (c.sessionMaxLifetimeMs as number)) say('refreshTtlMs', 'must not exceed TA_SESSION_MAX_LIFETIME');
+    if ((c.workers as number) > 1 && c.redisUrl === undefined) say('workers', 'more than one worker needs TA_REDIS_URL: the embedded store lives in one process');
     const rot = c.keyRotationIntervalMs as number;
     if (rot > 0 && rot < 2 * (c.maxAccessTtlMs as number)) {
       say('keyRotationIntervalMs', 'must be 0 (off) or at least twice TA_MAX_ACCESS_TTL, so a retired key outlives every token it signed before the next rotation');
@@ -109,6 +127,9 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
   const hasCert = c.tlsCert !== undefined;
   if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');
   if (c.tlsClientCa !== undefined && !hasCert) say('tlsClientCa', 'mutual TLS needs TA_TLS_CERT and TA_TLS_KEY too');
+  if (c.clientPolicy !== undefined && c.tlsClientCa === undefined) {
+    say('clientPolicy', 'the client policy names callers by their client certificate, so it needs mutual TLS: set TA_TLS_CLIENT_CA (the CA that signs client certificates) with TA_TLS_CERT and TA_TLS_KEY');
+  }
   const grpc = c.grpcAddr as ListenAddress;
   if (!hasCert && !c.insecure && !isLoopback(grpc.host)) {
     say('grpcAddr', `${grpc.text} is not a loopback address and TLS is off: set TA_TLS_CERT/TA_TLS_KEY, or TA_INSECURE=true if plaintext is really intended`);

@@ -1,6 +1,8 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
 import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { parseRateLimit } from './rate-limit-spec.js';
 
 /**
  * Every setting in one table: its env var, its CLI flag, its default and how it is validated.
@@ -67,6 +69,28 @@ const url = (what: string, protocols: string[]) =>
     }
   });
 
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 1024, mib: 1024 * 1024 };
+
+const byteSize = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const m = /^\s*(\d+)\s*(b|kib|mib)?\s*$/i.exec(text);
+    const n = m ? Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()]! : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" must be a size from ${min / 1024} KiB to ${max / 1024 / 1024} MiB (examples: 65536, 64KiB, 2MiB)` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const rateLimit = z.string().transform((text, ctx) => {
+  const parsed = parseRateLimit(text);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: parsed.message });
+    return z.NEVER;
+  }
+  return parsed.spec;
+});
+
 /** Hide a password in a URL before it reaches a message or a log. */
 export function redactUrl(text: string): string {
   return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
@@ -124,6 +148,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Rotate the signing key this often (0 = only by `token-authority keys rotate`).' },
   { key: 'heartbeatIntervalMs', env: 'TA_HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', scope: 'authority', default: '1s', schema: duration('TA_HEARTBEAT_INTERVAL', { min: 50 }),
     description: 'How often the authority publishes a heartbeat (head sequence) on the revocation feed.' },
+  { key: 'workers', env: 'TA_WORKERS', flag: '--workers', scope: 'authority', default: '1', schema: z.string().transform((text, ctx) => {
+      if (text.trim() === 'auto') return availableParallelism();
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 1 || n > 256) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" must be "auto" or an integer from 1 to 256` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    description: 'gRPC worker processes ("auto" = one per core). More than 1 needs TA_REDIS_URL; the primary serves HTTP and heartbeats.' },
   { key: 'insecure', env: 'TA_INSECURE', flag: '--insecure', scope: 'common', default: 'false', schema: bool,
     description: 'Allow plaintext gRPC on a non-loopback address. Never in production.' },
   { key: 'tlsCert', env: 'TA_TLS_CERT', flag: '--tls-cert', scope: 'common', schema: z.string().min(1),
@@ -132,6 +166,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'PEM private key for gRPC TLS.' },
   { key: 'tlsClientCa', env: 'TA_TLS_CLIENT_CA', flag: '--tls-client-ca', scope: 'common', schema: z.string().min(1),
     description: 'PEM CA bundle: require client certificates signed by it (mutual TLS).' },
+  { key: 'clientPolicy', env: 'TA_CLIENT_POLICY', flag: '--client-policy', scope: 'authority', schema: z.string().min(1),
+    description: 'JSON file saying which client-certificate identity may Issue (audiences, scopes, max TTL) and revoke what; reloaded on SIGHUP. Needs TA_TLS_CLIENT_CA. Unset: privileged calls from loopback only (insecure development mode). See "Caller credentials and policy".' },
+  { key: 'maxMessageBytes', env: 'TA_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', scope: 'authority', default: '64KiB', schema: byteSize(16 * 1024, 64 * 1024 * 1024),
+    description: 'Largest gRPC request accepted; a bigger one is refused with RESOURCE_EXHAUSTED before it is buffered. The largest valid request is about 20 KiB.' },
+  { key: 'maxConcurrentStreams', env: 'TA_MAX_CONCURRENT_STREAMS', flag: '--max-concurrent-streams', scope: 'authority', default: '100', schema: int(1, 100_000),
+    description: 'Calls in flight per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).' },
+  { key: 'keepaliveTimeMs', env: 'TA_KEEPALIVE_TIME', flag: '--keepalive-time', scope: 'authority', default: '2m', schema: duration('TA_KEEPALIVE_TIME', { allowZero: true, min: 10_000 }),
+    description: 'Ping each client connection this often; one that does not answer within 20 s is closed, so vanished clients do not hold resources (0 = off).' },
+  { key: 'maxConnectionIdleMs', env: 'TA_MAX_CONNECTION_IDLE', flag: '--max-connection-idle', scope: 'authority', default: '5m', schema: duration('TA_MAX_CONNECTION_IDLE', { allowZero: true, min: 1000 }),
+    description: 'Close a client connection with no call for this long (GOAWAY; clients reconnect on their next call) (0 = off).' },
+  { key: 'maxConnectionAgeMs', env: 'TA_MAX_CONNECTION_AGE', flag: '--max-connection-age', scope: 'authority', default: '30m', schema: duration('TA_MAX_CONNECTION_AGE', { allowZero: true, min: 1000 }),
+    description: 'Ask clients to reconnect after this long (GOAWAY; calls in flight get 35 s to finish), which rebalances load across replicas (0 = off).' },
+  { key: 'rateLimitIssue', env: 'TA_RATE_LIMIT_ISSUE', flag: '--rate-limit-issue', scope: 'authority', default: '200/s:400', schema: rateLimit,
+    description: 'Issue calls per caller: `<count>/<s|m|h>[:<burst>]` (burst defaults to the count), or off. The caller is its client-certificate identity, else its IP address. Over it: RESOURCE_EXHAUSTED.' },
+  { key: 'rateLimitRefresh', env: 'TA_RATE_LIMIT_REFRESH', flag: '--rate-limit-refresh', scope: 'authority', default: '500/s:1000', schema: rateLimit,
+    description: 'Refresh calls per caller (same syntax). Clients behind one NAT or gateway share their IP\'s budget.' },
+  { key: 'rateLimitRevoke', env: 'TA_RATE_LIMIT_REVOKE', flag: '--rate-limit-revoke', scope: 'authority', default: '100/s:200', schema: rateLimit,
+    description: 'Revoke calls per caller (same syntax). Each revocation is held in memory by every verifier until it expires, so this also bounds their state. Verify is never rate-limited.' },
+  { key: 'rateLimitCallers', env: 'TA_RATE_LIMIT_CALLERS', flag: '--rate-limit-callers', scope: 'authority', default: '10000', schema: int(1, 10_000_000),
+    description: 'Callers tracked per rate limit (about 100 bytes each); past it the least recently seen caller is forgotten.' },
   { key: 'shutdownGraceMs', env: 'TA_SHUTDOWN_GRACE', flag: '--shutdown-grace', scope: 'common', default: '10s', schema: duration('TA_SHUTDOWN_GRACE', { allowZero: true }),
     description: 'On SIGTERM/SIGINT, wait this long for in-flight calls before forcing them closed.' },
   { key: 'logLevel', env: 'TA_LOG_LEVEL', flag: '--log-level', scope: 'common', default: 'info', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

@@ -7,7 +7,7 @@ export interface Caller {
   readonly peer: string;
   /** The connection comes from a loopback address. */
   readonly loopback: boolean;
-  /** Identities from a verified client certificate (mutual TLS): SAN URIs, DNS names, then CN. */
+  /** Identities from a verified client certificate (mutual TLS): SAN URIs and DNS names, or else the CN. */
   readonly identities: readonly string[];
 }
 
@@ -16,14 +16,7 @@ export function callerOf(call: ServerUnaryCall<unknown, unknown>): Caller {
   const auth = call.getAuthContext?.();
   const cert = auth?.sslPeerCertificate;
   const identities: string[] = [];
-  if (cert && Object.keys(cert).length > 0) {
-    for (const part of (cert.subjectaltname ?? '').split(',')) {
-      const m = /^\s*(URI|DNS):(.+)$/.exec(part);
-      if (m) identities.push(m[2]!.trim());
-    }
-    const cn = cert.subject?.CN;
-    if (typeof cn === 'string') identities.push(cn);
-  }
+  if (cert && Object.keys(cert).length > 0) identities.push(...certificateIdentities(cert.subjectaltname, cert.subject?.CN));
   return { peer, loopback: isLoopback(hostOfPeer(peer)), identities };
 }
 
@@ -34,4 +27,32 @@ export function hostOfPeer(peer: string): string {
   const lastColon = p.lastIndexOf(':');
   // "1.2.3.4:5" has one colon; a bare IPv6 without brackets has several.
   return lastColon > 0 && p.indexOf(':') === lastColon ? p.slice(0, lastColon) : p;
+}
+
+/**
+ * The identities a client certificate asserts, in order: SAN URIs (SPIFFE IDs), SAN DNS names, and
+ * the subject CN only when there is neither (RFC 6125 §6.4.4: a CN is not an identity beside SANs).
+ * `subjectAltName` is Node's string form ("DNS:a, URI:b"), where a value holding a comma or a
+ * quote is JSON-quoted; a quoted value that does not parse is dropped rather than guessed at.
+ */
+export function certificateIdentities(subjectAltName: string | undefined, cn: string | string[] | undefined): string[] {
+  const uris: string[] = [];
+  const dns: string[] = [];
+  for (const m of (subjectAltName ?? '').matchAll(/(?:^|,)\s*([A-Za-z][A-Za-z ]*):("(?:[^"\\]|\\.)*"|[^,]*)/g)) {
+    let value = m[2]!.trim();
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string;
+      } catch {
+        continue;
+      }
+    }
+    if (value.length === 0) continue;
+    if (m[1] === 'URI') uris.push(value);
+    else if (m[1] === 'DNS') dns.push(value);
+  }
+  const out = [...uris, ...dns];
+  // Several CNs are ambiguous: none of them is taken.
+  if (out.length === 0 && typeof cn === 'string' && cn.length > 0) out.push(cn);
+  return out;
 }

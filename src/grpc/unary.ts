@@ -2,6 +2,7 @@ import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } fro
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { callerOf, type Caller } from './caller.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { toServiceError } from './status-map.js';
 
 /** What a handler learns about its call, and where it adds fields to the access line. */
@@ -20,6 +21,8 @@ export interface UnaryDeps {
   metrics?: Metrics;
   /** Tracks calls in flight, so shutdown can wait for them. */
   inflight?: InflightTracker;
+  /** Per-caller limits, checked before the handler runs (RESOURCE_EXHAUSTED when over). */
+  rateLimiter?: RateLimiter;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface UnaryDeps {
  * call writes one access line and one latency sample.
  */
 export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
-  const { logger, metrics, inflight } = deps;
+  const { logger, metrics, inflight, rateLimiter } = deps;
   const histogram = metrics?.rpcSeconds.labels(method);
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = process.hrtime.bigint();
@@ -42,6 +45,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     };
     let result: Res | Promise<Res>;
     try {
+      rateLimiter?.check(method, ctx.caller);
       result = handler(call.request, ctx);
     } catch (err) {
       const e = toServiceError(err, logger, method);

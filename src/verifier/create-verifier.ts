@@ -100,7 +100,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const boundMs = options.stalenessBoundMs ?? 5000;
   const failOpen = options.stalenessPolicy === 'fail-open';
   const capacity = options.tokenCacheSize ?? 10_000;
-  const cache = capacity > 0 ? new TokenCache(capacity) : undefined;
+  const cache = capacity > 0 ? new TokenCache({ capacity, clock, clockSkewSec: checkOpts.clockSkewSec }) : undefined;
   const state = new RevocationState();
   const sync = options.revocations
     ? new RevocationSync({ source: options.revocations, state, clock, logger, onApplied: options.onApplied })
@@ -136,9 +136,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
   /** One evaluation, uncounted. `unknownKid` is set when the only problem was a kid not known yet. */
   const evaluate = (token: unknown, req: VerifyRequirements | undefined): { result: VerifyResult; unknownKid?: string } => {
     const nowMs = clock.nowMs();
-    if (cache && typeof token === 'string') {
+    // Oversized input is refused by the parser before it is ever hashed as a cache key.
+    if (cache && typeof token === 'string' && token.length <= checkOpts.maxTokenBytes) {
       const hit = cache.get(token);
-      if (hit) return { result: finish(hit, req, nowMs) };
+      // A key withdrawn from the key set takes its cached tokens with it.
+      if (hit && options.keys.get(hit.keyId)) return { result: finish(hit, req, nowMs) };
+      if (hit) cache.delete(token);
     }
     const parsed = verifySignatureAndParse(token, options.keys, checkOpts);
     if (!parsed.ok) {

@@ -5,6 +5,10 @@
  * Sized for a million live entries: each kind is a plain Map<string, number> (until in epoch ms),
  * plus a time-bucketed expiry queue so that `prune`, called as often as every second, costs
  * O(entries expiring) rather than O(entries held).
+ *
+ * Measured (bench/verify-core.ts, 1M jti entries with 36-character ids): ~111 bytes per entry,
+ * ids included; JSON.parse + apply of 1M log lines ~1.3-2 s; a prune with nothing due ~0.1 ms.
+ * `until` stays in exact epoch ms (a boxed double, 16 of those bytes) so that expiry is exact.
  */
 import type { VerifiedClaims } from '../shared/claims.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';

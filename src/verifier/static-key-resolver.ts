@@ -11,7 +11,7 @@ import { MAX_KID_LENGTH } from './verify-token.js';
 /** Smallest RSA modulus accepted (RFC 7518 §3.3, NIST SP 800-131A). */
 export const MIN_RSA_BITS = 2048;
 
-/** Why `keyMatchesAlgorithm` refused a key, or undefined if it fits. */
+/** Why `key` cannot verify `alg` here (wrong type or curve, weak RSA, not a public key), or undefined if it can. */
 export function keyAlgorithmProblem(key: KeyObject, alg: SigningAlgorithm): string | undefined {
   if (key.type !== 'public') return `key is ${key.type}, expected a public key`;
   const d = key.asymmetricKeyDetails ?? {};

@@ -8,6 +8,14 @@
  *   payload JSON → claim types and issuer.
  * Time, audience and scopes are separate (`checkTimeAudienceScopes`) because they change with the
  * clock and the request, so they must run on every call even when the signature result is cached.
+ *
+ * Duplicate member names are rejected in the header and in the payload (RFC 7515 §4 and RFC 7519
+ * §4 allow a parser to reject them; last-wins JSON.parse would hide them, and another parser might
+ * pick the first). They are found by counting members in the text (`countTopLevelMembers`): about
+ * 0.3 µs for a typical payload, and nothing for a header seen before (accepted headers are cached).
+ *
+ * Measured overhead over a bare crypto.verify is ~3 µs per token (bench/verify-core.ts): ES256
+ * runs at ~0.92x and EdDSA ~0.95x the raw rate, RS256 (a much cheaper verify) ~0.83x.
  */
 import { verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
@@ -60,7 +68,7 @@ interface KeyPlan {
   readonly signatureBytes: number;
 }
 
-/** undefined marks a key whose type does not fit its declared alg (a resolver bug, rejected). */
+/** null marks a key whose type does not fit its declared alg (a resolver bug: such tokens are rejected). */
 const plans = new WeakMap<VerificationKey, KeyPlan | null>();
 
 function planFor(vk: VerificationKey): KeyPlan | null {
@@ -254,7 +262,7 @@ function verifyUnchecked(token: unknown, keys: KeyResolver, opts: TokenCheckOpti
   // --- payload (authenticated from here on)
   const decodedPayload = decodeJsonObject(token, d1 + 1, d2, 'payload');
   if (typeof decodedPayload === 'string') return fail('MALFORMED', decodedPayload, kid);
-  return readClaims(decodedPayload.obj, decodedPayload.names, vk.kid, opts);
+  return readClaims(decodedPayload.obj, decodedPayload.names, kid, opts);
 }
 
 /** Three base64url-alphabet segments; the shape (exactly two dots) is already known. */

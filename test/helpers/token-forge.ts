@@ -147,6 +147,12 @@ export function swapPayload(token: string, payload: ForgePart): string {
   return `${parts[0]}.${encodePart(payload)}.${parts[2]}`;
 }
 
+/** A token in the JWE compact shape (5 segments): what a verifier of JWS access tokens must refuse. */
+export function forgeJweShaped(): string {
+  const header = b64url(JSON.stringify({ alg: 'dir', enc: 'A256GCM', typ: 'at+jwt' }));
+  return [header, '', b64url(Buffer.alloc(12, 1)), b64url('ciphertext'), b64url(Buffer.alloc(16, 2))].join('.');
+}
+
 /** Split a token into its three segments, decoding header and payload as JSON. */
 export function decodeToken(token: string): { header: Record<string, unknown>; payload: Record<string, unknown>; signature: Buffer } {
   const [h, p, s] = token.split('.');

@@ -5,6 +5,7 @@ import { SignJWT } from 'jose';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/shared/algorithms.js';
 import type { VerifiedClaims, VerifyReason } from '../../../src/shared/claims.js';
 import type { KeyResolver, VerificationKey } from '../../../src/verifier/key-resolver.js';
+import { RevocationState } from '../../../src/verifier/revocation-state.js';
 import { createStaticKeyResolver } from '../../../src/verifier/static-key-resolver.js';
 import {
   MAX_TIME_SEC,
@@ -17,6 +18,7 @@ import {
   accessPayload,
   b64url,
   forgeHmacWithPublicKey,
+  forgeJweShaped,
   forgeNoneToken,
   forgeToken,
   generateTestKey,
@@ -313,6 +315,7 @@ describe('verifySignatureAndParse', () => {
       expectReject(verify(`${h}.${p}.${s}.${s}`), 'MALFORMED', undefined, /4 segments/);
       expectReject(verify(`${h}.${p}.${s}.${p}.${s}`), 'MALFORMED', undefined, /JWE/);
       expectReject(verify('....'), 'MALFORMED', undefined, /JWE/);
+      expectReject(verify(forgeJweShaped()), 'MALFORMED', undefined, /JWE/);
       expectReject(verify(`${h}.${p}.${s}.${p}.${s}.x`), 'MALFORMED', undefined, /6 segments/);
       expectReject(verify('..'), 'MALFORMED');
     });
@@ -518,5 +521,30 @@ describe('checkTimeAudienceScopes', () => {
     assert.equal(reason(check(NOW, { audience: 'other', requiredScopes: ['x'] })), 'WRONG_AUDIENCE');
     const ok = check(NOW, { audience: 'api', requiredScopes: ['b'] });
     assert.ok(ok.valid && ok.claims === claims);
+  });
+});
+
+describe('verify-token with RevocationState (REVOKED)', () => {
+  before(setupKeys);
+
+  it('catches a valid token by jti, sid or subject generation once revoked', () => {
+    const nowMs = NOW * 1000;
+    const p = payload({ gen: 2 });
+    const claims = expectClaims(verify(forgeToken({ key: keys.ES256, payload: p })));
+    assert.equal(checkTimeAudienceScopes(claims, {}, OPTS, NOW).valid, true);
+    const base = { v: 1, type: 'rev', seq: 1, until: nowMs + 300_000, at: nowMs } as const;
+    for (const e of [
+      { ...base, kind: 'jti' as const, id: p.jti as string },
+      { ...base, kind: 'sid' as const, id: p.sid as string },
+      { ...base, kind: 'sub' as const, id: p.sub as string, gen: 3 },
+    ]) {
+      const state = new RevocationState();
+      assert.equal(state.isRevoked(claims, nowMs), false);
+      state.apply(e);
+      assert.equal(state.isRevoked(claims, nowMs), true, `revoked by ${e.kind}`);
+    }
+    const spared = new RevocationState();
+    spared.apply({ ...base, kind: 'sub', id: p.sub as string, gen: 2 });
+    assert.equal(spared.isRevoked(claims, nowMs), false, 'a token of the current generation is spared');
   });
 });

@@ -1,0 +1,141 @@
+/**
+ * h2load (nghttp2) as the gRPC load generator: it posts one prebuilt gRPC frame as the body of
+ * every request. It only sees HTTP statuses — a gRPC error is still "HTTP 200, succeeded" to it —
+ * so every run is checked twice: a real grpc-js call with the same bytes before the run must
+ * answer OK with the expected content, and h2load's DATA byte count per request must match the
+ * size of that good answer (an error reply is trailers-only: no DATA at all).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { findOnPath, pinned } from './processes.js';
+
+/** The exact command that installs h2load on Debian/Ubuntu. */
+export const H2LOAD_INSTALL = 'apt-get install -y nghttp2-client';
+
+export function h2loadAvailable(): boolean {
+  return findOnPath('h2load') !== undefined;
+}
+
+/** A gRPC length-prefixed message: flag 0 (uncompressed), 4-byte big-endian length, bytes. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+export function writeFrame(path: string, message: Uint8Array): string {
+  writeFileSync(path, grpcFrame(message));
+  return path;
+}
+
+export interface H2loadOptions {
+  /** Full URL: http://127.0.0.1:PORT/package.Service/Method */
+  url: string;
+  /** File holding one gRPC frame: the body of every request. */
+  bodyFile: string;
+  /** Connections (h2load -c). */
+  clients: number;
+  /** Concurrent streams per connection (h2load -m). */
+  streams: number;
+  /** Measured duration (h2load -D), seconds. */
+  durationS: number;
+  /** Warm-up before the measured duration (h2load --warm-up-time), seconds. */
+  warmupS: number;
+  /** CPU list for taskset, e.g. "1". */
+  cpus?: string;
+}
+
+export interface H2loadResult {
+  /** Completed requests per second over the measured duration, as h2load computes it. */
+  reqPerSec: number;
+  total: number;
+  succeeded: number;
+  failed: number;
+  errored: number;
+  timeout: number;
+  status2xx: number;
+  /** DATA payload bytes received, all requests. */
+  dataBytes: number;
+  /** Mean/SD and extremes of request time (ms); h2load reports no percentiles. */
+  latencyMs: { min: number; max: number; mean: number; sd: number };
+  command: string;
+}
+
+export function h2loadArgs(o: H2loadOptions): string[] {
+  return [
+    'h2load',
+    '-D', String(o.durationS),
+    '--warm-up-time', String(o.warmupS),
+    '-c', String(o.clients),
+    '-m', String(o.streams),
+    '-t', '1',
+    '--header', 'content-type: application/grpc',
+    '--header', 'te: trailers',
+    '-d', o.bodyFile,
+    o.url,
+  ];
+}
+
+export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
+  const argv = pinned(o.cpus, h2loadArgs(o));
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`h2load exited with ${code}:\n${out.slice(-2000)}`))));
+  });
+  return { ...parseH2loadOutput(output), command: argv.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ') };
+}
+
+function toMs(value: string, unit: string): number {
+  const v = Number(value);
+  if (unit === 'us') return v / 1000;
+  if (unit === 's') return v * 1000;
+  return v;
+}
+
+/** Parse h2load's summary. Throws if the lines it needs are missing. */
+export function parseH2loadOutput(out: string): Omit<H2loadResult, 'command'> {
+  const finished = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
+  const req = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const codes = /status codes: (\d+) 2xx/.exec(out);
+  const traffic = /traffic: .*?, .*? headers .*?, [\d.]+\w* \((\d+)\) data/.exec(out);
+  const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
+  if (!finished || !req || !codes || !traffic || !time) throw new Error(`unexpected h2load output:\n${out.slice(-2000)}`);
+  return {
+    reqPerSec: Number(finished[1]),
+    total: Number(req[1]),
+    succeeded: Number(req[2]),
+    failed: Number(req[3]),
+    errored: Number(req[4]),
+    timeout: Number(req[5]),
+    status2xx: Number(codes[1]),
+    dataBytes: Number(traffic[1]),
+    latencyMs: {
+      min: toMs(time[1]!, time[2]!),
+      max: toMs(time[3]!, time[4]!),
+      mean: toMs(time[5]!, time[6]!),
+      sd: toMs(time[7]!, time[8]!),
+    },
+  };
+}
+
+/**
+ * Check a run against the size of a known-good reply frame. Returns a problem, or undefined. A
+ * margin is allowed because requests cut off at the end of the run are counted but not all
+ * their bytes.
+ */
+export function checkRun(r: H2loadResult, goodReplyFrameBytes: number): string | undefined {
+  if (r.total === 0) return 'h2load completed no request';
+  if (r.failed + r.errored + r.timeout > 0) return `h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out of ${r.total}`;
+  if (r.status2xx !== r.succeeded) return `h2load: ${r.succeeded - r.status2xx} non-2xx HTTP statuses`;
+  const perRequest = r.dataBytes / r.total;
+  if (perRequest < goodReplyFrameBytes * 0.95 || perRequest > goodReplyFrameBytes * 1.05) {
+    return `DATA bytes per request ${perRequest.toFixed(1)} differ from a good reply's ${goodReplyFrameBytes} (gRPC errors carry no DATA)`;
+  }
+  return undefined;
+}

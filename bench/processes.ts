@@ -1,0 +1,216 @@
+/**
+ * Separate processes for the RPC benchmarks: servers under test (the CLI's `serve` and `sidecar`,
+ * the echo baseline), pinned to CPU cores with taskset so the load generator never shares the
+ * measured core.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled CLI and bench entry points. */
+export const CLI_JS = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+export const benchScript = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url));
+
+export function findOnPath(name: string): string | undefined {
+  for (const d of (process.env.PATH ?? '').split(delimiter)) {
+    if (!d) continue;
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return join(d, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Whether taskset exists and may set affinity here (containers sometimes forbid it). */
+let tasksetOk: boolean | undefined;
+export function canPin(): boolean {
+  if (tasksetOk === undefined) {
+    tasksetOk = findOnPath('taskset') !== undefined && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  }
+  return tasksetOk;
+}
+
+/** argv prefixed with `taskset -c <cpus>` when pinning is possible and asked for. */
+export function pinned(cpus: string | undefined, argv: string[]): string[] {
+  return cpus !== undefined && canPin() ? ['taskset', '-c', cpus, ...argv] : argv;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A child process we started, with its output kept for error messages. */
+export interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+  stop(graceMs?: number): Promise<void>;
+  readonly exited: Promise<number | string>;
+}
+
+const live = new Set<ChildProcess>();
+let hookInstalled = false;
+
+/** Start a child; its stdout/stderr are kept (last 64 KiB) and it dies with the bench run. */
+export function startChild(name: string, argv: string[], env: NodeJS.ProcessEnv = process.env, options: { ipc?: boolean } = {}): Child {
+  if (!hookInstalled) {
+    hookInstalled = true;
+    process.on('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const child = spawn(cmd, args, { env, stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let out = '';
+  const keep = (chunk: Buffer) => {
+    out = (out + chunk.toString()).slice(-65_536);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve(code ?? signal ?? -1);
+    }),
+  );
+  return {
+    name,
+    process: child,
+    output: () => out,
+    exited,
+    async stop(graceMs = 5000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Resolves with the first stdout line that parses as JSON and satisfies `pred`. */
+export function waitForJsonLine<T>(child: Child, pred: (v: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let partial = '';
+    const onData = (chunk: Buffer) => {
+      partial += chunk.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const v = JSON.parse(line) as Record<string, unknown>;
+          if (pred(v)) {
+            done();
+            resolve(v as T);
+            return;
+          }
+        } catch {
+          // not JSON
+        }
+      }
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${child.name}: no ready line within ${timeoutMs} ms; output:\n${child.output().slice(-3000)}`));
+    }, timeoutMs);
+    const onExit = () => {
+      done();
+      reject(new Error(`${child.name} exited before it was ready; output:\n${child.output().slice(-3000)}`));
+    };
+    const done = () => {
+      clearTimeout(timer);
+      child.process.stdout!.off('data', onData);
+      child.process.off('exit', onExit);
+    };
+    child.process.stdout!.on('data', onData);
+    child.process.once('exit', onExit);
+  });
+}
+
+function httpStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(0);
+    });
+    req.end();
+  });
+}
+
+/** Poll an HTTP URL until it answers 200 (servers at TA_LOG_LEVEL=warn print no ready line). */
+export async function waitForHttp200(child: Child, url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`${child.name} exited (${child.process.exitCode}):\n${child.output().slice(-3000)}`);
+    if ((await httpStatus(url)) === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${child.name}: ${url} did not answer 200 within ${timeoutMs} ms; output:\n${child.output().slice(-3000)}`);
+}
+
+/** A server under test started from the CLI. */
+export interface CliServer {
+  readonly child: Child;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly httpBase: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `node dist/src/cli.js <command>` with TA_* settings (nothing else of this process's env leaks in
+ * beyond PATH/HOME), on free loopback ports, pinned to `cpus`; resolves once /healthz answers 200.
+ */
+export async function startCliServer(command: 'serve' | 'sidecar', env: Record<string, string>, cpus?: string, nodeArgs: string[] = []): Promise<CliServer> {
+  const grpcPort = await freePort();
+  const httpPort = await freePort();
+  const child = startChild(
+    `token-authority ${command}`,
+    pinned(cpus, [process.execPath, ...nodeArgs, CLI_JS, command]),
+    {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      TA_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
+      TA_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      TA_LOG_LEVEL: 'warn',
+      ...env,
+    },
+  );
+  const httpBase = `http://127.0.0.1:${httpPort}`;
+  try {
+    await waitForHttp200(child, `${httpBase}/healthz`);
+  } catch (err) {
+    await child.stop(1000);
+    throw err;
+  }
+  return { child, grpcPort, httpPort, httpBase, stop: () => child.stop() };
+}
+
+/** The bare grpc-js echo server (bench/echo-server.ts), pinned to `cpus`. */
+export async function startEchoServer(cpus?: string): Promise<{ child: Child; port: number; stop(): Promise<void> }> {
+  const child = startChild('echo-server', pinned(cpus, [process.execPath, benchScript('echo-server.js')]));
+  const { port } = await waitForJsonLine<{ port: number }>(child, (v) => typeof v.port === 'number');
+  return { child, port, stop: () => child.stop() };
+}

@@ -1,0 +1,131 @@
+/**
+ * What the fault-injection tests share: a real `token-authority serve` process, a log reader, and
+ * convergence probes over every kind of verifier.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RedisTokenStore } from '../../src/store/redis-token-store.js';
+import type { RevocationEvent } from '../../src/shared/revocation-event.js';
+import { TEST_ISSUER } from '../helpers/authority.js';
+import { runCli, type CliProcess } from '../helpers/cli-process.js';
+import { authorityClient, type AuthorityClient } from '../helpers/grpc-client.js';
+
+export { sleep };
+
+/** A `token-authority serve` child process on free loopback ports. */
+export interface AuthorityProcess {
+  proc: CliProcess;
+  grpcPort: number;
+  httpPort: number;
+  httpBase: string;
+  client: AuthorityClient;
+  /** The authority's own verifier: its applied sequence, from /healthz. */
+  appliedSeq(): Promise<number>;
+  /** SIGKILL: no shutdown at all. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+}
+
+export async function startAuthorityProcess(opts: { keyDir: string; redisUrl?: string; env?: Record<string, string>; deadlineMs?: number }): Promise<AuthorityProcess> {
+  const proc = runCli(['serve'], {
+    TA_GRPC_ADDR: '127.0.0.1:0',
+    TA_HTTP_ADDR: '127.0.0.1:0',
+    TA_ISSUER: TEST_ISSUER,
+    TA_KEY_DIR: opts.keyDir,
+    TA_LOG_LEVEL: 'info',
+    TA_SHUTDOWN_GRACE: '1s',
+    ...(opts.redisUrl ? { TA_REDIS_URL: opts.redisUrl } : {}),
+    ...opts.env,
+  });
+  let line: Record<string, unknown>;
+  try {
+    line = await proc.waitForLine((l) => l.msg === 'token authority serving', 20_000);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
+  const grpcPort = line.grpcPort as number;
+  const httpPort = line.httpPort as number;
+  const httpBase = `http://127.0.0.1:${httpPort}`;
+  const client = authorityClient(grpcPort, { deadlineMs: opts.deadlineMs ?? 5000 });
+  const end = async (signal: NodeJS.Signals) => {
+    client.close();
+    proc.kill(signal);
+    await proc.exited;
+  };
+  return {
+    proc,
+    grpcPort,
+    httpPort,
+    httpBase,
+    client,
+    async appliedSeq() {
+      const body = (await (await fetch(`${httpBase}/healthz`)).json()) as { appliedSeq?: number };
+      return body.appliedSeq ?? -1;
+    },
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
+  };
+}
+
+/** A direct store connection for the test's own reads and probe writes (not through the authority). */
+export function directStore(url: string, commandTimeoutMs = 1000): RedisTokenStore {
+  return new RedisTokenStore({ url, retentionMs: 3_600_000 + 30_000, commandTimeoutMs });
+}
+
+/** The whole revocation log, by sequence. */
+export async function readWholeLog(store: RedisTokenStore): Promise<{ bySeq: Map<number, RevocationEvent>; headSeq: number }> {
+  const bySeq = new Map<number, RevocationEvent>();
+  let after = 0;
+  let headSeq = 0;
+  for (;;) {
+    const page = await store.readLog(after, 5000);
+    headSeq = page.headSeq;
+    for (const e of page.events) bySeq.set(e.seq, e);
+    if (page.events.length === 0) break;
+    after = page.events[page.events.length - 1]!.seq;
+  }
+  return { bySeq, headSeq };
+}
+
+/** A verifier whose applied sequence can be read. */
+export interface SeqProbe {
+  readonly name: string;
+  appliedSeq(): Promise<number> | number;
+}
+
+/**
+ * Time (ms from `since`, a performance.now() value) until every probe has applied `seq`; polls
+ * every few ms. A probe that does not get there within `timeoutMs` is reported as Infinity.
+ */
+export async function timeToApply(probes: readonly SeqProbe[], seq: number, since: number, timeoutMs = 10_000): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  await Promise.all(
+    probes.map(async (p) => {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        let applied = -1;
+        try {
+          applied = await p.appliedSeq();
+        } catch {
+          // e.g. an HTTP poll racing a restart: try again
+        }
+        if (applied >= seq) {
+          out[p.name] = Math.round((performance.now() - since) * 10) / 10;
+          return;
+        }
+        if (performance.now() > deadline) {
+          out[p.name] = Infinity;
+          return;
+        }
+        await sleep(5);
+      }
+    }),
+  );
+  return out;
+}
+
+/** A uniformly random integer in [min, max]. */
+export function randomInt(min: number, max: number): number {
+  return min + Math.floor(Math.random() * (max - min + 1));
+}

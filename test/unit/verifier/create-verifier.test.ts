@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../../src/shared/clock.js';
+import type { FeedMessage } from '../../../src/shared/revocation-event.js';
+import { createVerifier } from '../../../src/verifier/create-verifier.js';
+import { MutableKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import type { RevocationSource } from '../../../src/verifier/revocation-source.js';
+import { MemoryTokenStore } from '../../../src/store/memory-token-store.js';
+import { accessPayload, forgeToken, generateTestKey } from '../../helpers/token-forge.js';
+
+const ISSUER = 'https://issuer.test';
+
+/** The real memory store as a source, with a switch that drops live feed messages (lost pub/sub traffic). */
+function lossySource(store: MemoryTokenStore) {
+  const control = { drop: (_m: FeedMessage) => false, disconnect: () => {}, reconnect: () => {} };
+  const source: RevocationSource = {
+    readLog: (after, limit) => store.readLog(after, limit),
+    async subscribe(listener) {
+      control.disconnect = () => listener.onDisconnect(new Error('cut'));
+      control.reconnect = () => listener.onReady();
+      return store.subscribe({ ...listener, onMessage: (m) => (control.drop(m) ? undefined : listener.onMessage(m)) });
+    },
+  };
+  return { source, control };
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('createVerifier (composition: cache, keys, revocation sync, staleness)', () => {
+  const key = generateTestKey('ES256');
+  let clock: ManualClock;
+  let store: MemoryTokenStore;
+  beforeEach(() => {
+    clock = new ManualClock(Date.now());
+    store = new MemoryTokenStore({ retentionMs: 3_600_000, clock });
+  });
+  afterEach(() => store.close());
+  const token = (o: Record<string, unknown> = {}) => forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: Math.floor(clock.nowMs() / 1000), ...o }) });
+
+  it('a cached token stops verifying once its key is withdrawn from the key set', async () => {
+    const keys = new MutableKeyResolver([key.verificationKey]);
+    const v = createVerifier({ issuer: ISSUER, keys, clock });
+    const t = token();
+    assert.equal(v.verifySync(t).valid, true);
+    assert.equal(v.verifySync(t).valid, true);
+    assert.equal(v.status().cache.hits, 1);
+    keys.replace([generateTestKey('ES256').verificationKey]);
+    const r = v.verifySync(t);
+    assert.equal(r.valid ? 'valid' : r.reason, 'UNKNOWN_KEY');
+  });
+
+  it('fail-closed: STALE once no heartbeat or event was seen within the bound, fresh again after one', async () => {
+    const { source } = lossySource(store);
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock, stalenessBoundMs: 1000 });
+    await v.start();
+    const t = token();
+    assert.equal(v.verifySync(t).valid, true);
+    clock.advance(1500);
+    const stale = v.verifySync(t);
+    assert.equal(stale.valid ? 'valid' : stale.reason, 'STALE');
+    await store.heartbeat();
+    await settle();
+    assert.equal(v.verifySync(t).valid, true, 'a heartbeat at the applied sequence makes it fresh');
+    await v.stop();
+  });
+
+  it('fail-open: accepts while stale and counts it', async () => {
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: lossySource(store).source, clock, stalenessBoundMs: 1000, stalenessPolicy: 'fail-open' });
+    await v.start();
+    clock.advance(5000);
+    assert.equal(v.verifySync(token()).valid, true);
+    assert.equal(v.status().acceptedWhileStale, 1);
+    assert.equal(v.status().revocation.stale, true);
+    await v.stop();
+  });
+
+  it('fills a sequence gap from the log: a dropped live event is still applied', async () => {
+    const { source, control } = lossySource(store);
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock });
+    await v.start();
+    const victim = token({ jti: 'victim' });
+    control.drop = (m) => m.type === 'rev' && m.id === 'victim';
+    await store.revoke({ kind: 'jti', id: 'victim', until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal(v.verifySync(victim).valid, true, 'the dropped event is not known yet (nothing showed the gap)');
+    control.drop = () => false;
+    await store.revoke({ kind: 'jti', id: 'other', until: clock.nowMs() + 600_000 });
+    await settle();
+    const r = v.verifySync(victim);
+    assert.equal(r.valid ? 'valid' : r.reason, 'REVOKED', 'seq 2 after 0 revealed the gap; the log filled it');
+    assert.equal(v.status().revocation.appliedSeq, 2);
+    await v.stop();
+  });
+
+  it('a heartbeat ahead of the applied sequence triggers a resync', async () => {
+    const { source, control } = lossySource(store);
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock });
+    await v.start();
+    control.drop = (m) => m.type === 'rev';
+    await store.revoke({ kind: 'sid', id: 'lost-session', until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal(v.status().revocation.appliedSeq, 0);
+    await store.heartbeat();
+    await settle();
+    assert.equal(v.status().revocation.appliedSeq, 1);
+    const r = v.verifySync(token({ sid: 'lost-session' }));
+    assert.equal(r.valid ? 'valid' : r.reason, 'REVOKED');
+    await v.stop();
+  });
+
+  it('after a disconnect, reconnecting re-reads what was published meanwhile', async () => {
+    const { source, control } = lossySource(store);
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock });
+    await v.start();
+    control.disconnect();
+    control.drop = () => true;
+    for (let i = 0; i < 5; i++) await store.revoke({ kind: 'jti', id: `gone-${i}`, until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal(v.status().revocation.connected, false);
+    assert.equal(v.status().revocation.appliedSeq, 0);
+    control.drop = () => false;
+    control.reconnect();
+    await settle();
+    assert.equal(v.status().revocation.appliedSeq, 5);
+    assert.equal(v.status().revocation.entries.jti, 5);
+    await v.stop();
+  });
+
+  it('verify() refetches keys on an unknown kid; verifySync() answers UNKNOWN_KEY without waiting', async () => {
+    const next = generateTestKey('ES256');
+    const keys = new MutableKeyResolver([key.verificationKey]);
+    let lookups = 0;
+    const resolver = { get: (kid: string) => keys.get(kid), resolveUnknown: async (kid: string) => (lookups++, keys.replace([key.verificationKey, next.verificationKey]), keys.get(kid)) };
+    const v = createVerifier({ issuer: ISSUER, keys: resolver, clock });
+    const t = forgeToken({ key: next, payload: accessPayload({ iss: ISSUER, nowSec: Math.floor(clock.nowMs() / 1000) }) });
+    assert.equal((v.verifySync(t) as { reason?: string }).reason, 'UNKNOWN_KEY');
+    await settle();
+    assert.equal(lookups, 1, 'verifySync started a refetch');
+    assert.equal((await v.verify(t)).valid, true);
+  });
+
+  it('refuses algorithms off the allow-list at construction', () => {
+    assert.throws(() => createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver(), algorithms: ['HS256' as never] }), /HS256" is not supported/);
+    assert.throws(() => createVerifier({ issuer: '', keys: new MutableKeyResolver() }), /issuer is required/);
+  });
+});
