@@ -13,11 +13,11 @@ import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createVerifier } from '../verifier/create-verifier.js';
 import { GrpcServer } from '../grpc/server.js';
-import { serverCredentials } from '../grpc/credentials.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { HttpServer, metricsRoute } from '../http/http-server.js';
 import { authorityHttpRoutes } from './authority-http.js';
-import { createLoopbackPolicy, type AccessPolicy } from './access-policy.js';
+import type { AccessPolicy } from './access-policy.js';
+import { prepareCallerSecurity } from './caller-security.js';
 import { createAuthorityService } from './authority-service.js';
 import { createPropagationTracker } from './propagation.js';
 import { TokenAuthority } from './token-authority.js';
@@ -58,7 +58,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const instanceId = `authority-${randomUUID().slice(0, 8)}`;
   logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, store: config.redisUrl ? redactUrl(config.redisUrl) : 'memory (embedded)', issuer: config.issuer, alg: config.keyAlgorithm }, 'starting token authority');
   if (!config.redisUrl) logger.warn('embedded in-memory store: sessions and revocations live in this process only and are lost on restart; set TA_REDIS_URL for anything shared or durable');
-  if (!config.tlsCert) logger.warn({ grpc: config.grpcAddr.text }, 'gRPC without TLS: privileged calls are allowed from loopback only (or anywhere with TA_INSECURE) — development mode');
+  const security = prepareCallerSecurity(config, { clock, logger, policy: overrides.policy });
 
   const store = overrides.store ?? createTokenStore(config, clock, logger);
   const keys = new KeyManager({
@@ -84,7 +84,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     keys,
     store,
     verifier,
-    policy: overrides.policy ?? createLoopbackPolicy({ insecure: config.insecure }),
+    policy: security.policy,
     clock,
     logger: logger.child({ component: 'authority' }),
   });
@@ -97,8 +97,8 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const inflight = new InflightTracker();
   const grpc = new GrpcServer({
     address: config.grpcAddr,
-    credentials: serverCredentials(config),
-    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight })],
+    ...security.server,
+    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight, rateLimiter: security.rateLimiter })],
     protoFiles: ['tokenauthority/v1/token_authority.proto'],
     logger,
   });
@@ -114,6 +114,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     httpPort = http ? await http.start() : 0;
   } catch (err) {
     heartbeat.stop();
+    security.close();
     await Promise.allSettled([grpc.shutdown(0), http?.stop(), verifier.stop(), keys.stop()]);
     await store.close();
     throw err;
@@ -132,6 +133,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
         logger.info({ inflight: inflight.size }, 'shutting down: no new calls, finishing calls in flight');
         await grpc.shutdown(config.shutdownGraceMs);
         heartbeat.stop();
+        security.close();
         await http?.stop();
         await verifier.stop();
         await keys.stop();

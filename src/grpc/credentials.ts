@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
@@ -8,16 +9,45 @@ export interface TlsFiles {
   tlsClientCa?: string | undefined;
 }
 
-/** Server credentials from PEM files: plaintext when none are given (config allows that only on loopback or with TA_INSECURE). */
-export function serverCredentials(files: TlsFiles): ServerCredentials {
+const configError = (message: string, cause?: unknown) => new TokenAuthorityError(ErrorCodes.CONFIG, message, { cause });
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw configError(`cannot read ${what} ${path}: ${(err as Error).message}`, err);
+  }
+}
+
+function certificate(pem: Buffer, path: string, what: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (err) {
+    throw configError(`${what} ${path} is not a PEM certificate: ${(err as Error).message}`, err);
+  }
+}
+
+/**
+ * Server credentials from PEM files: plaintext when none are given (config allows that only on
+ * loopback or with TA_INSECURE). The files are checked here, at start, so that a wrong file is a
+ * clear message naming it instead of every handshake failing later: each must parse, the key must
+ * belong to the certificate, and the certificate must be within its validity period.
+ */
+export function serverCredentials(files: TlsFiles, nowMs: number = Date.now()): ServerCredentials {
   if (!files.tlsCert || !files.tlsKey) return ServerCredentials.createInsecure();
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new TokenAuthorityError(ErrorCodes.CONFIG, `cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
-    }
-  };
+  const certPem = read(files.tlsCert, 'TA_TLS_CERT');
+  const keyPem = read(files.tlsKey, 'TA_TLS_KEY');
   const ca = files.tlsClientCa ? read(files.tlsClientCa, 'TA_TLS_CLIENT_CA') : null;
-  return ServerCredentials.createSsl(ca, [{ cert_chain: read(files.tlsCert, 'TA_TLS_CERT'), private_key: read(files.tlsKey, 'TA_TLS_KEY') }], ca !== null);
+  const cert = certificate(certPem, files.tlsCert, 'TA_TLS_CERT');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw configError(`TA_TLS_KEY ${files.tlsKey} is not an unencrypted PEM private key: ${(err as Error).message}`, err);
+  }
+  if (!cert.checkPrivateKey(key)) throw configError(`TA_TLS_KEY ${files.tlsKey} is not the private key of the certificate in TA_TLS_CERT ${files.tlsCert}`);
+  if (Date.parse(cert.validTo) < nowMs) throw configError(`TA_TLS_CERT ${files.tlsCert} expired on ${cert.validTo}`);
+  if (Date.parse(cert.validFrom) > nowMs) throw configError(`TA_TLS_CERT ${files.tlsCert} is not valid before ${cert.validFrom}`);
+  if (ca && files.tlsClientCa) certificate(ca, files.tlsClientCa, 'TA_TLS_CLIENT_CA');
+  return ServerCredentials.createSsl(ca, [{ cert_chain: certPem, private_key: keyPem }], ca !== null);
 }

@@ -19,10 +19,19 @@ import { REUSE_REVOCATION_REASON } from './store-input.js';
  *    values, which would corrupt epoch milliseconds.
  *  - Scripts mutate with HSET/SET/XADD/INCR only after reading TIME: since Redis 5 scripts replicate
  *    their effects, not their source, so non-deterministic reads before writes are allowed.
+ *  - The feed is published with PUBLISH_CMD: PUBLISH, or SPUBLISH on a Cluster (sharded pub/sub).
+ *    Each script exists in both flavours ({@link redisScripts}); the choice is per deployment.
  */
 
-const PRELUDE = `
+/** How scripts publish on the feed: plain pub/sub, or sharded pub/sub on a Redis Cluster. */
+export type FeedPublishCommand = 'PUBLISH' | 'SPUBLISH';
+
+
+const prelude = (publish: FeedPublishCommand) => `
 local base = ARGV[1]
+-- PUBLISH on a single server or Sentinel; SPUBLISH (sharded pub/sub) on a Cluster, where the
+-- feed channel shares the \`{ta}\` slot of every key this script touches.
+local PUBLISH_CMD = '${publish}'
 local K_RT, K_SESS, K_GEN = base .. '${KeySegments.refresh}', base .. '${KeySegments.session}', base .. '${KeySegments.generation}'
 local K_SEQ, K_LOG, K_FEED = base .. '${KeySegments.seq}', base .. '${KeySegments.log}', base .. '${KeySegments.feed}'
 local K_RECEIPTS = base .. '${KeySegments.receipts}'
@@ -71,7 +80,7 @@ local function append(kind, id, gen, until_ms, reason, now, retention)
   local seq = redis.call('INCR', K_SEQ)
   local ev = event_json(seq, kind, id, gen, until_ms, now, reason)
   redis.call('XADD', K_LOG, int(seq) .. '-0', 'e', ev, 'at', int(now))
-  redis.call('PUBLISH', K_FEED, ev)
+  redis.call(PUBLISH_CMD, K_FEED, ev)
   -- Amortised: a few entries per append keep the log trimmed without one call doing unbounded work.
   trim(now, retention, 16)
   return ev
@@ -103,7 +112,7 @@ end
  * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash.
  * Returns {'ok', generation} or {'conflict', what}.
  */
-export const CREATE_SESSION = `${PRELUDE}
+const CREATE_SESSION = (p: FeedPublishCommand) => `${prelude(p)}
 if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'session id' } end
 if redis.call('EXISTS', KEYS[3]) == 1 then return { 'conflict', 'refresh token hash' } end
 local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -125,7 +134,7 @@ return { 'ok', gen }
  * Returns {outcome, sessionFields, currentGeneration, viaGrace ('0'/'1'), eventJson?}
  * or {'invalid'} / {'conflict', what}.
  */
-export const ROTATE_REFRESH = `${PRELUDE}
+const ROTATE_REFRESH = (p: FeedPublishCommand) => `${prelude(p)}
 local presented, successor = ARGV[2], ARGV[3]
 local succ_exp, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 local grace, idle = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -186,7 +195,7 @@ return { 'reused', redis.call('HGETALL', fam), int(cur_gen), '0', ev }
 `;
 
 /** getSession. KEYS: sess(sid). ARGV: base. Returns {sessionFields, currentGeneration} or {}. */
-export const GET_SESSION = `${PRELUDE}
+const GET_SESSION = (p: FeedPublishCommand) => `${prelude(p)}
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {} end
 local sub = redis.call('HGET', KEYS[1], 'sub')
@@ -194,7 +203,7 @@ return { fields, int(subject_generation(sub)) }
 `;
 
 /** findSessionByRefresh. KEYS: rt(hash). ARGV: base. Same reply as GET_SESSION. */
-export const FIND_SESSION_BY_REFRESH = `${PRELUDE}
+const FIND_SESSION_BY_REFRESH = (p: FeedPublishCommand) => `${prelude(p)}
 local sid = redis.call('HGET', KEYS[1], 'sid')
 if not sid then return {} end
 local fam = K_SESS .. sid
@@ -207,7 +216,7 @@ return { fields, int(subject_generation(redis.call('HGET', fam, 'sub'))) }
  * revoke. KEYS: seq, log, the target key (rev:jti:<id>, rev:sid:<id> or gen:<sub>).
  * ARGV: base, kind, id, until, reason ('' = none), retentionMs. Returns the event JSON.
  */
-export const REVOKE = `${PRELUDE}
+const REVOKE = (p: FeedPublishCommand) => `${prelude(p)}
 local kind, id, until_ms, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local now = now_ms()
 if kind == 'jti' then return idempotent_append('jti', id, until_ms, reason, now, retention) end
@@ -218,7 +227,7 @@ return append('sub', id, gen, until_ms, reason, now, retention)
 `;
 
 /** readLog (read-only). KEYS: log, seq. ARGV: base, afterSeq, limit. Returns {headSeq, {eventJson...}}. */
-export const READ_LOG = `${PRELUDE}
+const READ_LOG = (p: FeedPublishCommand) => `${prelude(p)}
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
 local out = {}
 for _, entry in ipairs(entries) do
@@ -235,7 +244,7 @@ return { tonumber(redis.call('GET', KEYS[2]) or '0'), out }
  * Trims the log (bounded: at most 20 batches of 500 per call), prunes expired receipts, publishes
  * {"type":"hb","seq":<head>}. Returns {headSeq, trimmed}.
  */
-export const HEARTBEAT = `${PRELUDE}
+const HEARTBEAT = (p: FeedPublishCommand) => `${prelude(p)}
 local retention = tonumber(ARGV[2])
 local now = now_ms()
 local trimmed = 0
@@ -250,19 +259,19 @@ for i = 1, #receipts, 2 do
   if expires == nil or now > expires then redis.call('HDEL', K_RECEIPTS, receipts[i]) end
 end
 local head = tonumber(redis.call('GET', K_SEQ) or '0')
-redis.call('PUBLISH', K_FEED, '{"v":1,"type":"hb","seq":' .. int(head) .. ',"at":' .. int(now) .. '}')
+redis.call(PUBLISH_CMD, K_FEED, '{"v":1,"type":"hb","seq":' .. int(head) .. ',"at":' .. int(now) .. '}')
 return { head, trimmed }
 `;
 
 /** reportApplied. KEYS: receipts. ARGV: base, instanceId, seq, ttlMs. */
-export const REPORT_APPLIED = `${PRELUDE}
+const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3] .. ':' .. int(now) .. ':' .. int(now + tonumber(ARGV[4])))
 return 1
 `;
 
 /** listApplied. KEYS: receipts. ARGV: base. Prunes expired entries; returns {id, seq, reportedAt, ...}. */
-export const LIST_APPLIED = `${PRELUDE}
+const LIST_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}
@@ -276,3 +285,41 @@ for i = 1, #all, 2 do
 end
 return out
 `;
+
+/** Every script of RedisTokenStore, by name, for one way of publishing. */
+export interface RedisScripts {
+  readonly CREATE_SESSION: string;
+  readonly ROTATE_REFRESH: string;
+  readonly GET_SESSION: string;
+  readonly FIND_SESSION_BY_REFRESH: string;
+  readonly REVOKE: string;
+  readonly READ_LOG: string;
+  readonly HEARTBEAT: string;
+  readonly REPORT_APPLIED: string;
+  readonly LIST_APPLIED: string;
+}
+
+function build(publish: FeedPublishCommand): RedisScripts {
+  return Object.freeze({
+    CREATE_SESSION: CREATE_SESSION(publish),
+    ROTATE_REFRESH: ROTATE_REFRESH(publish),
+    GET_SESSION: GET_SESSION(publish),
+    FIND_SESSION_BY_REFRESH: FIND_SESSION_BY_REFRESH(publish),
+    REVOKE: REVOKE(publish),
+    READ_LOG: READ_LOG(publish),
+    HEARTBEAT: HEARTBEAT(publish),
+    REPORT_APPLIED: REPORT_APPLIED(publish),
+    LIST_APPLIED: LIST_APPLIED(publish),
+  });
+}
+
+const PLAIN = build('PUBLISH');
+const SHARDED = build('SPUBLISH');
+
+/**
+ * The scripts for a deployment: `sharded` (a Cluster) publishes with SPUBLISH, which Redis allows
+ * inside a script because the feed channel hashes to the script's slot.
+ */
+export function redisScripts(sharded: boolean): RedisScripts {
+  return sharded ? SHARDED : PLAIN;
+}
