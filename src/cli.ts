@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { credentials, Metadata } from '@grpc/grpc-js';
-import { loadConfig, type ConfigScope } from './config/config.js';
+import { Metadata } from '@grpc/grpc-js';
+import { loadConfig, type Config, type ConfigScope } from './config/config.js';
+import type { Logger } from './shared/logger.js';
 import { OPTIONS } from './config/options.js';
 import { isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
-import { FileKeyStore } from './keys/file-key-store.js';
+import { createKeyStore } from './authority/create-key-store.js';
+import { silentLogger } from './shared/logger.js';
 import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
+import { clientCredentials, type ClientTlsFiles } from './grpc/client-credentials.js';
 
 /**
  * The `token-authority` command. Environment variables are read here and in config/ only.
@@ -56,50 +59,44 @@ function onSignals(stop: () => Promise<void>): void {
   }
 }
 
-withConfigOptions(program.command('serve').description('Run the authority (gRPC + HTTP).'), 'authority').action(async (_o, cmd: Command) => {
-  let config;
-  try {
-    config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-  } catch (err) {
-    fail(err);
-  }
-  const logger = createRootLogger(config.logLevel);
-  try {
-    const running = await runAuthority(config, logger);
-    onSignals(() => running.stop());
-  } catch (err) {
-    logger.fatal({ err }, 'failed to start');
-    fail(err);
-  }
-});
+/** Validate config, make the root logger, start, and stop gracefully on SIGTERM/SIGINT. */
+function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start: (config: Readonly<Config>, logger: Logger) => Promise<{ stop(): Promise<void> }>) {
+  return async (_o: unknown, cmd: Command) => {
+    let config: Readonly<Config>;
+    try {
+      config = loadConfig(scope, { env: process.env, flags: flagsOf(cmd) });
+    } catch (err) {
+      fail(err);
+    }
+    const logger = createRootLogger(config.logLevel, loggerName);
+    try {
+      const running = await start(config, logger);
+      onSignals(() => running.stop());
+    } catch (err) {
+      logger.fatal({ err }, 'failed to start');
+      fail(err);
+    }
+  };
+}
 
-withConfigOptions(program.command('sidecar').description('Run a sidecar verifier: Verify and Envoy ext_authz Check, answered locally.'), 'sidecar').action(async (_o, cmd: Command) => {
-  let config;
-  try {
-    config = loadConfig('sidecar', { env: process.env, flags: flagsOf(cmd) });
-  } catch (err) {
-    fail(err);
-  }
-  const logger = createRootLogger(config.logLevel, 'token-authority-sidecar');
-  try {
-    const running = await startSidecar(config, logger);
-    onSignals(() => running.stop());
-  } catch (err) {
-    logger.fatal({ err }, 'failed to start');
-    fail(err);
-  }
-});
+withConfigOptions(program.command('serve').description('Run the authority (gRPC + HTTP).'), 'authority').action(serverAction('authority', 'token-authority', runAuthority));
+withConfigOptions(program.command('sidecar').description('Run a sidecar verifier: Verify and Envoy ext_authz Check, answered locally.'), 'sidecar').action(serverAction('sidecar', 'token-authority-sidecar', startSidecar));
 
-const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key directory; a running authority picks changes up within seconds).');
+const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key store of TA_KEY_STORE; running authorities pick changes up within seconds).');
 withConfigOptions(keys.command('list').description('List keys with their state (read-only; never private material).'), 'authority').action(async (_o, cmd: Command) => {
   try {
     const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-    const doc = await new FileKeyStore(config.keyDir).load();
-    if (!doc) {
-      process.stdout.write(`no keys in ${config.keyDir} yet (the authority creates them on first start)\n`);
-      return;
+    const store = await createKeyStore(config, silentLogger);
+    try {
+      const doc = await store.load();
+      if (!doc) {
+        process.stdout.write(`no keys in ${config.keyStore === 'redis' ? 'Redis' : config.keyDir} yet (the authority creates them on first start)\n`);
+        return;
+      }
+      printKeys(doc.keys);
+    } finally {
+      await store.close?.();
     }
-    printKeys(doc.keys);
   } catch (err) {
     fail(err);
   }
@@ -109,7 +106,7 @@ withConfigOptions(keys.command('rotate').description('Rotate now: next → activ
   try {
     const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
     const manager = new KeyManager({
-      store: new FileKeyStore(config.keyDir),
+      store: await createKeyStore(config, silentLogger),
       algorithm: config.keyAlgorithm,
       rotationIntervalMs: 0,
       retainMs: config.maxAccessTtlMs + config.clockSkewMs,
@@ -131,13 +128,25 @@ function printKeys(list: ReadonlyArray<{ kid: string; alg: string; state: string
 }
 
 /** Operator commands that call a running authority over gRPC. */
-function client(address: string) {
-  return new TokenAuthorityServiceClient(address, credentials.createInsecure());
+function client(o: { address: string } & ClientTlsFiles) {
+  let creds;
+  try {
+    creds = clientCredentials(o);
+  } catch (err) {
+    fail(err);
+  }
+  return new TokenAuthorityServiceClient(o.address, creds);
 }
 function call<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | null, res: Res) => void) => unknown, req: Req): Promise<Res> {
   return new Promise((resolve, reject) => fn(req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))));
 }
 const addressOption = () => new Option('--address <host:port>', 'authority gRPC address').default(process.env.TA_GRPC_ADDR ?? '127.0.0.1:50051');
+/** For an authority serving TLS: its CA, and a client certificate where it requires mutual TLS. */
+const tlsOptions = () => [
+  new Option('--tls-ca <file>', 'PEM CA that signed the authority\'s certificate (TLS; default: system roots when --tls-cert is given)'),
+  new Option('--tls-cert <file>', 'PEM client certificate (mutual TLS; its identity must be in the authority\'s client policy for privileged calls)'),
+  new Option('--tls-key <file>', 'PEM private key of --tls-cert'),
+];
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
 program
@@ -148,8 +157,9 @@ program
   .option('--scope <scope...>', 'scopes', [])
   .option('--ttl <seconds>', 'access-token TTL in seconds', '0')
   .addOption(addressOption())
-  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string }) => {
-    const c = client(o.address);
+  .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
+  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string } & ClientTlsFiles) => {
+    const c = client(o);
     try {
       print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '' }));
     } catch (err) {
@@ -166,8 +176,9 @@ program
   .option('--audience <aud>', 'required audience', '')
   .option('--scope <scope...>', 'required scopes', [])
   .addOption(addressOption())
-  .action(async (token: string, o: { audience: string; scope: string[]; address: string }) => {
-    const c = client(o.address);
+  .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
+  .action(async (token: string, o: { audience: string; scope: string[]; address: string } & ClientTlsFiles) => {
+    const c = client(o);
     try {
       print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope }));
     } catch (err) {
@@ -186,13 +197,14 @@ program
   .option('--token-id <jti>', 'one access token by jti (privileged)')
   .option('--reason <text>', 'reason recorded in the log', '')
   .addOption(addressOption())
-  .action(async (o: { token?: string; session?: string; subject?: string; tokenId?: string; reason: string; address: string }) => {
+  .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
+  .action(async (o: { token?: string; session?: string; subject?: string; tokenId?: string; reason: string; address: string } & ClientTlsFiles) => {
     const target = o.token !== undefined ? { $case: 'token' as const, token: o.token }
       : o.session !== undefined ? { $case: 'sessionId' as const, sessionId: o.session }
       : o.subject !== undefined ? { $case: 'subject' as const, subject: o.subject }
       : o.tokenId !== undefined ? { $case: 'tokenId' as const, tokenId: o.tokenId }
       : fail(new Error('one of --token, --session, --subject or --token-id is required'));
-    const c = client(o.address);
+    const c = client(o);
     try {
       print(await call(c.revoke.bind(c), { target, reason: o.reason }));
     } catch (err) {

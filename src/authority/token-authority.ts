@@ -1,3 +1,4 @@
+import type { Config } from '../config/config.js';
 import type { SessionRecord, TokenStore } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { Verifier } from '../verifier/create-verifier.js';
@@ -12,18 +13,11 @@ import type { AccessPolicy } from './access-policy.js';
 import { hashRefreshToken, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 
-export interface TokenAuthoritySettings {
-  issuer: string;
-  accessTtlMs: number;
-  maxAccessTtlMs: number;
-  refreshTtlMs: number;
-  sessionMaxLifetimeMs: number;
-  sessionIdleTimeoutMs: number;
-  refreshGraceMs: number;
-  clockSkewMs: number;
-  /** Empty = any audience. */
-  allowedAudiences: readonly string[];
-}
+/** The settings the rules need (allowedAudiences empty = any audience). */
+export type TokenAuthoritySettings = Pick<
+  Config,
+  'issuer' | 'accessTtlMs' | 'maxAccessTtlMs' | 'refreshTtlMs' | 'sessionMaxLifetimeMs' | 'sessionIdleTimeoutMs' | 'refreshGraceMs' | 'clockSkewMs' | 'allowedAudiences'
+>;
 
 export interface IssueInput {
   subject: string;
@@ -89,12 +83,16 @@ export class TokenAuthority {
       if (settings.allowedAudiences.length > 0 && !settings.allowedAudiences.includes(aud)) {
         throw permissionDenied(`audience "${aud}" is not allowed on this authority (allowed: ${settings.allowedAudiences.join(', ')})`);
       }
-      if (grant.audiences && !grant.audiences.includes(aud)) throw permissionDenied(`caller may not issue tokens for audience "${aud}"`);
+      if (grant.audiences && !grant.audiences.includes(aud)) {
+        throw permissionDenied(`client ${callerName(caller)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
+      }
     }
     const scopes = validateScopes(input.scopes);
     if (grant.scopes) {
       const denied = scopes.filter((s) => !grant.scopes!.includes(s));
-      if (denied.length > 0) throw permissionDenied(`caller may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}`);
+      if (denied.length > 0) {
+        throw permissionDenied(`client ${callerName(caller)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
+      }
     }
     const extra = validateExtraClaims(input.extraClaims);
     const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : (caller.identities[0] ?? 'token-authority');
@@ -269,4 +267,9 @@ export class TokenAuthority {
     };
     return { accessToken: signer.sign(payload), accessExpiresAt: exp * 1000, tokenId, keyId: signer.kid };
   }
+}
+
+/** How a denial names its caller: the certificate identity, else the address. */
+function callerName(caller: Caller): string {
+  return caller.identities[0] ?? caller.peer;
 }
