@@ -8,6 +8,7 @@ import { FileKeyStore } from '../keys/file-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import { systemClock } from '../shared/clock.js';
 import { authorityHttpRoutes } from './authority-http.js';
+import { relayHangupToWorkers } from './caller-security.js';
 import { createTokenStore, startAuthority, startHeartbeat } from './authority-server.js';
 
 /**
@@ -98,10 +99,12 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   const http = new HttpServer({ address: config.httpAddr, logger, routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
   const httpPort = await http.start();
   logger.info({ workers: config.workers, httpPort, grpc: config.grpcAddr.text }, 'token authority serving');
+  const stopHangupRelay = relayHangupToWorkers(config, () => Object.values(cluster.workers ?? {}), logger);
 
   return {
     async stop() {
       stopping = true;
+      stopHangupRelay();
       logger.info('shutting down workers');
       const exits = Object.values(cluster.workers ?? {}).map(
         (w) => new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
-import { FileKeyStore } from '../keys/file-key-store.js';
+import { createKeyStore } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
@@ -62,7 +62,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
 
   const store = overrides.store ?? createTokenStore(config, clock, logger);
   const keys = new KeyManager({
-    store: overrides.keyStore ?? new FileKeyStore(config.keyDir),
+    store: overrides.keyStore ?? (await createKeyStore(config, logger)),
     algorithm: config.keyAlgorithm,
     rotationIntervalMs: config.keyRotationIntervalMs,
     retainMs: config.maxAccessTtlMs + config.clockSkewMs,

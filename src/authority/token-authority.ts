@@ -3,7 +3,7 @@ import type { SessionRecord, TokenStore } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
-import type { AccessTokenPayload, VerifiedClaims, VerifyRequirements, VerifyResult } from '../shared/claims.js';
+import { MAX_ACCESS_TOKEN_BYTES, type AccessTokenPayload, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -100,6 +100,7 @@ export class TokenAuthority {
 
     const now = clock.nowMs();
     const sessionId = newId();
+    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER }, now, ttlMs);
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
@@ -223,7 +224,7 @@ export class TokenAuthority {
       issuer: this.deps.settings.issuer,
       algorithms: ['ES256', 'EdDSA', 'RS256'],
       clockSkewSec: Math.floor(this.deps.settings.clockSkewMs / 1000),
-      maxTokenBytes: 8192,
+      maxTokenBytes: MAX_ACCESS_TOKEN_BYTES,
     });
     if (!parsed.ok) throw invalidArgument(`token is neither a refresh token nor a valid access token of this issuer (${parsed.reason}: ${parsed.detail})`);
     return parsed.claims;
@@ -242,21 +243,28 @@ export class TokenAuthority {
     return Math.min(wanted, cap);
   }
 
-  private sign(
-    t: { subject: string; audience: readonly string[]; scopes: readonly string[]; extra: Record<string, string>; clientId: string; sessionId: string; generation: number },
-    nowMs: number,
-    ttlMs: number,
-  ): { accessToken: string; accessExpiresAt: number; tokenId: string; keyId: string } {
-    const signer = this.deps.keys.signer();
+  /**
+   * Refuse, before anything is stored, a request whose token would exceed what verifiers accept:
+   * header and signature are bounded by the longest kid and signature (RS256), the payload is exact.
+   */
+  private assertTokenFits(t: TokenFields, nowMs: number, ttlMs: number): void {
+    const payloadBytes = Buffer.byteLength(JSON.stringify(this.payload(t, nowMs, ttlMs, newId())));
+    const estimate = 100 + Math.ceil((payloadBytes * 4) / 3) + 2 + 342;
+    if (estimate > MAX_ACCESS_TOKEN_BYTES) {
+      throw invalidArgument(
+        `the access token would be about ${estimate} bytes, more than the ${MAX_ACCESS_TOKEN_BYTES} verifiers accept: use fewer or shorter audiences, scopes or extra claims`,
+      );
+    }
+  }
+
+  private payload(t: TokenFields, nowMs: number, ttlMs: number, tokenId: string): AccessTokenPayload {
     const iat = Math.floor(nowMs / 1000);
-    const exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
-    const tokenId = newId();
-    const payload: AccessTokenPayload = {
+    return {
       ...t.extra,
       iss: this.deps.settings.issuer,
       sub: t.subject,
       aud: t.audience.length === 1 ? t.audience[0]! : [...t.audience],
-      exp,
+      exp: iat + Math.max(1, Math.floor(ttlMs / 1000)),
       iat,
       nbf: iat,
       jti: tokenId,
@@ -265,11 +273,27 @@ export class TokenAuthority {
       client_id: t.clientId,
       ...(t.scopes.length > 0 ? { scope: t.scopes.join(' ') } : {}),
     };
-    return { accessToken: signer.sign(payload), accessExpiresAt: exp * 1000, tokenId, keyId: signer.kid };
+  }
+
+  private sign(t: TokenFields, nowMs: number, ttlMs: number): { accessToken: string; accessExpiresAt: number; tokenId: string; keyId: string } {
+    const signer = this.deps.keys.signer();
+    const tokenId = newId();
+    const payload = this.payload(t, nowMs, ttlMs, tokenId);
+    return { accessToken: signer.sign(payload), accessExpiresAt: payload.exp * 1000, tokenId, keyId: signer.kid };
   }
 }
 
-/** How a denial names its caller: the certificate identity, else the address. */
+/** What goes into an access token besides times and its id. */
+interface TokenFields {
+  subject: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  extra: Record<string, string>;
+  clientId: string;
+  sessionId: string;
+  generation: number;
+}
+
 function callerName(caller: Caller): string {
   return caller.identities[0] ?? caller.peer;
 }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { OPTIONS, type OptionSpec } from './options.js';
 import type { RateLimitSpec } from './rate-limit-spec.js';
 
@@ -26,7 +27,12 @@ export interface Config {
   clockSkewMs: number;
   allowedAudiences: readonly string[];
   keyAlgorithm: SigningAlgorithm;
+  keyStore: 'file' | 'redis';
   keyDir: string;
+  /** Parsed from TA_KEY_ENCRYPTION_KEY; a KEK from TA_KEY_ENCRYPTION_KEY_FILE is read at start. */
+  keyEncryptionKey?: KeyEncryptionKey;
+  keyEncryptionKeyFile?: string;
+  keyEncryptionKeyPrevious?: readonly KeyEncryptionKey[];
   keyRotationIntervalMs: number;
   heartbeatIntervalMs: number;
   workers: number;
@@ -117,6 +123,21 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
     const rot = c.keyRotationIntervalMs as number;
     if (rot > 0 && rot < 2 * (c.maxAccessTtlMs as number)) {
       say('keyRotationIntervalMs', 'must be 0 (off) or at least twice TA_MAX_ACCESS_TTL, so a retired key outlives every token it signed before the next rotation');
+    }
+    const hasKek = c.keyEncryptionKey !== undefined || c.keyEncryptionKeyFile !== undefined;
+    if (c.keyEncryptionKey !== undefined && c.keyEncryptionKeyFile !== undefined) {
+      say('keyEncryptionKeyFile', 'set either TA_KEY_ENCRYPTION_KEY or TA_KEY_ENCRYPTION_KEY_FILE, not both');
+    }
+    if (c.keyStore === 'redis') {
+      if (c.redisUrl === undefined) {
+        say('keyStore', 'redis keeps the signing keys in the Redis of TA_REDIS_URL, which is not set');
+      }
+      if (!hasKek) {
+        say('keyStore', 'redis needs a key-encryption key, so that no private key sits in Redis in the clear: set TA_KEY_ENCRYPTION_KEY (32 random bytes, base64 or hex: openssl rand -base64 32) or TA_KEY_ENCRYPTION_KEY_FILE');
+      }
+    }
+    if (c.keyEncryptionKeyPrevious !== undefined && (c.keyEncryptionKeyPrevious as unknown[]).length > 0 && !hasKek) {
+      say('keyEncryptionKeyPrevious', 'former key-encryption keys need a current one: set TA_KEY_ENCRYPTION_KEY or TA_KEY_ENCRYPTION_KEY_FILE');
     }
   }
   if (scope === 'sidecar') {

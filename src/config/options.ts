@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
 import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { parseRedisUrl } from '../store/redis-connection.js';
 import { parseRateLimit } from './rate-limit-spec.js';
 
 /**
@@ -91,10 +93,43 @@ const rateLimit = z.string().transform((text, ctx) => {
   return parsed.spec;
 });
 
-/** Hide a password in a URL before it reaches a message or a log. */
+/** Hide a password in a URL (userinfo or a `…password=` parameter) before it reaches a message or a log. */
 export function redactUrl(text: string): string {
-  return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+  return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@').replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
 }
+
+/** Any URL form of redis-connection.ts; its messages never echo a password. */
+const redisUrl = z.string().transform((text, ctx) => {
+  try {
+    parseRedisUrl(text);
+    return text.trim();
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A key-encryption key: its messages never echo the value. */
+const kek = z.string().transform((text, ctx): KeyEncryptionKey => {
+  try {
+    return parseKeyEncryptionKey(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const kekList = z.string().transform((text, ctx): KeyEncryptionKey[] => {
+  const out: KeyEncryptionKey[] = [];
+  for (const [i, part] of text.split(',').map((p) => p.trim()).filter((p) => p !== '').entries()) {
+    try {
+      out.push(parseKeyEncryptionKey(part));
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${(err as Error).message}` });
+    }
+  }
+  return out;
+});
 
 export interface OptionSpec {
   /** Key in the resulting config object. */
@@ -118,8 +153,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'gRPC listen address (port 0 picks a free port). A non-loopback address needs TLS or TA_INSECURE=true.' },
   { key: 'httpAddr', env: 'TA_HTTP_ADDR', flag: '--http-addr', scope: 'common', default: '127.0.0.1:8080', sidecarDefault: '127.0.0.1:8081', schema: hostPort,
     description: 'HTTP listen address for JWKS, discovery, /metrics and /healthz.' },
-  { key: 'redisUrl', env: 'TA_REDIS_URL', flag: '--redis-url', scope: 'common', schema: url('Redis URL', ['redis:', 'rediss:']), secret: true,
-    description: 'Redis URL (redis:// or rediss://). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
+  { key: 'redisUrl', env: 'TA_REDIS_URL', flag: '--redis-url', scope: 'common', schema: redisUrl, secret: true,
+    description: 'Redis URL: `redis://` or `rediss://` (TLS) for one server, `redis-sentinel://h1:26379,h2:26379/<master>` for Sentinel, `redis-cluster://h1:6379,h2:6379` for a Cluster (see Scaling). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
   { key: 'redisCommandTimeoutMs', env: 'TA_REDIS_COMMAND_TIMEOUT', flag: '--redis-command-timeout', scope: 'common', default: '1s', schema: duration('the Redis command timeout', { min: 10 }),
     description: 'Every Redis command fails with UNAVAILABLE after this long instead of hanging.' },
   { key: 'issuer', env: 'TA_ISSUER', flag: '--issuer', scope: 'common', schema: url('issuer URL', ['http:', 'https:']),
@@ -142,8 +177,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Comma-separated audiences Issue may mint tokens for. Empty = any.' },
   { key: 'keyAlgorithm', env: 'TA_KEY_ALG', flag: '--key-alg', scope: 'authority', default: 'ES256', schema: z.enum(SIGNING_ALGORITHMS),
     description: 'Signing algorithm for new keys: ES256, EdDSA or RS256.' },
+  { key: 'keyStore', env: 'TA_KEY_STORE', flag: '--key-store', scope: 'authority', default: 'file', schema: z.enum(['file', 'redis']),
+    description: 'Where the signing keys live: `file` (TA_KEY_DIR, one host) or `redis` (shared by every replica on TA_REDIS_URL; needs a key-encryption key).' },
   { key: 'keyDir', env: 'TA_KEY_DIR', flag: '--key-dir', scope: 'authority', default: '.data/keys', schema: z.string().min(1),
-    description: 'Directory holding the signing keys (keys.json, mode 0600).' },
+    description: 'Directory holding the signing keys (keys.json, mode 0600) when TA_KEY_STORE=file.' },
+  { key: 'keyEncryptionKey', env: 'TA_KEY_ENCRYPTION_KEY', flag: '--key-encryption-key', scope: 'authority', schema: kek, secret: true,
+    description: 'Key-encryption key: 32 random bytes, base64 or hex (`openssl rand -base64 32`). Private signing keys are stored only AES-256-GCM-encrypted under it. Required with TA_KEY_STORE=redis; with `file` it encrypts keys.json. Prefer the env var or the _FILE variant to the flag.' },
+  { key: 'keyEncryptionKeyFile', env: 'TA_KEY_ENCRYPTION_KEY_FILE', flag: '--key-encryption-key-file', scope: 'authority', schema: z.string().min(1),
+    description: 'A file (mode 0600) holding the key-encryption key, instead of TA_KEY_ENCRYPTION_KEY.' },
+  { key: 'keyEncryptionKeyPrevious', env: 'TA_KEY_ENCRYPTION_KEY_PREVIOUS', flag: '--key-encryption-key-previous', scope: 'authority', schema: kekList, secret: true,
+    description: 'Comma-separated former key-encryption keys, accepted for decryption only, while rotating the KEK (see Scaling).' },
   { key: 'keyRotationIntervalMs', env: 'TA_KEY_ROTATION_INTERVAL', flag: '--key-rotation-interval', scope: 'authority', default: '7d', schema: duration('TA_KEY_ROTATION_INTERVAL', { allowZero: true, min: 60_000 }),
     description: 'Rotate the signing key this often (0 = only by `token-authority keys rotate`).' },
   { key: 'heartbeatIntervalMs', env: 'TA_HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', scope: 'authority', default: '1s', schema: duration('TA_HEARTBEAT_INTERVAL', { min: 50 }),
@@ -168,15 +211,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'PEM CA bundle: require client certificates signed by it (mutual TLS).' },
   { key: 'clientPolicy', env: 'TA_CLIENT_POLICY', flag: '--client-policy', scope: 'authority', schema: z.string().min(1),
     description: 'JSON file saying which client-certificate identity may Issue (audiences, scopes, max TTL) and revoke what; reloaded on SIGHUP. Needs TA_TLS_CLIENT_CA. Unset: privileged calls from loopback only (insecure development mode). See "Caller credentials and policy".' },
-  { key: 'maxMessageBytes', env: 'TA_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', scope: 'authority', default: '64KiB', schema: byteSize(16 * 1024, 64 * 1024 * 1024),
+  { key: 'maxMessageBytes', env: 'TA_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', scope: 'common', default: '64KiB', schema: byteSize(16 * 1024, 64 * 1024 * 1024),
     description: 'Largest gRPC request accepted; a bigger one is refused with RESOURCE_EXHAUSTED before it is buffered. The largest valid request is about 20 KiB.' },
-  { key: 'maxConcurrentStreams', env: 'TA_MAX_CONCURRENT_STREAMS', flag: '--max-concurrent-streams', scope: 'authority', default: '100', schema: int(1, 100_000),
+  { key: 'maxConcurrentStreams', env: 'TA_MAX_CONCURRENT_STREAMS', flag: '--max-concurrent-streams', scope: 'common', default: '100', schema: int(1, 100_000),
     description: 'Calls in flight per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).' },
-  { key: 'keepaliveTimeMs', env: 'TA_KEEPALIVE_TIME', flag: '--keepalive-time', scope: 'authority', default: '2m', schema: duration('TA_KEEPALIVE_TIME', { allowZero: true, min: 10_000 }),
+  { key: 'keepaliveTimeMs', env: 'TA_KEEPALIVE_TIME', flag: '--keepalive-time', scope: 'common', default: '2m', schema: duration('TA_KEEPALIVE_TIME', { allowZero: true, min: 10_000 }),
     description: 'Ping each client connection this often; one that does not answer within 20 s is closed, so vanished clients do not hold resources (0 = off).' },
-  { key: 'maxConnectionIdleMs', env: 'TA_MAX_CONNECTION_IDLE', flag: '--max-connection-idle', scope: 'authority', default: '5m', schema: duration('TA_MAX_CONNECTION_IDLE', { allowZero: true, min: 1000 }),
+  { key: 'maxConnectionIdleMs', env: 'TA_MAX_CONNECTION_IDLE', flag: '--max-connection-idle', scope: 'common', default: '5m', schema: duration('TA_MAX_CONNECTION_IDLE', { allowZero: true, min: 1000 }),
     description: 'Close a client connection with no call for this long (GOAWAY; clients reconnect on their next call) (0 = off).' },
-  { key: 'maxConnectionAgeMs', env: 'TA_MAX_CONNECTION_AGE', flag: '--max-connection-age', scope: 'authority', default: '30m', schema: duration('TA_MAX_CONNECTION_AGE', { allowZero: true, min: 1000 }),
+  { key: 'maxConnectionAgeMs', env: 'TA_MAX_CONNECTION_AGE', flag: '--max-connection-age', scope: 'common', default: '30m', schema: duration('TA_MAX_CONNECTION_AGE', { allowZero: true, min: 1000 }),
     description: 'Ask clients to reconnect after this long (GOAWAY; calls in flight get 35 s to finish), which rebalances load across replicas (0 = off).' },
   { key: 'rateLimitIssue', env: 'TA_RATE_LIMIT_ISSUE', flag: '--rate-limit-issue', scope: 'authority', default: '200/s:400', schema: rateLimit,
     description: 'Issue calls per caller: `<count>/<s|m|h>[:<burst>]` (burst defaults to the count), or off. The caller is its client-certificate identity, else its IP address. Over it: RESOURCE_EXHAUSTED.' },

@@ -60,7 +60,8 @@ export class TokenBuckets {
       bucket.tokens -= 1;
       return { ok: true };
     }
-    return { ok: false, retryAfterMs: Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs)) };
+    // The epsilon keeps float noise (1 / (1/3600000)) from adding a millisecond.
+    return { ok: false, retryAfterMs: Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs - 1e-6)) };
   }
 
   private dropColdFullBuckets(now: number): void {

@@ -3,6 +3,12 @@
  * verifier library and the sidecar.
  */
 
+/**
+ * Verifiers refuse longer tokens before parsing them (a bound on work per call), and Issue refuses
+ * requests whose token would be longer, so the authority never mints a token verifiers reject.
+ */
+export const MAX_ACCESS_TOKEN_BYTES = 8192;
+
 /** Claim names the authority sets itself; extra claims may not use them. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'gen', 'scope', 'client_id', 'auth_time',

@@ -13,6 +13,7 @@ import { createVerifier, type Verifier } from '../verifier/create-verifier.js';
 import { RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, transportLimits } from '../grpc/transport-limits.js';
 import { HttpServer, healthRoute, metricsRoute } from '../http/http-server.js';
 import { createExtAuthzService } from './ext-authz.js';
 import { createSidecarService } from './sidecar-service.js';
@@ -109,6 +110,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const grpc = new GrpcServer({
     address: config.grpcAddr,
     credentials: serverCredentials(config),
+    maxReceiveMessageBytes: config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    channelOptions: transportLimits(config),
     services: [createSidecarService(verifier, () => keys.jwksJson(), deps), createExtAuthzService(verifier, deps)],
     protoFiles: ['tokenauthority/v1/token_authority.proto', 'envoy/service/auth/v3/external_auth.proto'],
     logger,

@@ -1,5 +1,5 @@
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
-import { rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { MAX_ACCESS_TOKEN_BYTES, rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { invalidArgument } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
@@ -95,7 +95,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     issuer: options.issuer,
     algorithms,
     clockSkewSec: Math.floor(skewMs / 1000),
-    maxTokenBytes: options.maxTokenBytes ?? 8192,
+    maxTokenBytes: options.maxTokenBytes ?? MAX_ACCESS_TOKEN_BYTES,
   };
   const boundMs = options.stalenessBoundMs ?? 5000;
   const failOpen = options.stalenessPolicy === 'fail-open';

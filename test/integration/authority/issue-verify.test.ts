@@ -100,7 +100,8 @@ describe('authority Verify: every reason through the RPC', () => {
     ['missing scope', () => signed({ scope: 'read' }), R.VERIFY_FAILURE_REASON_MISSING_SCOPE, '', ['write']],
     ['garbage', () => 'not a token at all', R.VERIFY_FAILURE_REASON_MALFORMED],
     ['empty', () => '', R.VERIFY_FAILURE_REASON_MALFORMED],
-    ['a 1 MB string', () => 'a'.repeat(1024 * 1024), R.VERIFY_FAILURE_REASON_MALFORMED],
+    // Longer than the 8 KiB token limit but inside the 64 KiB message limit: an answer, not an RPC error.
+    ['a 32 KB string', () => 'a'.repeat(32 * 1024), R.VERIFY_FAILURE_REASON_MALFORMED],
     ['binary junk in three segments', () => '\u0000\u0001.\uffff.\ud800', R.VERIFY_FAILURE_REASON_MALFORMED],
   ];
   for (const [name, make, reason, audience, scopes] of cases) {
@@ -108,6 +109,13 @@ describe('authority Verify: every reason through the RPC', () => {
       assert.equal(R[await reasonOf(make(), audience ?? '', scopes ?? [])], R[reason]);
     });
   }
+
+  it('refuses a 1 MB token at the transport (RESOURCE_EXHAUSTED: TA_MAX_MESSAGE_BYTES) without buffering it', async () => {
+    // No valid request comes near 64 KiB; refusing on the frame header keeps a hostile client from
+    // making the server hold megabytes per stream. The library and the sidecar answer MALFORMED.
+    await expectStatus(ta.client.verify({ token: 'a'.repeat(1024 * 1024), audience: 'orders' }), status.RESOURCE_EXHAUSTED, /larger than max/);
+    assert.equal((await ta.client.verify({ token: signed(), audience: 'orders' })).valid, true, 'the server is fine afterwards');
+  });
 
   it('answers REVOKED after Revoke of the token', async () => {
     const issued = await ta.client.issue({ subject: 'carol', audience: ['orders'] });
@@ -152,6 +160,15 @@ describe('authority Issue: input validation', () => {
     const short = await ta.client.issue({ subject: 'a', audience: ['orders'], accessTtlSeconds: 60 });
     assert.ok(short.accessExpiresAt!.getTime() - t0 <= 61_000);
   });
+  it('refuses a request whose token would be longer than verifiers accept, before storing anything', async () => {
+    const audience = Array.from({ length: 2 }, (_, i) => (i === 0 ? 'orders' : 'billing'));
+    const scopes = Array.from({ length: 64 }, (_, i) => `scope-${i}-${'s'.repeat(100)}`);
+    const extraClaims = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`c${i}`, 'x'.repeat(450)]));
+    await expectStatus(ta.client.issue({ subject: 'big', audience, scopes, extraClaims }), status.INVALID_ARGUMENT, /the access token would be about \d+ bytes, more than the 8192 verifiers accept/);
+    const fits = await ta.client.issue({ subject: 'big', audience, scopes: scopes.slice(0, 8), extraClaims: { c0: 'x'.repeat(450) } });
+    assert.equal((await ta.client.verify({ token: fits.accessToken })).valid, true, 'a large token under the limit verifies');
+  });
+
   it('rejects Revoke without a target', async () => {
     await expectStatus(ta.client.revoke({}), status.INVALID_ARGUMENT, 'one of token, session_id, subject or token_id');
   });

@@ -1,0 +1,72 @@
+/**
+ * Builds the signing-key store the configuration asks for. It lives here, not in keys/, because
+ * it joins three layers keys/ may not know: the configuration, and store/'s Redis connections.
+ */
+import type { Config } from '../config/config.js';
+import { FileKeyStore } from '../keys/file-key-store.js';
+import { readKeyEncryptionKeyFile, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { KeySetCipher } from '../keys/key-set-cipher.js';
+import type { KeyStore } from '../keys/key-store.js';
+import { RedisKeyStore } from '../keys/redis-key-store.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { createRedisClient, describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
+import { reconnectDelayMs } from '../store/redis-token-store.js';
+
+/** The operator's key-encryption key(s) from the configuration, or undefined if none is set. */
+export async function keySetCipherFor(config: Config): Promise<KeySetCipher | undefined> {
+  let kek: KeyEncryptionKey | undefined = config.keyEncryptionKey;
+  if (kek === undefined && config.keyEncryptionKeyFile !== undefined) kek = await readKeyEncryptionKeyFile(config.keyEncryptionKeyFile);
+  if (kek === undefined) return undefined;
+  return new KeySetCipher(kek, config.keyEncryptionKeyPrevious ?? []);
+}
+
+/**
+ * The key store of TA_KEY_STORE: a RedisKeyStore on TA_REDIS_URL (sealed under the KEK), or a
+ * FileKeyStore in TA_KEY_DIR (sealed if a KEK is set). A store found sealed under a previous KEK,
+ * or a keys.json found in the clear while a KEK is set, is re-sealed under the current KEK here.
+ * The KeyManager given the store closes it when it stops.
+ * @throws TokenAuthorityError ERR_CONFIG for an unreadable KEK file; ERR_KEY if the stored keys
+ *   cannot be decrypted with the configured KEK(s); ERR_STORE_UNAVAILABLE if Redis does not answer.
+ */
+export async function createKeyStore(config: Config, logger: Logger): Promise<KeyStore> {
+  const log = logger.child({ component: 'key-store' });
+  const cipher = await keySetCipherFor(config);
+  if (config.keyStore === 'redis') {
+    // The configuration guarantees both; checked again so a hand-built Config fails clearly.
+    if (config.redisUrl === undefined || cipher === undefined) {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'TA_KEY_STORE=redis needs TA_REDIS_URL and a key-encryption key');
+    }
+    const target = parseRedisUrl(config.redisUrl);
+    const client = createRedisClient(target, {
+      lazyConnect: true,
+      commandTimeout: config.redisCommandTimeoutMs,
+      connectTimeout: Math.max(2 * config.redisCommandTimeoutMs, 1000),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: reconnectDelayMs,
+      connectionName: 'token-authority-keys',
+    });
+    const store = new RedisKeyStore({ client, cipher, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+    try {
+      if (await store.reseal()) log.info({ key: store.key, kekId: cipher.kekId }, 're-encrypted the signing keys under the current key-encryption key');
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    log.info({ redis: describeRedisTarget(target), key: store.key, kekId: cipher.kekId }, 'signing keys in Redis, encrypted under the key-encryption key');
+    return store;
+  }
+  const store = new FileKeyStore(config.keyDir, cipher === undefined ? {} : { cipher });
+  const outcome = await store.sealAtRest();
+  if (outcome === 'sealed') log.info({ path: store.path, kekId: cipher?.kekId }, 'encrypted the private keys in the key file under the key-encryption key');
+  if (outcome === 'resealed') log.info({ path: store.path, kekId: cipher?.kekId }, 're-encrypted the key file under the current key-encryption key');
+  if (config.redisUrl !== undefined) {
+    log.warn(
+      { path: store.path },
+      'signing keys are in a local file while sessions are in Redis: replicas on other hosts would not share them; set TA_KEY_STORE=redis to run replicas',
+    );
+  }
+  return store;
+}
