@@ -1,6 +1,7 @@
 import { Metadata, status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { VerifiedClaims, VerifyReason, VerifyRequirements } from '../../shared/claims.js';
 import type { Verifier } from '../create-verifier.js';
+import { bearerToken } from '../bearer-token.js';
 
 /** What a protected method requires of the caller's token. */
 export type RequireTokenOptions = VerifyRequirements;
@@ -11,8 +12,7 @@ export type AuthenticatedUnaryHandler<Req, Res> = (call: ServerUnaryCall<Req, Re
 /** The bearer token in `authorization` metadata, if any. */
 export function bearerFromMetadata(metadata: Metadata): string | undefined {
   const value = metadata.get('authorization')[0];
-  if (typeof value !== 'string') return undefined;
-  return /^Bearer[ ]+([^\s]+)\s*$/i.exec(value)?.[1];
+  return typeof value === 'string' ? bearerToken(value) : undefined;
 }
 
 /** The status a rejected token maps to: scope problems are PERMISSION_DENIED, a stale verifier UNAVAILABLE. */
