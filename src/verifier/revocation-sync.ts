@@ -43,6 +43,12 @@ export interface RevocationSyncOptions {
  */
 export class RevocationSync {
   private applied = 0;
+  /**
+   * Highest sequence up to which the log itself has been read. Sequences seen only on the live
+   * feed are confirmed against the log at the next heartbeat, so a forged or duplicated live
+   * message can never stand in for a real revocation.
+   */
+  private confirmed = 0;
   private head = 0;
   private readonly ahead = new Set<number>();
   private freshAt = -Infinity;
@@ -134,8 +140,11 @@ export class RevocationSync {
   private onMessage(m: FeedMessage): void {
     if (m.type === 'hb') {
       if (m.seq > this.head) this.head = m.seq;
-      if (m.seq <= this.applied && !this.catchingUp) this.markFresh();
-      else if (m.seq > this.applied) void this.catchUp('heartbeat ahead');
+      if (m.seq > this.applied) void this.catchUp('heartbeat ahead');
+      else {
+        if (!this.catchingUp) this.markFresh();
+        if (this.applied > this.confirmed) void this.catchUp('confirm live events against the log');
+      }
       return;
     }
     this.applyEvent(m);
@@ -145,9 +154,11 @@ export class RevocationSync {
 
   private applyEvent(e: RevocationEvent): void {
     if (e.seq > this.head) this.head = e.seq;
-    if (e.seq <= this.applied || this.ahead.has(e.seq)) return;
+    // Always apply the effect: revocations only ever add, so applying one twice is harmless, and a
+    // message that claimed this sequence first (a duplicate, or a forgery) cannot hide it.
     this.opts.state.apply(e);
     this.opts.onRevocation?.(e);
+    if (e.seq <= this.applied || this.ahead.has(e.seq)) return;
     if (e.seq === this.applied + 1) {
       this.applied = e.seq;
       while (this.ahead.delete(this.applied + 1)) this.applied++;
@@ -190,17 +201,20 @@ export class RevocationSync {
   }
 
   private async readToHead(why: string): Promise<void> {
-    const from = this.applied;
+    const from = this.confirmed;
     for (;;) {
-      const page = await this.opts.source.readLog(this.applied, this.pageSize);
+      const page = await this.opts.source.readLog(this.confirmed, this.pageSize);
       if (page.headSeq > this.head) this.head = page.headSeq;
       // Appends are atomic with their sequence, so a hole at the start of a page can only be
       // entries trimmed for age: they can no longer matter, and the verifier moves past them.
       const first = page.events[0];
-      if (first && first.seq > this.applied + 1) this.skipTo(first.seq - 1);
-      for (const e of page.events) this.applyEvent(e);
-      if (page.events.length === 0 && page.headSeq > this.applied) this.skipTo(page.headSeq);
-      if (page.events.length < this.pageSize || this.applied >= page.headSeq) break;
+      if (first && first.seq > this.confirmed + 1) this.skipTo(first.seq - 1);
+      for (const e of page.events) {
+        this.applyEvent(e);
+        this.confirmed = e.seq;
+      }
+      if (page.events.length === 0 && page.headSeq > this.confirmed) this.skipTo(page.headSeq);
+      if (page.events.length < this.pageSize || this.confirmed >= page.headSeq) break;
     }
     if (this.applied >= this.head) {
       this.markFresh();
@@ -215,6 +229,7 @@ export class RevocationSync {
 
   /** Advance over sequences the log no longer holds (trimmed as expired). */
   private skipTo(seq: number): void {
+    if (seq > this.confirmed) this.confirmed = seq;
     if (seq <= this.applied) return;
     this.applied = seq;
     for (const s of [...this.ahead]) if (s <= seq) this.ahead.delete(s);

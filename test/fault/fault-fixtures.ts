@@ -34,6 +34,10 @@ export async function startAuthorityProcess(opts: { keyDir: string; redisUrl?: s
     TA_KEY_DIR: opts.keyDir,
     TA_LOG_LEVEL: 'info',
     TA_SHUTDOWN_GRACE: '1s',
+    // These tests measure faults, not abuse limits: one loopback caller makes all the load.
+    TA_RATE_LIMIT_ISSUE: 'off',
+    TA_RATE_LIMIT_REFRESH: 'off',
+    TA_RATE_LIMIT_REVOKE: 'off',
     ...(opts.redisUrl ? { TA_REDIS_URL: opts.redisUrl } : {}),
     ...opts.env,
   });
@@ -123,6 +127,12 @@ export async function timeToApply(probes: readonly SeqProbe[], seq: number, sinc
     }),
   );
   return out;
+}
+
+/** Catch-ups from the log so far, from a sidecar's /status. */
+export async function sidecarResyncs(sidecar: { status(): Promise<unknown> }): Promise<number> {
+  const s = (await sidecar.status()) as { revocation: { resyncs?: number } };
+  return s.revocation.resyncs ?? 0;
 }
 
 /** A uniformly random integer in [min, max]. */

@@ -11,12 +11,13 @@ const ISSUER = 'https://issuer.test';
 
 /** The real memory store as a source, with a switch that drops live feed messages (lost pub/sub traffic). */
 function lossySource(store: MemoryTokenStore) {
-  const control = { drop: (_m: FeedMessage) => false, disconnect: () => {}, reconnect: () => {} };
+  const control = { drop: (_m: FeedMessage) => false, disconnect: () => {}, reconnect: () => {}, inject: (_m: FeedMessage) => {} };
   const source: RevocationSource = {
     readLog: (after, limit) => store.readLog(after, limit),
     async subscribe(listener) {
       control.disconnect = () => listener.onDisconnect(new Error('cut'));
       control.reconnect = () => listener.onReady();
+      control.inject = (m) => listener.onMessage(m);
       return store.subscribe({ ...listener, onMessage: (m) => (control.drop(m) ? undefined : listener.onMessage(m)) });
     },
   };
@@ -124,6 +125,31 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     await settle();
     assert.equal(v.status().revocation.appliedSeq, 5);
     assert.equal(v.status().revocation.entries.jti, 5);
+    await v.stop();
+  });
+
+  it('a forged feed message claiming the next sequence cannot hide the real revocation', async () => {
+    const { source, control } = lossySource(store);
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock });
+    await v.start();
+    const victim = token({ jti: 'victim' });
+    const forge = (seq: number) => control.inject({ v: 1, type: 'rev', seq, kind: 'jti', id: 'decoy', until: clock.nowMs() + 60_000, at: clock.nowMs() });
+    // 1. The real event still arrives on the feed after the forgery.
+    forge(1);
+    await store.revoke({ kind: 'jti', id: 'victim', until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal((v.verifySync(victim) as { reason?: string }).reason, 'REVOKED');
+    // 2. The real event is lost on the feed: the next heartbeat confirms live sequences against the log.
+    const victim2 = token({ jti: 'victim-2' });
+    forge(2);
+    control.drop = (m) => m.type === 'rev';
+    await store.revoke({ kind: 'jti', id: 'victim-2', until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal(v.verifySync(victim2).valid, true, 'not known yet: the forgery took its sequence');
+    control.drop = () => false;
+    await store.heartbeat();
+    await settle();
+    assert.equal((v.verifySync(victim2) as { reason?: string }).reason, 'REVOKED', 'confirmed from the log');
     await v.stop();
   });
 

@@ -1,0 +1,50 @@
+import { runCli, type CliProcess } from './cli-process.js';
+import { authorityClient, type AuthorityClient } from './grpc-client.js';
+
+/** A real `token-authority serve` process on free loopback ports. */
+export interface AuthorityProcess {
+  readonly name: string;
+  readonly proc: CliProcess;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly client: AuthorityClient;
+  /** The public JWKS it serves over HTTP. */
+  jwks(): Promise<{ keys: Array<{ kid: string }> }>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts `token-authority serve` with `env` (plus loopback port 0 defaults) and waits until it serves. */
+export async function startAuthorityProcess(name: string, env: Record<string, string>): Promise<AuthorityProcess> {
+  const proc = runCli(['serve'], { TA_GRPC_ADDR: '127.0.0.1:0', TA_HTTP_ADDR: '127.0.0.1:0', TA_LOG_LEVEL: 'info', TA_SHUTDOWN_GRACE: '2s', ...env });
+  let line: Record<string, unknown>;
+  try {
+    line = await proc.waitForLine((l) => l.msg === 'token authority serving', 20_000);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
+  const grpcPort = line.grpcPort as number;
+  const httpPort = line.httpPort as number;
+  const client = authorityClient(grpcPort);
+  return {
+    name,
+    proc,
+    grpcPort,
+    httpPort,
+    client,
+    async jwks() {
+      return (await (await fetch(`http://127.0.0.1:${httpPort}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+    },
+    async stop() {
+      client.close();
+      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.kill('SIGTERM');
+      await proc.exited;
+    },
+  };
+}
+
+/** The `kid` in a JWS header. */
+export function kidOf(token: string): string {
+  return (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8')) as { kid: string }).kid;
+}
