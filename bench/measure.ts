@@ -65,10 +65,11 @@ export function clockOf(source: TimeSource): () => number {
  * Calls `fn(i)` with i = 0, 1, 2, … for about `ms` and returns calls per second. The clock is read
  * once per batch of `batch` calls so that reading it costs nothing measurable.
  */
-export function rate(fn: (i: number) => unknown, ms: number, batch = 64, source: TimeSource = 'cpu'): number {
+export function rate(fn: (i: number) => unknown, ms: number, batch = 64, source: TimeSource = 'cpu', wallRates?: number[]): number {
   const clock = clockOf(source);
   let n = 0;
   const start = clock();
+  const wallStart = performance.now();
   const end = start + ms;
   let t = start;
   do {
@@ -76,7 +77,13 @@ export function rate(fn: (i: number) => unknown, ms: number, batch = 64, source:
     n += batch;
     t = clock();
   } while (t < end);
+  wallRates?.push(n / ((performance.now() - wallStart) / 1000));
   return n / ((t - start) / 1000);
+}
+
+/** Median of a[i]/b[i]. */
+export function medianRatio(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((x, i) => x / (b[i] as number)).filter(Number.isFinite));
 }
 
 /**

@@ -4,7 +4,7 @@
  * measured core.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
@@ -213,4 +213,49 @@ export async function startEchoServer(cpus?: string): Promise<{ child: Child; po
   const child = startChild('echo-server', pinned(cpus, [process.execPath, benchScript('echo-server.js')]));
   const { port } = await waitForJsonLine<{ port: number }>(child, (v) => typeof v.port === 'number');
   return { child, port, stop: () => child.stop() };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every mainstream Linux). */
+const USER_HZ = 100;
+
+/** utime + stime of one /proc/<pid>/stat line, and its parent pid. */
+function parseStat(text: string): { ppid: number; cpuMs: number } | undefined {
+  // The command name is in parentheses and may contain spaces: fields start after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const ppid = Number(rest[1]);
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(ppid) || !Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+  return { ppid, cpuMs: ((utime + stime) * 1000) / USER_HZ };
+}
+
+/**
+ * CPU time (user + system, ms) used so far by a process and all its live descendants (a cluster
+ * primary and its workers), from /proc. Undefined where /proc is not available.
+ */
+export function processTreeCpuMs(rootPid: number): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return undefined;
+  }
+  const stats = new Map<number, { ppid: number; cpuMs: number }>();
+  for (const e of entries) {
+    try {
+      const s = parseStat(readFileSync(`/proc/${e}/stat`, 'utf8'));
+      if (s) stats.set(Number(e), s);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  if (!stats.has(rootPid)) return undefined;
+  let total = 0;
+  const stack = [rootPid];
+  while (stack.length) {
+    const pid = stack.pop() as number;
+    total += stats.get(pid)?.cpuMs ?? 0;
+    for (const [child, s] of stats) if (s.ppid === pid) stack.push(child);
+  }
+  return total;
 }

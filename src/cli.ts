@@ -86,7 +86,7 @@ const keys = program.command('keys').description('Inspect and rotate signing key
 withConfigOptions(keys.command('list').description('List keys with their state (read-only; never private material).'), 'authority').action(async (_o, cmd: Command) => {
   try {
     const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-    const store = await createKeyStore(config, silentLogger);
+    const store = await createKeyStore(config, silentLogger, { readOnly: true });
     try {
       const doc = await store.load();
       if (!doc) {

@@ -25,11 +25,12 @@ export async function keySetCipherFor(config: Config): Promise<KeySetCipher | un
  * The key store of TA_KEY_STORE: a RedisKeyStore on TA_REDIS_URL (sealed under the KEK), or a
  * FileKeyStore in TA_KEY_DIR (sealed if a KEK is set). A store found sealed under a previous KEK,
  * or a keys.json found in the clear while a KEK is set, is re-sealed under the current KEK here.
- * The KeyManager given the store closes it when it stops.
+ * (Not with `readOnly`, for commands that only look.) The KeyManager given the store closes it
+ * when it stops.
  * @throws TokenAuthorityError ERR_CONFIG for an unreadable KEK file; ERR_KEY if the stored keys
  *   cannot be decrypted with the configured KEK(s); ERR_STORE_UNAVAILABLE if Redis does not answer.
  */
-export async function createKeyStore(config: Config, logger: Logger): Promise<KeyStore> {
+export async function createKeyStore(config: Config, logger: Logger, options: { readOnly?: boolean } = {}): Promise<KeyStore> {
   const log = logger.child({ component: 'key-store' });
   const cipher = await keySetCipherFor(config);
   if (config.keyStore === 'redis') {
@@ -50,7 +51,7 @@ export async function createKeyStore(config: Config, logger: Logger): Promise<Ke
     });
     const store = new RedisKeyStore({ client, cipher, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
     try {
-      if (await store.reseal()) log.info({ key: store.key, kekId: cipher.kekId }, 're-encrypted the signing keys under the current key-encryption key');
+      if (!options.readOnly && (await store.reseal())) log.info({ key: store.key, kekId: cipher.kekId }, 're-encrypted the signing keys under the current key-encryption key');
     } catch (err) {
       await store.close();
       throw err;
@@ -59,7 +60,7 @@ export async function createKeyStore(config: Config, logger: Logger): Promise<Ke
     return store;
   }
   const store = new FileKeyStore(config.keyDir, cipher === undefined ? {} : { cipher });
-  const outcome = await store.sealAtRest();
+  const outcome = options.readOnly ? 'unchanged' : await store.sealAtRest();
   if (outcome === 'sealed') log.info({ path: store.path, kekId: cipher?.kekId }, 'encrypted the private keys in the key file under the key-encryption key');
   if (outcome === 'resealed') log.info({ path: store.path, kekId: cipher?.kekId }, 're-encrypted the key file under the current key-encryption key');
   if (config.redisUrl !== undefined) {

@@ -7,6 +7,11 @@
  * never half of one. Compare-and-set needs read-check-write to be exclusive between processes:
  * an exclusive lock file (`O_CREAT|O_EXCL`) guards it, broken only when older than a stale-lock
  * timeout (a writer that died holding it).
+ *
+ * With a {@link KeySetCipher} (an operator key-encryption key) the private keys are sealed at rest
+ * (key-set-cipher.ts): saves always seal, and {@link FileKeyStore.sealAtRest} converts a plaintext
+ * file, or one sealed under a previous KEK, in place. Without one, a sealed file is refused with a
+ * message that says which KEK it needs.
  */
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
@@ -14,6 +19,7 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink, type FileHandle } f
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { KeySetCipher, isSealedKeySet } from './key-set-cipher.js';
 import { assertNextVersion, parseKeySetDocument } from './key-set-document.js';
 import type { KeySetDocument, KeyStore } from './key-store.js';
 
@@ -23,6 +29,8 @@ export interface FileKeyStoreOptions {
   staleLockMs?: number;
   /** How long a save waits for the lock before failing. Default 15 000 (longer than staleLockMs). */
   lockTimeoutMs?: number;
+  /** Seal private keys at rest under an operator key-encryption key. */
+  cipher?: KeySetCipher;
 }
 
 /** The file name inside the store directory. */
@@ -51,6 +59,7 @@ export class FileKeyStore implements KeyStore {
   private readonly lockPath: string;
   private readonly staleLockMs: number;
   private readonly lockTimeoutMs: number;
+  private readonly cipher: KeySetCipher | undefined;
 
   constructor(
     readonly dir: string,
@@ -60,6 +69,7 @@ export class FileKeyStore implements KeyStore {
     this.lockPath = `${this.path}.lock`;
     this.staleLockMs = options.staleLockMs ?? 10_000;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 15_000;
+    this.cipher = options.cipher;
   }
 
   /**
@@ -67,6 +77,61 @@ export class FileKeyStore implements KeyStore {
    *   readable or writable by group or others, or does not hold a valid key set.
    */
   async load(): Promise<KeySetDocument | undefined> {
+    const value = await this.readRaw();
+    return value === undefined ? undefined : this.decode(value);
+  }
+
+  async save(doc: KeySetDocument, expectedVersion: number): Promise<boolean> {
+    assertNextVersion(doc, expectedVersion);
+    await this.ensureDir();
+    const release = await this.lock();
+    try {
+      const current = await this.load();
+      if ((current?.version ?? 0) !== expectedVersion) return false;
+      await this.writeAtomically(this.encode(doc));
+      return true;
+    } finally {
+      await release();
+    }
+  }
+
+  /**
+   * With a cipher: rewrites a plaintext file sealed, or a file sealed under a previous KEK sealed
+   * under the current one. The document and its version stay the same.
+   * @returns what was done.
+   */
+  async sealAtRest(): Promise<'sealed' | 'resealed' | 'unchanged'> {
+    if (this.cipher === undefined) return 'unchanged';
+    const release = await this.lock();
+    try {
+      const value = await this.readRaw();
+      if (value === undefined) return 'unchanged';
+      const outcome = !isSealedKeySet(value) ? 'sealed' : this.cipher.needsReseal(value) ? 'resealed' : 'unchanged';
+      if (outcome !== 'unchanged') await this.writeAtomically(this.encode(this.decode(value)));
+      return outcome;
+    } finally {
+      await release();
+    }
+  }
+
+  private encode(doc: KeySetDocument): string {
+    return `${JSON.stringify(this.cipher === undefined ? doc : this.cipher.seal(doc), null, 2)}\n`;
+  }
+
+  private decode(value: unknown): KeySetDocument {
+    if (!isSealedKeySet(value)) return parseKeySetDocument(value, this.path);
+    if (this.cipher === undefined) {
+      const kek = (value as { kek?: unknown }).kek;
+      throw keyError(
+        `key store file ${this.path} is encrypted under key-encryption key ${String(kek)}; ` +
+          'set TA_KEY_ENCRYPTION_KEY (or TA_KEY_ENCRYPTION_KEY_FILE) to that key',
+      );
+    }
+    return this.cipher.open(value, this.path);
+  }
+
+  /** The parsed JSON of the file, or undefined if there is none. */
+  private async readRaw(): Promise<unknown> {
     let handle: FileHandle;
     try {
       handle = await open(this.path, 'r');
@@ -92,21 +157,7 @@ export class FileKeyStore implements KeyStore {
       // V8's message quotes the input, which here is private key material: never pass it on.
       throw keyError(`key store file ${this.path} is corrupt: not valid JSON; restore it from a backup or remove it to start with new keys`);
     }
-    return parseKeySetDocument(value, this.path);
-  }
-
-  async save(doc: KeySetDocument, expectedVersion: number): Promise<boolean> {
-    assertNextVersion(doc, expectedVersion);
-    await this.ensureDir();
-    const release = await this.lock();
-    try {
-      const current = await this.load();
-      if ((current?.version ?? 0) !== expectedVersion) return false;
-      await this.writeAtomically(`${JSON.stringify(doc, null, 2)}\n`);
-      return true;
-    } finally {
-      await release();
-    }
+    return value;
   }
 
   private checkFile(st: Stats): void {

@@ -8,3 +8,6 @@ export { assertNextVersion, parseKeySetDocument, PRIVATE_JWK_MEMBERS } from './k
 export type { KeySetDocument, KeyState, KeyStore, PrivateJwk, PublicJwk, StoredKey } from './key-store.js';
 export { KEY_STATES } from './key-store.js';
 export { MemoryKeyStore } from './memory-key-store.js';
+export { createKeyEncryptionKey, KEK_BYTES, parseKeyEncryptionKey, readKeyEncryptionKeyFile, type KeyEncryptionKey } from './key-encryption-key.js';
+export { isSealedKeySet, KeySetCipher, SEALED_KEY_SET_FORMAT, type SealedKeySet, type SealedPrivateJwk, type SealedStoredKey } from './key-set-cipher.js';
+export { RedisKeyStore, REDIS_KEY_SET_SUFFIX, type RedisKeyStoreOptions } from './redis-key-store.js';

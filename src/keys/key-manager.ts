@@ -167,12 +167,16 @@ export class KeyManager {
     this.scheduleTick();
   }
 
-  /** Stops the timers and waits for an operation in flight. The keys stay usable. */
+  /**
+   * Stops the timers, waits for an operation in flight and closes the store (the manager owns the
+   * store it was given). The keys held in memory stay usable.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await this.tail;
+    await this.store.close?.();
   }
 
   /**

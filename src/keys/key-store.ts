@@ -70,4 +70,6 @@ export interface KeyStore {
    * reloads and decides again). `doc.version` must be `expectedVersion + 1`.
    */
   save(doc: KeySetDocument, expectedVersion: number): Promise<boolean>;
+  /** Releases connections, if the store holds any (RedisKeyStore). KeyManager.stop() calls it. */
+  close?(): Promise<void>;
 }

@@ -15,6 +15,12 @@ import type { FeedListener, FeedSubscription } from '../verifier/revocation-sour
  * a revocation published in between. Here SUBSCRIBE is sent on every 'ready' and onReady is called
  * only once Redis confirmed it; messages that arrive in the same network read as the confirmation
  * are held back until after onReady.
+ *
+ * `sharded` (a Redis Cluster) uses SSUBSCRIBE and `smessage` on a connection to the node owning the
+ * channel's slot (redis-connection.ts). When the slot moves — a failover or a migration — Redis
+ * unsubscribes us (ioredis reports it as 'moved'); the connection is then dropped and re-made,
+ * which finds the new owner, and the listener sees a disconnect and a fresh onReady, so the
+ * verifier re-reads the log and misses nothing.
  */
 export class RedisFeedSubscription implements FeedSubscription {
   private up = false;
@@ -32,10 +38,18 @@ export class RedisFeedSubscription implements FeedSubscription {
     private readonly listener: FeedListener,
     private readonly logger: Logger,
     private readonly onDropped: () => void,
+    private readonly sharded = false,
   ) {
     this.firstReady = new Promise((resolve) => (this.resolveFirstReady = resolve));
     conn.on('ready', () => void this.subscribeNow());
-    conn.on('message', (ch: string, raw: string) => this.receive(ch, raw));
+    conn.on(sharded ? 'smessage' : 'message', (ch: string, raw: string) => this.receive(ch, raw));
+    if (sharded) {
+      conn.on('moved', () => {
+        if (this.closed) return;
+        this.logger.warn({ channel: this.channel }, 'the feed channel\'s slot moved; resubscribing on its new owner');
+        this.conn.disconnect(true);
+      });
+    }
     conn.on('error', (err: Error) => {
       this.lastError = err;
     });
@@ -60,7 +74,8 @@ export class RedisFeedSubscription implements FeedSubscription {
   private async subscribeNow(): Promise<void> {
     const epoch = ++this.epoch;
     try {
-      await this.conn.subscribe(this.channel);
+      if (this.sharded) await this.conn.ssubscribe(this.channel);
+      else await this.conn.subscribe(this.channel);
     } catch (err) {
       if (epoch !== this.epoch || this.closed) return;
       // Could not subscribe on a live connection: drop it and let the retry strategy try again.

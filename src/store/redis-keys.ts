@@ -26,6 +26,10 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | `rev:sid:<sid>`              | string | the event JSON of the sid revocation (idempotency marker)     | PXAT the revocation's `until`   |
  * | `receipts`                   | hash   | instanceId → `<seq>:<reportedAtMs>:<expiresAtMs>`             | fields pruned when expired      |
  * | channel `feed`               | pubsub | the same event JSON as the log, plus heartbeats               | —                               |
+ * | `keys`                       | hash   | version, doc: the signing key set, private keys sealed under  | never                           |
+ * |                              |        | the KEK (TA_KEY_STORE=redis; src/keys/redis-key-store.ts)     |                                 |
+ * | channel `feed` on a Cluster  | shard  | as `feed`, but SPUBLISH/SSUBSCRIBE (sharded pub/sub) in the   | —                               |
+ * |                              | channel| `{ta}` slot (redis-scripts.ts, redis-connection.ts)           |                                 |
  *
  * Subject generations never expire: a session created under generation g stays revoked only while
  * the counter is > g, and a session may live (absolute lifetime) far longer than any access token.

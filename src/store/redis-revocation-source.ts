@@ -5,7 +5,10 @@ import { RedisTokenStore } from './redis-token-store.js';
 
 /** Options of {@link createRedisRevocationSource}. */
 export interface RedisRevocationSourceOptions {
-  /** `redis://…` URL or ioredis options: the authority's Redis. */
+  /**
+   * The authority's Redis: a URL (`redis://`, `rediss://`, `redis-sentinel://…/<master>`,
+   * `redis-cluster://…`; see redis-connection.ts) or ioredis options.
+   */
   url: string | RedisOptions;
   /** The authority's key prefix (default `ta:v1:`). */
   keyPrefix?: string;

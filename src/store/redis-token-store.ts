@@ -1,21 +1,20 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { parseFeedMessage, type RevocationEvent } from '../shared/revocation-event.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verifier/revocation-source.js';
+import {
+  createRedisClient,
+  createSubscriber,
+  isClusterTarget,
+  parseRedisUrl,
+  type RedisClient,
+  type RedisConnectionOptions,
+  type RedisTarget,
+} from './redis-connection.js';
 import { RedisFeedSubscription } from './redis-feed-subscription.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
-import {
-  CREATE_SESSION,
-  FIND_SESSION_BY_REFRESH,
-  GET_SESSION,
-  HEARTBEAT,
-  LIST_APPLIED,
-  READ_LOG,
-  REPORT_APPLIED,
-  REVOKE,
-  ROTATE_REFRESH,
-} from './redis-scripts.js';
+import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
   checkReadLog,
@@ -36,7 +35,10 @@ import type {
 
 /** Options of {@link RedisTokenStore}. */
 export interface RedisTokenStoreOptions {
-  /** `redis://…` / `rediss://…` URL, or ioredis options (Sentinel included). */
+  /**
+   * A Redis URL — `redis://`, `rediss://`, `redis-sentinel://…/<master>`, `redis-cluster://…`
+   * (see redis-connection.ts) — or ioredis options for a single server or Sentinel.
+   */
   url: string | RedisOptions;
   /** Prefix of every key; a `{ta}` hash tag is appended (see redis-keys.ts). Default `ta:v1:`. */
   keyPrefix?: string;
@@ -71,7 +73,7 @@ interface ScriptCommands {
 /**
  * TokenStore on Redis (standalone, Sentinel, or one Cluster shard via the `{ta}` hash tag). Every
  * multi-key operation is one Lua script (redis-scripts.ts); the live feed is pub/sub on a dedicated
- * connection per subscription.
+ * connection per subscription — sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a Cluster.
  *
  * Failure behaviour: the command connection never queues. While Redis is down every call rejects
  * with ERR_STORE_UNAVAILABLE at once (or within `commandTimeoutMs` if a connection attempt or a
@@ -80,14 +82,13 @@ interface ScriptCommands {
  * rotation that was executed but whose reply was lost would otherwise come back as reuse.
  */
 export class RedisTokenStore implements TokenStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly scripts: ScriptCommands;
   private readonly keys: RedisKeys;
   private readonly retentionMs: number;
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
-  private readonly connectionOptions: RedisOptions;
-  private readonly url: string | undefined;
+  private readonly target: RedisTarget;
   private readonly subscriptions = new Set<RedisFeedSubscription>();
   private closed = false;
   private down = false;
@@ -102,18 +103,13 @@ export class RedisTokenStore implements TokenStore {
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
     if (typeof options.url === 'string') {
-      if (!/^rediss?:\/\//.test(options.url)) {
-        throw new TokenAuthorityError(ErrorCodes.CONFIG, 'url must start with redis:// or rediss://');
-      }
-      this.url = options.url;
-      this.connectionOptions = {};
+      this.target = parseRedisUrl(options.url);
     } else if (typeof options.url === 'object' && options.url !== null) {
       // ioredis would prefix declared KEYS but not the keys the scripts derive: split state.
       if (options.url.keyPrefix) {
         throw new TokenAuthorityError(ErrorCodes.CONFIG, 'set keyPrefix on the store options, not in the ioredis options');
       }
-      this.url = undefined;
-      this.connectionOptions = { ...options.url };
+      this.target = { ...options.url };
     } else {
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'url must be a redis:// URL or ioredis options');
     }
@@ -135,18 +131,19 @@ export class RedisTokenStore implements TokenStore {
       if (this.down) this.logger.info('Redis connection restored');
       this.down = false;
     });
-    for (const [name, lua, numberOfKeys, readOnly] of [
-      ['taCreateSession', CREATE_SESSION, 3, false],
-      ['taRotateRefresh', ROTATE_REFRESH, 2, false],
-      ['taGetSession', GET_SESSION, 1, true],
-      ['taFindSessionByRefresh', FIND_SESSION_BY_REFRESH, 1, true],
-      ['taRevoke', REVOKE, 3, false],
-      ['taReadLog', READ_LOG, 2, true],
-      ['taHeartbeat', HEARTBEAT, 3, false],
-      ['taReportApplied', REPORT_APPLIED, 1, false],
-      ['taListApplied', LIST_APPLIED, 1, false],
+    const lua = redisScripts(isClusterTarget(this.target));
+    for (const [name, script, numberOfKeys, readOnly] of [
+      ['taCreateSession', lua.CREATE_SESSION, 3, false],
+      ['taRotateRefresh', lua.ROTATE_REFRESH, 2, false],
+      ['taGetSession', lua.GET_SESSION, 1, true],
+      ['taFindSessionByRefresh', lua.FIND_SESSION_BY_REFRESH, 1, true],
+      ['taRevoke', lua.REVOKE, 3, false],
+      ['taReadLog', lua.READ_LOG, 2, true],
+      ['taHeartbeat', lua.HEARTBEAT, 3, false],
+      ['taReportApplied', lua.REPORT_APPLIED, 1, false],
+      ['taListApplied', lua.LIST_APPLIED, 1, false],
     ] as const) {
-      this.redis.defineCommand(name, { lua, numberOfKeys, readOnly });
+      this.redis.defineCommand(name, { lua: script, numberOfKeys, readOnly });
     }
     this.scripts = this.redis as unknown as ScriptCommands;
   }
@@ -261,21 +258,25 @@ export class RedisTokenStore implements TokenStore {
 
   async subscribe(listener: FeedListener): Promise<FeedSubscription> {
     if (this.closed) throw storeUnavailable('the token store is closed');
-    const conn = this.connect({
-      lazyConnect: true,
-      autoResubscribe: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: this.commandTimeoutMs,
-      connectionName: 'token-authority-feed',
-    });
+    const { conn, sharded } = createSubscriber(
+      this.target,
+      this.connectionOptions({
+        lazyConnect: true,
+        autoResubscribe: false,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        commandTimeout: this.commandTimeoutMs,
+        connectionName: 'token-authority-feed',
+      }),
+      { channel: this.keys.feed, commandClient: this.redis },
+    );
     const subscription = new RedisFeedSubscription(conn, this.keys.feed, listener, this.logger, () => {
       this.dropped += 1;
       if (this.dropped === 1 || this.dropped % 100 === 0) {
         this.logger.warn({ dropped: this.dropped }, 'dropped feed messages that are not valid v1 messages');
       }
-    });
+    }, sharded);
     const tracked: FeedSubscription = {
       close: async () => {
         this.subscriptions.delete(subscription);
@@ -340,18 +341,25 @@ export class RedisTokenStore implements TokenStore {
     try {
       await this.redis.quit();
     } catch {
-      this.redis.disconnect();
+      // Not connected: disconnect below is all there is to do.
     }
+    // Also after quit: with Sentinel, ioredis keeps its failover-detector connections to the
+    // sentinels open (and reconnecting) until disconnect() is called.
+    this.redis.disconnect();
   }
 
-  private connect(overrides: RedisOptions): Redis {
-    const options: RedisOptions = {
-      connectTimeout: Math.max(2 * this.commandTimeoutMs, 1000),
-      ...this.connectionOptions,
+  private connectionOptions(overrides: RedisConnectionOptions): RedisConnectionOptions {
+    // Raw ioredis options may set their own connect timeout; everything else here is the contract.
+    const own = 'topology' in this.target ? undefined : this.target.connectTimeout;
+    return {
+      connectTimeout: own ?? Math.max(2 * this.commandTimeoutMs, 1000),
       retryStrategy: reconnectDelayMs,
       ...overrides,
     };
-    return this.url === undefined ? new Redis(options) : new Redis(this.url, options);
+  }
+
+  private connect(overrides: RedisConnectionOptions): RedisClient {
+    return createRedisClient(this.target, this.connectionOptions(overrides));
   }
 
   /**

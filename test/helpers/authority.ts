@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { startAuthority, type AuthorityOverrides, type RunningAuthority } from '../../src/authority/authority-server.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { silentLogger } from '../../src/shared/logger.js';
+import { silentLogger, type Logger } from '../../src/shared/logger.js';
 import { authorityClient, type AuthorityClient } from './grpc-client.js';
 
 export const TEST_ISSUER = 'https://issuer.test';
@@ -25,7 +25,7 @@ export interface TestAuthority {
  * A real authority on 127.0.0.1:0 (gRPC and HTTP) with a real client. Env entries override the test
  * defaults; pass TA_KEY_DIR to reuse a key directory across restarts.
  */
-export async function startTestAuthority(env: Record<string, string> = {}, overrides: AuthorityOverrides = {}): Promise<TestAuthority> {
+export async function startTestAuthority(env: Record<string, string> = {}, overrides: AuthorityOverrides = {}, logger: Logger = silentLogger): Promise<TestAuthority> {
   const keyDir = env.TA_KEY_DIR ?? (await mkdtemp(join(tmpdir(), 'ta-keys-')));
   const config = loadConfig('authority', {
     env: {
@@ -39,7 +39,7 @@ export async function startTestAuthority(env: Record<string, string> = {}, overr
       TA_KEY_DIR: keyDir,
     },
   });
-  const running = await startAuthority(config, silentLogger, { metrics: createMetrics({ defaultMetrics: false }), ...overrides });
+  const running = await startAuthority(config, logger, { metrics: createMetrics({ defaultMetrics: false }), ...overrides });
   const client = authorityClient(running.grpcPort);
   let stopped = false;
   const stop = async () => {
