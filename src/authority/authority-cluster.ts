@@ -4,10 +4,10 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { HttpServer, type Route } from '../http/http-server.js';
-import { FileKeyStore } from '../keys/file-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import { systemClock } from '../shared/clock.js';
 import { authorityHttpRoutes } from './authority-http.js';
+import { createKeyStore } from './create-key-store.js';
 import { relayHangupToWorkers } from './caller-security.js';
 import { createTokenStore, startAuthority, startHeartbeat } from './authority-server.js';
 
@@ -39,7 +39,7 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   // The primary's key manager only reads (rotation happens in workers, by schedule or CLI): it
   // serves the JWKS and reloads the key store to follow rotations.
   const keys = new KeyManager({
-    store: new FileKeyStore(config.keyDir),
+    store: await createKeyStore(config, logger, { readOnly: true }),
     algorithm: config.keyAlgorithm,
     rotationIntervalMs: 0,
     retainMs: config.maxAccessTtlMs + config.clockSkewMs,

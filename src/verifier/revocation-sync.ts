@@ -141,7 +141,11 @@ export class RevocationSync {
     if (m.type === 'hb') {
       if (m.seq > this.head) this.head = m.seq;
       if (m.seq > this.applied) void this.catchUp('heartbeat ahead');
-      else {
+      else if (m.seq < Math.max(this.confirmed, this.applied) && !this.catchingUp) {
+        // Usually a heartbeat overtaken by a log read; after a failover that lost writes, the log
+        // itself went back. A read tells which (and readToHead handles the second).
+        void this.catchUp('heartbeat behind');
+      } else {
         if (!this.catchingUp) this.markFresh();
         if (this.applied > this.confirmed) void this.catchUp('confirm live events against the log');
       }
@@ -204,6 +208,12 @@ export class RevocationSync {
     const from = this.confirmed;
     for (;;) {
       const page = await this.opts.source.readLog(this.confirmed, this.pageSize);
+      // A sequence seen live was already in the log (one script appends and publishes), so a head
+      // below anything applied means the log lost entries.
+      if (page.headSeq < Math.max(this.confirmed, this.applied)) {
+        this.logWentBack(page.headSeq);
+        continue;
+      }
       if (page.headSeq > this.head) this.head = page.headSeq;
       // Appends are atomic with their sequence, so a hole at the start of a page can only be
       // entries trimmed for age: they can no longer matter, and the verifier moves past them.
@@ -225,6 +235,21 @@ export class RevocationSync {
     }
     this.resyncCount++;
     this.opts.logger.debug({ why, from, to: this.applied, head: this.head }, 'revocation state caught up from the log');
+  }
+
+  /**
+   * The log's head is below what this verifier read from it: Redis lost acknowledged writes (a
+   * failover to a replica that had not received them, or a restart without AOF), and the new
+   * master will hand the lost sequence numbers out again. Keep every revocation already applied
+   * (the safe side) and re-read the whole log (bounded by its retention), so the reused numbers
+   * are applied rather than ignored.
+   */
+  private logWentBack(headSeq: number): void {
+    this.opts.logger.error({ headSeq, applied: this.applied, confirmed: this.confirmed }, 'the revocation log went back (Redis lost writes?): re-reading it from the start, keeping applied revocations');
+    this.applied = 0;
+    this.confirmed = 0;
+    this.head = headSeq;
+    this.ahead.clear();
   }
 
   /** Advance over sequences the log no longer holds (trimmed as expired). */

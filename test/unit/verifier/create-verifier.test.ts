@@ -153,6 +153,46 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     await v.stop();
   });
 
+  it('follows the log when it goes back (Redis lost writes): reused sequence numbers are applied, not ignored', async () => {
+    // `master` is whichever store is the Redis master now; a failover swaps in one that lost every write.
+    let master = store;
+    let listener: import('../../../src/verifier/revocation-source.js').FeedListener | undefined;
+    let dropLive = false;
+    const source: RevocationSource = {
+      readLog: (after, limit) => master.readLog(after, limit),
+      async subscribe(l) {
+        listener = l;
+        const subscribeTo = (s: MemoryTokenStore) => s.subscribe({ ...l, onMessage: (m) => (dropLive ? undefined : l.onMessage(m)) });
+        await subscribeTo(store);
+        const fresh = new MemoryTokenStore({ retentionMs: 3_600_000, clock });
+        await subscribeTo(fresh);
+        failover = async () => {
+          master = fresh;
+          return fresh;
+        };
+        return { close: async () => undefined };
+      },
+    };
+    let failover: () => Promise<MemoryTokenStore> = async () => store;
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock, });
+    await v.start();
+    for (let i = 0; i < 3; i++) await store.revoke({ kind: 'jti', id: `before-${i}`, until: clock.nowMs() + 600_000 });
+    await settle();
+    assert.equal(v.status().revocation.appliedSeq, 3);
+    const fresh = await failover();
+    dropLive = true; // the live event is lost too: only the log can tell
+    await fresh.revoke({ kind: 'jti', id: 'after', until: clock.nowMs() + 600_000 });
+    dropLive = false;
+    listener!.onReady(); // the subscriber reconnected to the new master
+    await settle();
+    const r = v.verifySync(token({ jti: 'after' }));
+    assert.equal(r.valid ? 'valid' : r.reason, 'REVOKED', 'seq 1 of the new log is applied although 3 was applied before');
+    assert.equal(v.status().revocation.appliedSeq, 1);
+    assert.equal((v.verifySync(token({ jti: 'before-0' })) as { reason?: string }).reason, 'REVOKED', 'earlier revocations are kept');
+    await v.stop();
+    await fresh.close();
+  });
+
   it('verify() refetches keys on an unknown kid; verifySync() answers UNKNOWN_KEY without waiting', async () => {
     const next = generateTestKey('ES256');
     const keys = new MutableKeyResolver([key.verificationKey]);
