@@ -21,6 +21,7 @@ import { prepareCallerSecurity } from './caller-security.js';
 import { createAuthorityService } from './authority-service.js';
 import { createPropagationTracker } from './propagation.js';
 import { TokenAuthority } from './token-authority.js';
+import { sessionSealFor } from './session-seal.js';
 
 export interface AuthorityOverrides {
   clock?: Clock;
@@ -79,7 +80,9 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     clock,
     logger: logger.child({ component: 'verifier' }),
   });
+  const sessionSeal = await sessionSealFor(config);
   const authority = new TokenAuthority({
+    sessionSeal,
     settings: config,
     keys,
     store,

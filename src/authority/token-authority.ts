@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
 import type { AccessPolicy } from './access-policy.js';
+import { SEAL_FIELD, type SessionSeal } from './session-seal.js';
 import { hashRefreshToken, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 
@@ -62,6 +63,7 @@ export interface TokenAuthorityDeps {
   store: TokenStore;
   verifier: Verifier;
   policy: AccessPolicy;
+  sessionSeal: SessionSeal;
   clock: Clock;
   logger: Logger;
 }
@@ -104,12 +106,14 @@ export class TokenAuthority {
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
+    const sessionExtra = { ...extra, client_id: clientId };
+    const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now });
     const { generation } = await store.createSession({
       sessionId,
       subject,
       audience,
       scopes,
-      extra: { ...extra, client_id: clientId },
+      extra: { ...sessionExtra, [SEAL_FIELD]: seal },
       refreshHash: hashRefreshToken(refreshToken),
       refreshExpiresAt,
       absoluteExpiresAt,
@@ -158,8 +162,14 @@ export class TokenAuthority {
         break;
     }
     const s: SessionRecord = result.session;
+    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
+    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
+    if (!this.deps.sessionSeal.check(sealed, seal)) {
+      this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'session record failed its integrity check (written by something other than this authority?): refusing to refresh');
+      throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its session record failed an integrity check)');
+    }
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
-    const { client_id: clientId, ...extra } = s.extra;
+    const { client_id: clientId, ...extra } = sealedExtra;
     const access = this.sign(
       { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
       now,
