@@ -1,6 +1,5 @@
 import {
   RevocationKind,
-  TokenAuthorityServiceService,
   type GetPropagationResponse,
   type IssueResponse,
   type TokenAuthorityServiceServer,
@@ -8,7 +7,7 @@ import {
 import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
-import { toVerifyResponse } from '../grpc/verify-response.js';
+import { TokenAuthorityServiceWithCachedVerify, toVerifyResponse } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 import type { PropagationTracker } from './propagation.js';
 import type { TokenAuthority, TokenPair } from './token-authority.js';
@@ -79,5 +78,5 @@ export function createAuthorityService(
       };
     }),
   };
-  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceService, implementation };
+  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceWithCachedVerify, implementation };
 }

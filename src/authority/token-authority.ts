@@ -11,7 +11,7 @@ import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
 import type { AccessPolicy } from './access-policy.js';
 import { SEAL_FIELD, type SessionSeal } from './session-seal.js';
-import { hashRefreshToken, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
+import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */
@@ -258,7 +258,7 @@ export class TokenAuthority {
    * header and signature are bounded by the longest kid and signature (RS256), the payload is exact.
    */
   private assertTokenFits(t: TokenFields, nowMs: number, ttlMs: number): void {
-    const payloadBytes = Buffer.byteLength(JSON.stringify(this.payload(t, nowMs, ttlMs, newId())));
+    const payloadBytes = Buffer.byteLength(JSON.stringify(this.payload(t, nowMs, ttlMs, ID_PLACEHOLDER)));
     const estimate = 100 + Math.ceil((payloadBytes * 4) / 3) + 2 + 342;
     if (estimate > MAX_ACCESS_TOKEN_BYTES) {
       throw invalidArgument(

@@ -89,6 +89,8 @@ export interface RateLimiterOptions {
 export interface RateLimiter {
   /** Throws TokenAuthorityError(ERR_RATE_LIMITED) when `caller` is over its limit for `method`. */
   check(method: string, caller: Caller): void;
+  /** Whether any limit applies to this method (the unary wrapper asks once per method). */
+  applies(method: string): boolean;
 }
 
 /**
@@ -107,6 +109,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (spec) byMethod.set(method, { buckets: new TokenBuckets(spec, options.clock, options.maxCallers), setting });
   }
   return {
+    applies: (method) => byMethod.has(method),
     check(method, caller) {
       const limit = byMethod.get(method);
       if (!limit) return;

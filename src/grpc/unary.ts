@@ -32,20 +32,38 @@ export interface UnaryDeps {
 export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
   const { logger, metrics, inflight, rateLimiter } = deps;
   const histogram = metrics?.rpcSeconds.labels(method);
+  // Hot path: label children resolved once per status code, and no access-line object is built
+  // when info logging is off (the level is fixed for the life of the process).
+  const counters = new Map<status, { inc(): void }>();
+  const counter = (code: status) => {
+    let c = counters.get(code);
+    if (!c && metrics) counters.set(code, (c = metrics.rpcTotal.labels(method, status[code] ?? String(code))));
+    return c;
+  };
+  const accessLog = logger.isLevelEnabled?.('info') ?? true;
+  const limiter = rateLimiter?.applies(method) ? rateLimiter : undefined;
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = process.hrtime.bigint();
-    const ctx: CallContext = { method, metadata: call.metadata, caller: callerOf(call), log: {} };
+    let caller: Caller | undefined;
+    const ctx: CallContext = {
+      method,
+      metadata: call.metadata,
+      get caller() {
+        return (caller ??= callerOf(call));
+      },
+      log: {},
+    };
     inflight?.enter();
     const finish = (code: status, err?: unknown) => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       histogram?.observe(ms / 1000);
-      metrics?.rpcTotal.labels(method, status[code] ?? String(code)).inc();
-      logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(err ? { error: errText(err) } : {}) }, 'rpc');
+      counter(code)?.inc();
+      if (accessLog) logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(err ? { error: errText(err) } : {}) }, 'rpc');
       inflight?.leave();
     };
     let result: Res | Promise<Res>;
     try {
-      rateLimiter?.check(method, ctx.caller);
+      limiter?.check(method, ctx.caller);
       result = handler(call.request, ctx);
     } catch (err) {
       const e = toServiceError(err, logger, method);

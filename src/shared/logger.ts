@@ -13,6 +13,8 @@ export interface Logger {
   warn: LogFn;
   error: LogFn;
   child(bindings: Record<string, unknown>): Logger;
+  /** pino's: lets hot paths skip building a line that would be dropped. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 const noop: LogFn = () => {};
@@ -24,4 +26,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 };

@@ -1,8 +1,8 @@
-import { TokenAuthorityServiceService, type TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token_authority.js';
+import type { TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token_authority.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
-import { toVerifyResponse } from '../grpc/verify-response.js';
+import { TokenAuthorityServiceWithCachedVerify, toVerifyResponse } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 
 const authorityOnly = (method: string) => () => {
@@ -30,5 +30,5 @@ export function createSidecarService(verifier: Verifier, jwksJson: () => string,
     revoke: unary('Revoke', deps, authorityOnly('Revoke')),
     getPropagation: unary('GetPropagation', deps, authorityOnly('GetPropagation')),
   };
-  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceService, implementation };
+  return { name: 'tokenauthority.v1.TokenAuthorityService', definition: TokenAuthorityServiceWithCachedVerify, implementation };
 }

@@ -1,7 +1,7 @@
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { FeedMessage, RevocationEvent } from '../shared/revocation-event.js';
-import type { FeedSubscription, RevocationSource } from './revocation-source.js';
+import type { FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
 import type { RevocationState } from './revocation-state.js';
 
 /** How fresh a verifier's revocation state is. */
@@ -206,8 +206,12 @@ export class RevocationSync {
 
   private async readToHead(why: string): Promise<void> {
     const from = this.confirmed;
+    // While one full page is applied, the next is already being read (a large log loads at the
+    // speed of the slower of the two, not their sum). Used only if it starts where we are.
+    let prefetch: { after: number; page: Promise<RevocationLogPage> } | undefined;
     for (;;) {
-      const page = await this.opts.source.readLog(this.confirmed, this.pageSize);
+      const page = prefetch && prefetch.after === this.confirmed ? await prefetch.page : await this.opts.source.readLog(this.confirmed, this.pageSize);
+      prefetch = undefined;
       // A sequence seen live was already in the log (one script appends and publishes), so a head
       // below anything applied means the log lost entries.
       if (page.headSeq < Math.max(this.confirmed, this.applied)) {
@@ -218,6 +222,12 @@ export class RevocationSync {
       // Appends are atomic with their sequence, so a hole at the start of a page can only be
       // entries trimmed for age: they can no longer matter, and the verifier moves past them.
       const first = page.events[0];
+      const last = page.events[page.events.length - 1];
+      if (last && page.events.length === this.pageSize && last.seq < page.headSeq) {
+        const next = this.opts.source.readLog(last.seq, this.pageSize);
+        next.catch(() => undefined); // a discarded prefetch must not become an unhandled rejection
+        prefetch = { after: last.seq, page: next };
+      }
       if (first && first.seq > this.confirmed + 1) this.skipTo(first.seq - 1);
       for (const e of page.events) {
         this.applyEvent(e);
