@@ -7,7 +7,7 @@ import {
 import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
-import { TokenAuthorityServiceWithCachedVerify, toVerifyResponse } from '../grpc/verify-response.js';
+import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 import type { PropagationTracker } from './propagation.js';
 import type { TokenAuthority, TokenPair } from './token-authority.js';
@@ -41,14 +41,7 @@ export function createAuthorityService(
         ctx.log,
       )),
     ),
-    verify: unary('Verify', deps, async (req) => {
-      const result = await authority.verify(req.token, {
-        ...(req.audience ? { audience: req.audience } : {}),
-        requiredScopes: req.requiredScopes,
-      });
-      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
-      return toVerifyResponse(result);
-    }),
+    verify: verifyRpc((token, req) => authority.verify(token, req), deps),
     refresh: unary('Refresh', deps, async (req, ctx) =>
       pair(await authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds }, ctx.log)),
     ),

@@ -224,8 +224,9 @@ export class TokenAuthority {
     return { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until };
   }
 
-  verify(token: string, requirements: VerifyRequirements): Promise<VerifyResult> {
-    return this.deps.verifier.verify(token, requirements);
+  /** Synchronous unless the token names a kid that must be looked up first. */
+  verify(token: string, requirements: VerifyRequirements): VerifyResult | Promise<VerifyResult> {
+    return this.deps.verifier.verifyNow(token, requirements);
   }
 
   /** The access token's claims if its signature and issuer are ours, whatever its age. */

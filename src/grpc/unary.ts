@@ -43,7 +43,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
   const accessLog = logger.isLevelEnabled?.('info') ?? true;
   const limiter = rateLimiter?.applies(method) ? rateLimiter : undefined;
   return (call: ServerUnaryCall<Req, Res>, callback) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let caller: Caller | undefined;
     const ctx: CallContext = {
       method,
@@ -55,7 +55,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     };
     inflight?.enter();
     const finish = (code: status, err?: unknown) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const ms = performance.now() - started;
       histogram?.observe(ms / 1000);
       counter(code)?.inc();
       if (accessLog) logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(err ? { error: errText(err) } : {}) }, 'rpc');

@@ -1,5 +1,6 @@
-import type { VerifiedClaims, VerifyReason, VerifyResult } from '../shared/claims.js';
-import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims } from '../gen/tokenauthority/v1/token_authority.js';
+import type { VerifiedClaims, VerifyReason, VerifyRequirements, VerifyResult } from '../shared/claims.js';
+import { unary, type UnaryDeps } from './unary.js';
+import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims, type VerifyRequest } from '../gen/tokenauthority/v1/token_authority.js';
 
 const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
   MALFORMED: VerifyFailureReason.VERIFY_FAILURE_REASON_MALFORMED,
@@ -74,3 +75,18 @@ export const TokenAuthorityServiceWithCachedVerify = {
     },
   },
 } as const;
+
+/**
+ * The Verify handler of the authority and the sidecar. Synchronous whenever the verifier can
+ * answer at once (every case but an unknown kid), so a cached token costs no promise.
+ */
+export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) => VerifyResult | Promise<VerifyResult>, deps: UnaryDeps) {
+  const answer = (result: VerifyResult): VerifyResponse => {
+    deps.metrics?.countVerifyOutcome(result.valid ? 'valid' : result.reason);
+    return toVerifyResponse(result);
+  };
+  return unary('Verify', deps, (req: VerifyRequest) => {
+    const result = verifyNow(req.token, req.audience ? { audience: req.audience, requiredScopes: req.requiredScopes } : { requiredScopes: req.requiredScopes });
+    return result instanceof Promise ? result.then(answer) : answer(result);
+  });
+}

@@ -84,14 +84,14 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps): Grpc
       const ext = req.attributes?.contextExtensions ?? {};
       const token = bearerToken(http?.headers.authorization);
       if (!token) {
-        deps.metrics?.verifyOutcomes.labels('MISSING_TOKEN').inc();
+        deps.metrics?.countVerifyOutcome('MISSING_TOKEN');
         return denyResponse('MISSING_TOKEN', 'no bearer token in the authorization header');
       }
       const result = await verifier.verify(token, {
         ...(ext.audience ? { audience: ext.audience } : {}),
         requiredScopes: ext.required_scopes ? ext.required_scopes.split(' ').filter(Boolean) : [],
       });
-      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
+      deps.metrics?.countVerifyOutcome(result.valid ? 'valid' : result.reason);
       if (!result.valid) {
         ctx.log.reason = result.reason;
         return denyResponse(result.reason, result.detail);

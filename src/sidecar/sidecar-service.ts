@@ -2,7 +2,7 @@ import type { TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
-import { TokenAuthorityServiceWithCachedVerify, toVerifyResponse } from '../grpc/verify-response.js';
+import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 
 const authorityOnly = (method: string) => () => {
@@ -15,11 +15,7 @@ const authorityOnly = (method: string) => () => {
  */
 export function createSidecarService(verifier: Verifier, jwksJson: () => string, deps: UnaryDeps): GrpcServiceRegistration {
   const implementation: TokenAuthorityServiceServer = {
-    verify: unary('Verify', deps, async (req) => {
-      const result = await verifier.verify(req.token, { ...(req.audience ? { audience: req.audience } : {}), requiredScopes: req.requiredScopes });
-      deps.metrics?.verifyOutcomes.labels(result.valid ? 'valid' : result.reason).inc();
-      return toVerifyResponse(result);
-    }),
+    verify: verifyRpc((token, req) => verifier.verifyNow(token, req), deps),
     getJwks: unary('GetJwks', deps, () => {
       const json = jwksJson();
       const keys = (JSON.parse(json) as { keys: Array<Record<string, unknown>> }).keys;

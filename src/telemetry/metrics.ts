@@ -9,13 +9,28 @@ export interface Metrics {
   readonly rpcTotal: Counter<'method' | 'code'>;
   readonly rpcSeconds: Histogram<'method'>;
   readonly verifyOutcomes: Counter<'outcome'>;
+  /** Count one Verify answer ('valid' or the reason); label children are resolved once. */
+  countVerifyOutcome(outcome: string): void;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'ta_process_' });
+  const verifyOutcomes = new Counter({
+    name: 'ta_verify_outcomes_total',
+    help: 'Verify answers by outcome: valid, or the rejection reason.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const outcomeChildren = new Map<string, { inc(): void }>();
   return {
     registry,
+    verifyOutcomes,
+    countVerifyOutcome(outcome) {
+      let child = outcomeChildren.get(outcome);
+      if (!child) outcomeChildren.set(outcome, (child = verifyOutcomes.labels(outcome)));
+      child.inc();
+    },
     rpcTotal: new Counter({
       name: 'ta_grpc_requests_total',
       help: 'gRPC calls handled, by method and status code.',
@@ -27,12 +42,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'gRPC call latency by method.',
       labelNames: ['method'],
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [registry],
-    }),
-    verifyOutcomes: new Counter({
-      name: 'ta_verify_outcomes_total',
-      help: 'Verify answers by outcome: valid, or the rejection reason.',
-      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

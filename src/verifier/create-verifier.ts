@@ -60,6 +60,11 @@ export interface VerifierStatus {
 export interface Verifier {
   /** Verify a token. Never throws for a bad token: it answers `{ valid: false, reason, detail }`. */
   verify(token: unknown, requirements?: VerifyRequirements): Promise<VerifyResult>;
+  /**
+   * Like verify, but answers synchronously when it can: only an unknown `kid` (a key set to refetch)
+   * returns a promise. For hot paths that can take either.
+   */
+  verifyNow(token: unknown, requirements?: VerifyRequirements): VerifyResult | Promise<VerifyResult>;
   /** Like verify, but never waits: an unknown `kid` answers UNKNOWN_KEY (a key refetch is started). */
   verifySync(token: unknown, requirements?: VerifyRequirements): VerifyResult;
   /** Apply a revocation now, ahead of the feed (the authority does this for its own Revoke). */
@@ -157,12 +162,17 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (unknownKid !== undefined) void options.keys.resolveUnknown?.(unknownKid).catch(() => undefined);
       return count(result);
     },
-    async verify(token, req) {
+    verifyNow(token, req) {
       const first = evaluate(token, req);
       if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
       // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
-      const key = await options.keys.resolveUnknown(first.unknownKid).catch(() => undefined);
-      return count(key ? evaluate(token, req).result : first.result);
+      return options.keys.resolveUnknown(first.unknownKid).then(
+        (key) => count(key ? evaluate(token, req).result : first.result),
+        () => count(first.result),
+      );
+    },
+    async verify(token, req) {
+      return this.verifyNow(token, req);
     },
     applyRevocation(event) {
       if (sync) sync.applyLocal(event);
