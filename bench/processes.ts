@@ -4,28 +4,16 @@
  * measured core.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, findOnPath } from '../test/helpers/local-ports.js';
+export { freePort, findOnPath };
 
 /** The compiled CLI and bench entry points. */
 export const CLI_JS = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 export const benchScript = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url));
 
-export function findOnPath(name: string): string | undefined {
-  for (const d of (process.env.PATH ?? '').split(delimiter)) {
-    if (!d) continue;
-    try {
-      accessSync(join(d, name), constants.X_OK);
-      return join(d, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** Whether taskset exists and may set affinity here (containers sometimes forbid it). */
 let tasksetOk: boolean | undefined;
@@ -41,18 +29,6 @@ export function pinned(cpus: string | undefined, argv: string[]): string[] {
   return cpus !== undefined && canPin() ? ['taskset', '-c', cpus, ...argv] : argv;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A child process we started, with its output kept for error messages. */
 export interface Child {

@@ -21,7 +21,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +30,7 @@ import { authorityClient } from '../test/helpers/grpc-client.js';
 import { grpcVerifier, MixedLoad, type MethodSummary } from '../test/helpers/load.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { parseDurationMs } from '../src/shared/duration.js';
+import { freePort } from '../test/helpers/local-ports.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -88,18 +88,6 @@ function options(): Options {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A CLI child whose output is kept only as a short tail (the run must not grow with its logs). */
 interface Server {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli-process.js';
+import { freePort } from '../helpers/local-ports.js';
 import { authorityClient } from '../helpers/grpc-client.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 
@@ -27,13 +28,7 @@ describe('token-authority serve with TA_WORKERS=2 (a real cluster)', function ()
 
   it('serves gRPC from two workers on one port, aggregates metrics in the primary, and shuts down cleanly', async () => {
     // Port 0 cannot be shared by forked workers, so pick a free one first.
-    const { createServer } = await import('node:net');
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const p = runCli(['serve'], { TA_WORKERS: '2', TA_REDIS_URL: redis.url, TA_KEY_DIR: keyDir, TA_GRPC_ADDR: `127.0.0.1:${port}`, TA_HTTP_ADDR: '127.0.0.1:0', TA_ISSUER: 'https://issuer.test' });
     try {
       const serving = await p.waitForLine((l) => l.msg === 'token authority serving' && l.workers === 2, 30_000);
