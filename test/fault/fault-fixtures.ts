@@ -6,70 +6,29 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisTokenStore } from '../../src/store/redis-token-store.js';
 import type { RevocationEvent } from '../../src/shared/revocation-event.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
-import { runCli, type CliProcess } from '../helpers/cli-process.js';
-import { authorityClient, type AuthorityClient } from '../helpers/grpc-client.js';
+import { startAuthorityProcess as startSharedAuthorityProcess, type AuthorityProcess } from '../helpers/authority-process.js';
 
 export { sleep };
 
-/** A `token-authority serve` child process on free loopback ports. */
-export interface AuthorityProcess {
-  proc: CliProcess;
-  grpcPort: number;
-  httpPort: number;
-  httpBase: string;
-  client: AuthorityClient;
-  /** The authority's own verifier: its applied sequence, from /healthz. */
-  appliedSeq(): Promise<number>;
-  /** SIGKILL: no shutdown at all. */
-  kill(): Promise<void>;
-  /** SIGTERM and wait. */
-  stop(): Promise<void>;
-}
+export type { AuthorityProcess };
 
-export async function startAuthorityProcess(opts: { keyDir: string; redisUrl?: string; env?: Record<string, string>; deadlineMs?: number }): Promise<AuthorityProcess> {
-  const proc = runCli(['serve'], {
-    TA_GRPC_ADDR: '127.0.0.1:0',
-    TA_HTTP_ADDR: '127.0.0.1:0',
-    TA_ISSUER: TEST_ISSUER,
-    TA_KEY_DIR: opts.keyDir,
-    TA_LOG_LEVEL: 'info',
-    TA_SHUTDOWN_GRACE: '1s',
-    // These tests measure faults, not abuse limits: one loopback caller makes all the load.
-    TA_RATE_LIMIT_ISSUE: 'off',
-    TA_RATE_LIMIT_REFRESH: 'off',
-    TA_RATE_LIMIT_REVOKE: 'off',
-    ...(opts.redisUrl ? { TA_REDIS_URL: opts.redisUrl } : {}),
-    ...opts.env,
-  });
-  let line: Record<string, unknown>;
-  try {
-    line = await proc.waitForLine((l) => l.msg === 'token authority serving', 20_000);
-  } catch (err) {
-    proc.kill('SIGKILL');
-    throw err;
-  }
-  const grpcPort = line.grpcPort as number;
-  const httpPort = line.httpPort as number;
-  const httpBase = `http://127.0.0.1:${httpPort}`;
-  const client = authorityClient(grpcPort, { deadlineMs: opts.deadlineMs ?? 5000 });
-  const end = async (signal: NodeJS.Signals) => {
-    client.close();
-    proc.kill(signal);
-    await proc.exited;
-  };
-  return {
-    proc,
-    grpcPort,
-    httpPort,
-    httpBase,
-    client,
-    async appliedSeq() {
-      const body = (await (await fetch(`${httpBase}/healthz`)).json()) as { appliedSeq?: number };
-      return body.appliedSeq ?? -1;
+/** An authority process with the fault tests' defaults: their issuer, key dir and Redis, no rate limits. */
+export function startAuthorityProcess(opts: { keyDir: string; redisUrl?: string; env?: Record<string, string>; deadlineMs?: number }): Promise<AuthorityProcess> {
+  return startSharedAuthorityProcess(
+    'fault',
+    {
+      TA_ISSUER: TEST_ISSUER,
+      TA_KEY_DIR: opts.keyDir,
+      TA_SHUTDOWN_GRACE: '1s',
+      // These tests measure faults, not abuse limits: one loopback caller makes all the load.
+      TA_RATE_LIMIT_ISSUE: 'off',
+      TA_RATE_LIMIT_REFRESH: 'off',
+      TA_RATE_LIMIT_REVOKE: 'off',
+      ...(opts.redisUrl ? { TA_REDIS_URL: opts.redisUrl } : {}),
+      ...opts.env,
     },
-    kill: () => end('SIGKILL'),
-    stop: () => end('SIGTERM'),
-  };
+    { deadlineMs: opts.deadlineMs ?? 5000 },
+  );
 }
 
 /** A direct store connection for the test's own reads and probe writes (not through the authority). */

@@ -7,15 +7,20 @@ export interface AuthorityProcess {
   readonly proc: CliProcess;
   readonly grpcPort: number;
   readonly httpPort: number;
+  readonly httpBase: string;
   readonly client: AuthorityClient;
   /** The public JWKS it serves over HTTP. */
   jwks(): Promise<{ keys: Array<{ kid: string }> }>;
+  /** The authority's own verifier: its applied sequence, from /healthz. */
+  appliedSeq(): Promise<number>;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<void>;
+  /** SIGKILL (no shutdown at all) and wait for the exit. */
+  kill(): Promise<void>;
 }
 
 /** Starts `token-authority serve` with `env` (plus loopback port 0 defaults) and waits until it serves. */
-export async function startAuthorityProcess(name: string, env: Record<string, string>): Promise<AuthorityProcess> {
+export async function startAuthorityProcess(name: string, env: Record<string, string>, opts: { deadlineMs?: number } = {}): Promise<AuthorityProcess> {
   const proc = runCli(['serve'], { TA_GRPC_ADDR: '127.0.0.1:0', TA_HTTP_ADDR: '127.0.0.1:0', TA_LOG_LEVEL: 'info', TA_SHUTDOWN_GRACE: '2s', ...env });
   let line: Record<string, unknown>;
   try {
@@ -26,21 +31,29 @@ export async function startAuthorityProcess(name: string, env: Record<string, st
   }
   const grpcPort = line.grpcPort as number;
   const httpPort = line.httpPort as number;
-  const client = authorityClient(grpcPort);
+  const httpBase = `http://127.0.0.1:${httpPort}`;
+  const client = authorityClient(grpcPort, opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : {});
+  const end = async (signal: NodeJS.Signals) => {
+    client.close();
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.kill(signal);
+    await proc.exited;
+  };
   return {
     name,
     proc,
     grpcPort,
     httpPort,
+    httpBase,
     client,
     async jwks() {
-      return (await (await fetch(`http://127.0.0.1:${httpPort}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+      return (await (await fetch(`${httpBase}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
     },
-    async stop() {
-      client.close();
-      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.kill('SIGTERM');
-      await proc.exited;
+    async appliedSeq() {
+      const body = (await (await fetch(`${httpBase}/healthz`)).json()) as { appliedSeq?: number };
+      return body.appliedSeq ?? -1;
     },
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
   };
 }
 
