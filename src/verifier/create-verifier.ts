@@ -156,23 +156,26 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return { result: finish(parsed.claims, req, nowMs) };
   };
 
+  const verifyNow: Verifier['verifyNow'] = (token, req) => {
+    const first = evaluate(token, req);
+    if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
+    // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
+    return options.keys.resolveUnknown(first.unknownKid).then(
+      (key) => count(key ? evaluate(token, req).result : first.result),
+      () => count(first.result),
+    );
+  };
+
+  // Methods close over local functions, never `this`, so `const { verify } = verifier` works.
   return {
     verifySync(token, req) {
       const { result, unknownKid } = evaluate(token, req);
       if (unknownKid !== undefined) void options.keys.resolveUnknown?.(unknownKid).catch(() => undefined);
       return count(result);
     },
-    verifyNow(token, req) {
-      const first = evaluate(token, req);
-      if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
-      // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
-      return options.keys.resolveUnknown(first.unknownKid).then(
-        (key) => count(key ? evaluate(token, req).result : first.result),
-        () => count(first.result),
-      );
-    },
+    verifyNow,
     async verify(token, req) {
-      return this.verifyNow(token, req);
+      return verifyNow(token, req);
     },
     applyRevocation(event) {
       if (sync) sync.applyLocal(event);

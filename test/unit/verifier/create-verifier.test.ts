@@ -206,6 +206,14 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     assert.equal((await v.verify(t)).valid, true);
   });
 
+  it('its methods work detached from the object (passed as callbacks)', async () => {
+    const { verify, verifyNow, verifySync } = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    const t = token();
+    assert.equal((await verify(t)).valid, true);
+    assert.equal((verifyNow(t) as { valid: boolean }).valid, true);
+    assert.equal(verifySync(t).valid, true);
+  });
+
   it('refuses algorithms off the allow-list at construction', () => {
     assert.throws(() => createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver(), algorithms: ['HS256' as never] }), /HS256" is not supported/);
     assert.throws(() => createVerifier({ issuer: '', keys: new MutableKeyResolver() }), /issuer is required/);
