@@ -15,13 +15,19 @@ export interface HttpAnswer {
 
 export interface HttpServerOptions {
   address: ListenAddress;
+  /** Exact paths, GET and HEAD only. */
   routes: Record<string, Route>;
+  /**
+   * Paths that also match everything below them (`/authz` matches `/authz` and `/authz/…`), for
+   * any method: forward-auth proxies send the original request's method. Bodies are never read.
+   */
+  prefixRoutes?: Record<string, Route>;
   logger: Logger;
 }
 
 /**
- * The small HTTP side: JWKS, discovery, metrics and health. GET/HEAD only, no bodies read, so a
- * hostile client cannot make it buffer anything.
+ * The small HTTP side: JWKS, discovery, metrics, health and forward-auth. No request body is ever
+ * read, so a hostile client cannot make it buffer anything.
  */
 export class HttpServer {
   private readonly server: Server;
@@ -56,10 +62,11 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    const route = this.opts.routes[path];
+    const prefixed = this.prefixRoute(path);
+    const route = prefixed ?? this.opts.routes[path];
     let answer: HttpAnswer;
     if (!route) answer = { status: 404, body: JSON.stringify({ error: 'not found' }) };
-    else if (req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
+    else if (!prefixed && req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
     else {
       try {
         answer = await route(req);
@@ -70,6 +77,15 @@ export class HttpServer {
     }
     res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json', ...answer.headers });
     res.end(req.method === 'HEAD' ? undefined : answer.body);
+  }
+
+  private prefixRoute(path: string): Route | undefined {
+    const prefixes = this.opts.prefixRoutes;
+    if (!prefixes) return undefined;
+    for (const prefix in prefixes) {
+      if (path === prefix || path.startsWith(prefix + '/')) return prefixes[prefix];
+    }
+    return undefined;
   }
 }
 

@@ -17,6 +17,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, transportLimits } from '../grpc/transport-li
 import { HttpServer, healthRoute, metricsRoute } from '../http/http-server.js';
 import { createExtAuthzService } from './ext-authz.js';
 import { createSidecarService } from './sidecar-service.js';
+import { FORWARD_AUTH_PATH, forwardAuthRoute } from './forward-auth.js';
 
 export interface SidecarOverrides {
   clock?: Clock;
@@ -130,6 +131,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
       }),
       '/status': () => ({ status: 200, body: JSON.stringify({ instanceId, ...verifier.status(), jwks: keys.stats() }), headers: { 'cache-control': 'no-store' } }),
     },
+    prefixRoutes: { [FORWARD_AUTH_PATH]: forwardAuthRoute(verifier, { metrics, logger: logger.child({ component: 'forward-auth' }) }) },
   });
   const grpcPort = await grpc.start();
   const httpPort = await http.start();

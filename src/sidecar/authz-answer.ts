@@ -1,0 +1,66 @@
+import type { VerifiedClaims, VerifyReason } from '../shared/claims.js';
+
+/**
+ * What an authorization answer says over HTTP, whichever way it travels (Envoy ext_authz `Check`,
+ * or forward-auth for nginx, Caddy and Traefik): one table, so every gateway gets the same status,
+ * challenge and headers for the same verdict.
+ */
+
+/**
+ * Headers set on an allowed request. They are always all set (or, over ext_authz, removed when
+ * empty), so a client can never smuggle its own `x-auth-*` values past the proxy to the service.
+ */
+export const CLAIM_HEADERS = {
+  subject: 'x-auth-subject',
+  scopes: 'x-auth-scopes',
+  sessionId: 'x-auth-session-id',
+  tokenId: 'x-auth-token-id',
+  audience: 'x-auth-audience',
+  expiresAt: 'x-auth-expires-at',
+  issuer: 'x-auth-issuer',
+} as const;
+
+/** The claim header values of a verified token (scopes and audiences space-joined). */
+export function claimHeaderValues(c: VerifiedClaims): Record<string, string> {
+  return {
+    [CLAIM_HEADERS.subject]: c.subject,
+    [CLAIM_HEADERS.scopes]: c.scopes.join(' '),
+    [CLAIM_HEADERS.sessionId]: c.sessionId,
+    [CLAIM_HEADERS.tokenId]: c.tokenId,
+    [CLAIM_HEADERS.audience]: c.audience.join(' '),
+    [CLAIM_HEADERS.expiresAt]: String(c.expiresAt),
+    [CLAIM_HEADERS.issuer]: c.issuer,
+  };
+}
+
+export type DenialReason = VerifyReason | 'MISSING_TOKEN';
+
+export interface HttpDenial {
+  /** 401, 403, or 503 while the verifier is stale (fail-closed). */
+  status: 401 | 403 | 503;
+  /** RFC 6750 error code: `invalid_token` or `insufficient_scope`; none when no token was sent. */
+  error: 'invalid_token' | 'insufficient_scope' | undefined;
+  /** Response headers: `www-authenticate`, plus `retry-after` while stale. */
+  headers: Record<string, string>;
+  /** JSON body: `{ error, reason, detail }`. */
+  body: string;
+}
+
+/**
+ * RFC 6750 §3: a request without a token gets a bare `Bearer` challenge (§3.1: no error code),
+ * insufficient scope is 403 `insufficient_scope` naming the scopes required, every other rejection
+ * 401 `invalid_token` with the reason; a stale verifier answers 503 with `Retry-After`, so clients
+ * and proxies retry instead of signing the user out.
+ */
+export function httpDenial(reason: DenialReason, detail: string, requiredScopes: readonly string[] = []): HttpDenial {
+  const error = reason === 'MISSING_TOKEN' ? undefined : reason === 'MISSING_SCOPE' ? 'insufficient_scope' : 'invalid_token';
+  const status = reason === 'MISSING_SCOPE' ? 403 : reason === 'STALE' ? 503 : 401;
+  let challenge = 'Bearer';
+  if (error) {
+    challenge += ` error="${error}", error_description="${reason}"`;
+    if (error === 'insufficient_scope' && requiredScopes.length > 0) challenge += `, scope="${requiredScopes.join(' ')}"`;
+  }
+  const headers: Record<string, string> = { 'www-authenticate': challenge };
+  if (reason === 'STALE') headers['retry-after'] = '1';
+  return { status, error, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason, detail }) };
+}

@@ -1,0 +1,55 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Verifier } from '../verifier/create-verifier.js';
+import { bearerToken } from '../verifier/bearer-token.js';
+import type { HttpAnswer, Route } from '../http/http-server.js';
+import { claimHeaderValues, httpDenial, type DenialReason } from './authz-answer.js';
+
+/** The path nginx `auth_request`, ingress-nginx `auth-url`, Caddy `forward_auth` and Traefik `ForwardAuth` call. */
+export const FORWARD_AUTH_PATH = '/authz';
+
+/** Audience or scope lists in a query parameter: space- or comma-separated. */
+function list(value: string | null): string[] {
+  return value ? value.split(/[ ,]+/).filter(Boolean) : [];
+}
+
+/** Header values are sent as UTF-8 bytes (node writes header strings as latin1). */
+function headerValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x20-\x7e]*$/.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1');
+}
+
+/**
+ * Forward-auth: the proxy sends the original request's headers (any method, any path below
+ * `/authz`); the answer is 200 with the `x-auth-*` claim headers, or the denial of
+ * {@link httpDenial}. The audience and required scopes come from the query (`audience`,
+ * `required_scopes`), else the sidecar's defaults. The original method and URI arrive as
+ * `X-Forwarded-Method` and `X-Forwarded-Uri` (Caddy, Traefik) or `X-Original-URI` (nginx); they are
+ * logged with the verdict. Same verifier, cache and outcome counters as Verify and Check.
+ */
+export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger }): Route {
+  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage): HttpAnswer => {
+    deps.metrics?.countVerifyOutcome(reason);
+    const d = httpDenial(reason, detail, scopes);
+    deps.logger.info({ reason, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth denied');
+    return { status: d.status, body: d.body, headers: { ...d.headers, 'cache-control': 'no-store' } };
+  };
+  return async (req) => {
+    const query = new URL(req.url ?? '/', 'http://forward-auth').searchParams;
+    const audiences = list(query.get('audience'));
+    const requiredScopes = list(query.get('required_scopes'));
+    if (audiences.length > 1) {
+      // The proxy's configuration is wrong, not the token: a 400 that nginx and Caddy turn into a 500.
+      return { status: 400, body: JSON.stringify({ error: 'invalid_request', detail: 'the audience parameter names more than one audience; name one' }), headers: { 'cache-control': 'no-store' } };
+    }
+    const token = bearerToken(req.headers.authorization);
+    if (!token) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
+    const result = await verifier.verify(token, { ...(audiences[0] ? { audience: audiences[0] } : {}), requiredScopes });
+    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req);
+    deps.metrics?.countVerifyOutcome('valid');
+    const headers: Record<string, string> = { 'cache-control': 'no-store' };
+    for (const [name, value] of Object.entries(claimHeaderValues(result.claims))) headers[name] = headerValue(value);
+    return { status: 200, body: '', contentType: 'text/plain', headers };
+  };
+}
