@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { OPTIONS, type OptionSpec } from './options.js';
 import type { RateLimitSpec } from './rate-limit-spec.js';
 
@@ -107,9 +108,11 @@ function label(opt: OptionSpec): string {
 }
 
 function describeIssue(opt: OptionSpec, raw: string, message: string): string {
-  // zod's enum messages do not echo the value; make every message say what was given.
+  // zod's enum messages do not echo the value; make every message say what was given (a URL only
+  // redacted: it may carry a password).
   if (opt.secret) return message;
-  return message.includes(`"${raw}"`) ? message : `${message} (got "${raw}")`;
+  const shown = raw.includes('://') || raw.includes('@') ? redactUrl(raw) : raw;
+  return message.includes(`"${shown}"`) ? message : `${message} (got "${shown}")`;
 }
 
 const byKey = (key: string) => OPTIONS.find((o) => o.key === key)!;

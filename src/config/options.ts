@@ -66,7 +66,8 @@ const url = (what: string, protocols: string[]) =>
       if (!protocols.includes(u.protocol)) throw new Error('protocol');
       return text.replace(/\/+$/, '');
     } catch {
-      ctx.addIssue({ code: 'custom', message: `"${redactUrl(text)}" is not a valid ${what} (${protocols.map((p) => p + '//').join(' or ')}…)` });
+      // The value is echoed by describeIssue (config.ts), redacted.
+      ctx.addIssue({ code: 'custom', message: `not a valid ${what} (${protocols.map((p) => p + '//').join(' or ')}…)` });
       return z.NEVER;
     }
   });
@@ -92,11 +93,6 @@ const rateLimit = z.string().transform((text, ctx) => {
   }
   return parsed.spec;
 });
-
-/** Hide a password in a URL (userinfo or a `…password=` parameter) before it reaches a message or a log. */
-export function redactUrl(text: string): string {
-  return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@').replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
-}
 
 /** Any URL form of redis-connection.ts; its messages never echo a password. */
 const redisUrl = z.string().transform((text, ctx) => {

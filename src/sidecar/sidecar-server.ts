@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
-import { redactUrl } from '../config/options.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
@@ -46,7 +46,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const clock = overrides.clock ?? systemClock;
   const metrics = overrides.metrics ?? createMetrics();
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
-  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
+  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
 
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
@@ -99,7 +99,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
 
   await verifier.start();
-  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
+  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
   const receiptTimer = setInterval(report, RECEIPT_INTERVAL_MS);
   receiptTimer.unref();
   report();
