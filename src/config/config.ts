@@ -147,6 +147,9 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
     if (c.authorityUrl === undefined) say('authorityUrl', 'is required for a sidecar (the authority\'s HTTP base URL, e.g. http://127.0.0.1:8080)');
     if (c.redisUrl === undefined) say('redisUrl', 'is required for a sidecar: revocations reach it over Redis pub/sub');
     if (c.issuer === undefined) say('issuer', 'is required for a sidecar: the `iss` every token must carry (the authority\'s TA_ISSUER)');
+    if (c.audience === undefined) {
+      say('audience', 'is required for a sidecar: the audience every token must carry when a request names none (e.g. TA_AUDIENCE=orders), or * to accept tokens for any audience then');
+    }
   }
   const hasCert = c.tlsCert !== undefined;
   if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');
