@@ -335,7 +335,7 @@ const verifyAtSidecar: RpcScenario = {
     let sidecar: CliServer | undefined;
     try {
       const issued = await issueOne(client);
-      sidecar = await startServer(env, 'sidecar', { TA_AUTHORITY_URL: authority.httpBase }, 'verify-sidecar');
+      sidecar = await startServer(env, 'sidecar', { TA_AUTHORITY_URL: authority.httpBase, TA_AUDIENCE: '*' }, 'verify-sidecar');
       const v = verifyTarget(env, sidecar, issued.accessToken, 'sidecar');
       try {
         const pair = await h2Pair(env, v.target, echoTarget(env, v.target.bodyFile), 'bare grpc-js echo, same request, same h2load settings');

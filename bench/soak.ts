@@ -235,6 +235,7 @@ async function main(): Promise<void> {
       TA_MAX_ACCESS_TTL: opts.accessTtl,
       TA_CLOCK_SKEW: opts.clockSkew,
       TA_INSTANCE_ID: 'soak-sidecar',
+      TA_AUDIENCE: '*',
     });
     await admin.connect();
     console.log(`soak: redis ${redis.url}, authority pid ${authority.child.pid} (gRPC ${authority.grpcPort}), sidecar pid ${sidecar.child.pid} (gRPC ${sidecar.grpcPort})`);

@@ -8,7 +8,7 @@ import { isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
-import { createKeyStore } from './authority/create-key-store.js';
+import { createKeyStore, sealKeyFile } from './authority/create-key-store.js';
 import { silentLogger } from './shared/logger.js';
 import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
@@ -116,6 +116,24 @@ withConfigOptions(keys.command('rotate').description('Rotate now: next → activ
     process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);
     printKeys(manager.list());
     await manager.stop();
+  } catch (err) {
+    fail(err);
+  }
+});
+
+withConfigOptions(
+  keys.command('seal').description('Encrypt a plaintext keys.json under the key-encryption key, once, after setting a KEK for an existing file key store (with a KEK set, the authority refuses a plaintext key file). Also re-encrypts one sealed under a previous KEK.'),
+  'authority',
+).action(async (_o, cmd: Command) => {
+  try {
+    const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
+    const { outcome, path, kekId } = await sealKeyFile(config);
+    const said = {
+      sealed: `encrypted the private keys in ${path} under key-encryption key ${kekId}`,
+      resealed: `re-encrypted ${path} under the current key-encryption key ${kekId}`,
+      unchanged: `${path} is already encrypted under key-encryption key ${kekId} (or does not exist yet): nothing to do`,
+    }[outcome];
+    process.stdout.write(`${said}\n`);
   } catch (err) {
     fail(err);
   }

@@ -65,6 +65,9 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
     ready.add(worker.id);
     for (const w of waiters.splice(0)) (ready.size >= w.n ? w.resolve() : waiters.push(w));
   });
+  // From the start, so a hangup during start-up does not end the primary either. A worker still
+  // starting reads the policy file itself; only ready ones are signalled.
+  const stopHangupRelay = relayHangupToWorkers(config, () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && ready.has(w.id)), logger);
   const restarts: number[] = [];
   let started = false;
   let failStartup!: (err: Error) => void;
@@ -99,7 +102,6 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   const http = new HttpServer({ address: config.httpAddr, logger, routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
   const httpPort = await http.start();
   logger.info({ workers: config.workers, httpPort, grpc: config.grpcAddr.text }, 'token authority serving');
-  const stopHangupRelay = relayHangupToWorkers(config, () => Object.values(cluster.workers ?? {}), logger);
 
   return {
     async stop() {

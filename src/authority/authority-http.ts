@@ -21,11 +21,11 @@ export function authorityHttpRoutes(deps: AuthorityHttpDeps): Record<string, Rou
     '/.well-known/jwks.json': jwksRoute(() => ({ json: keys.jwksJson(), maxAgeSec: keys.jwksMaxAgeSec() })),
     '/.well-known/openid-configuration': () => ({
       status: 200,
+      // Only what is true: where the keys are. This is no OpenID provider (no ID tokens, no
+      // authorization or token endpoint; Issue is a gRPC call), so no field claims otherwise.
       body: JSON.stringify({
         issuer: config.issuer,
         jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-        id_token_signing_alg_values_supported: [config.keyAlgorithm],
-        token_endpoint_auth_methods_supported: ['tls_client_auth'],
       }),
       headers: { 'cache-control': 'public, max-age=300' },
     }),

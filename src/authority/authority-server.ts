@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
-import { redactUrl } from '../config/options.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';

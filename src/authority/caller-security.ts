@@ -18,7 +18,7 @@ export interface CallerSecurity {
   readonly server: { credentials: ServerCredentials; maxReceiveMessageBytes: number; channelOptions: Record<string, number> };
   /** Per-caller limits for the unary wrapper; undefined when every limit is off. */
   readonly rateLimiter: RateLimiter | undefined;
-  /** Remove the SIGHUP handler. */
+  /** Remove the SIGHUP handler (installed always: reload the client policy, or log and ignore). */
   close(): void;
 }
 
@@ -59,9 +59,12 @@ export function prepareCallerSecurity(config: Config, deps: { clock: Clock; logg
     'per-caller rate limits',
   );
 
-  const onHangup = () => void filePolicy?.reload();
-  // A listener also stops SIGHUP from terminating the process, so install it only when it has work.
-  if (filePolicy) process.on('SIGHUP', onHangup);
+  // Always handled: SIGHUP's default action ends the process, and a stray hangup (a closed
+  // terminal, a reload sent to every service) must not take the authority down.
+  const onHangup = filePolicy
+    ? () => void filePolicy!.reload()
+    : () => logger.info('SIGHUP: no client policy to reload (TA_CLIENT_POLICY is unset); ignored');
+  process.on('SIGHUP', onHangup);
   return {
     policy,
     filePolicy,
@@ -73,11 +76,15 @@ export function prepareCallerSecurity(config: Config, deps: { clock: Clock; logg
 
 /**
  * In worker mode (TA_WORKERS > 1) the operator signals the primary, but the workers hold the
- * policy: pass SIGHUP on to every worker. Without a client policy nothing is installed, so SIGHUP
- * keeps its default meaning. Returns the function that removes the relay.
+ * policy: pass SIGHUP on to every worker. Without a client policy the primary logs and ignores it
+ * (it never ends the process). Returns the function that removes the handler.
  */
 export function relayHangupToWorkers(config: Config, workers: () => Iterable<{ process: { kill(signal: NodeJS.Signals): unknown } } | undefined>, logger: Logger): () => void {
-  if (config.clientPolicy === undefined) return () => {};
+  if (config.clientPolicy === undefined) {
+    const ignore = () => logger.info('SIGHUP: no client policy to reload (TA_CLIENT_POLICY is unset); ignored');
+    process.on('SIGHUP', ignore);
+    return () => void process.off('SIGHUP', ignore);
+  }
   const relay = () => {
     logger.info('SIGHUP: asking every worker to reload the client policy');
     for (const w of workers()) w?.process.kill('SIGHUP');

@@ -23,12 +23,14 @@ export async function keySetCipherFor(config: Config): Promise<KeySetCipher | un
 
 /**
  * The key store of TA_KEY_STORE: a RedisKeyStore on TA_REDIS_URL (sealed under the KEK), or a
- * FileKeyStore in TA_KEY_DIR (sealed if a KEK is set). A store found sealed under a previous KEK,
- * or a keys.json found in the clear while a KEK is set, is re-sealed under the current KEK here.
- * (Not with `readOnly`, for commands that only look.) The KeyManager given the store closes it
- * when it stops.
+ * FileKeyStore in TA_KEY_DIR (sealed if a KEK is set). A store found sealed under a previous KEK
+ * is re-sealed under the current KEK here (not with `readOnly`, for commands that only look). A
+ * keys.json in the clear while a KEK is set is refused, here and on every later read: only
+ * {@link sealKeyFile} (`token-authority keys seal`) converts one. The KeyManager given the store
+ * closes it when it stops.
  * @throws TokenAuthorityError ERR_CONFIG for an unreadable KEK file; ERR_KEY if the stored keys
- *   cannot be decrypted with the configured KEK(s); ERR_STORE_UNAVAILABLE if Redis does not answer.
+ *   cannot be decrypted with the configured KEK(s) or are in the clear while a KEK is set;
+ *   ERR_STORE_UNAVAILABLE if Redis does not answer.
  */
 export async function createKeyStore(config: Config, logger: Logger, options: { readOnly?: boolean } = {}): Promise<KeyStore> {
   const log = logger.child({ component: 'key-store' });
@@ -61,7 +63,6 @@ export async function createKeyStore(config: Config, logger: Logger, options: { 
   }
   const store = new FileKeyStore(config.keyDir, cipher === undefined ? {} : { cipher });
   const outcome = options.readOnly ? 'unchanged' : await store.sealAtRest();
-  if (outcome === 'sealed') log.info({ path: store.path, kekId: cipher?.kekId }, 'encrypted the private keys in the key file under the key-encryption key');
   if (outcome === 'resealed') log.info({ path: store.path, kekId: cipher?.kekId }, 're-encrypted the key file under the current key-encryption key');
   if (config.redisUrl !== undefined) {
     log.warn(
@@ -70,4 +71,22 @@ export async function createKeyStore(config: Config, logger: Logger, options: { 
     );
   }
   return store;
+}
+
+/**
+ * The one explicit migration of a plaintext keys.json to a sealed one (`token-authority keys
+ * seal`): run once, by the operator, after setting a KEK for an existing file key store. Also
+ * re-seals a file sealed under a previous KEK.
+ * @throws TokenAuthorityError ERR_CONFIG without a KEK or with TA_KEY_STORE=redis.
+ */
+export async function sealKeyFile(config: Config): Promise<{ outcome: 'sealed' | 'resealed' | 'unchanged'; path: string; kekId: string }> {
+  if (config.keyStore !== 'file') {
+    throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keys seal works on the file key store (TA_KEY_STORE=file): keys in Redis are always encrypted');
+  }
+  const cipher = await keySetCipherFor(config);
+  if (cipher === undefined) {
+    throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keys seal needs a key-encryption key: set TA_KEY_ENCRYPTION_KEY or TA_KEY_ENCRYPTION_KEY_FILE');
+  }
+  const store = new FileKeyStore(config.keyDir, { cipher });
+  return { outcome: await store.sealAtRest({ migratePlaintext: true }), path: store.path, kekId: cipher.kekId };
 }

@@ -30,10 +30,23 @@ export function requireText(field: string, value: string, maxBytes: number): str
   return value;
 }
 
+/** Whitespace of any kind, and C1 controls (C0 and DEL are refused by requireText already). */
+const AUDIENCE_FORBIDDEN = /[\s\u0080-\u009f]/u;
+
+/**
+ * Audiences travel space-separated in the sidecar's `x-auth-audience` header, so none may contain
+ * whitespace; `*` is reserved (it means "any audience" in TA_AUDIENCE and the client policy).
+ */
 export function validateAudiences(values: readonly string[]): string[] {
   if (values.length === 0) throw invalidArgument('audience: at least one audience is required');
   if (values.length > LIMITS.audiences) throw invalidArgument(`audience: at most ${LIMITS.audiences} audiences`);
-  return [...new Set(values.map((a, i) => requireText(`audience[${i}]`, a, LIMITS.audienceBytes)))];
+  return [...new Set(values.map((a, i) => {
+    const field = `audience[${i}]`;
+    requireText(field, a, LIMITS.audienceBytes);
+    if (AUDIENCE_FORBIDDEN.test(a)) throw invalidArgument(`${field} contains whitespace or control characters (audiences are forwarded space-separated in x-auth-audience)`);
+    if (a === '*') throw invalidArgument(`${field} "*" is reserved: it means "any audience" to the sidecar (TA_AUDIENCE) and the client policy`);
+    return a;
+  }))];
 }
 
 export function validateScopes(values: readonly string[]): string[] {

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { OPTIONS, type OptionSpec } from './options.js';
 import type { RateLimitSpec } from './rate-limit-spec.js';
 
@@ -107,9 +108,11 @@ function label(opt: OptionSpec): string {
 }
 
 function describeIssue(opt: OptionSpec, raw: string, message: string): string {
-  // zod's enum messages do not echo the value; make every message say what was given.
+  // zod's enum messages do not echo the value; make every message say what was given (a URL only
+  // redacted: it may carry a password).
   if (opt.secret) return message;
-  return message.includes(`"${raw}"`) ? message : `${message} (got "${raw}")`;
+  const shown = raw.includes('://') || raw.includes('@') ? redactUrl(raw) : raw;
+  return message.includes(`"${shown}"`) ? message : `${message} (got "${shown}")`;
 }
 
 const byKey = (key: string) => OPTIONS.find((o) => o.key === key)!;
@@ -144,6 +147,9 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
     if (c.authorityUrl === undefined) say('authorityUrl', 'is required for a sidecar (the authority\'s HTTP base URL, e.g. http://127.0.0.1:8080)');
     if (c.redisUrl === undefined) say('redisUrl', 'is required for a sidecar: revocations reach it over Redis pub/sub');
     if (c.issuer === undefined) say('issuer', 'is required for a sidecar: the `iss` every token must carry (the authority\'s TA_ISSUER)');
+    if (c.audience === undefined) {
+      say('audience', 'is required for a sidecar: the audience every token must carry when a request names none (e.g. TA_AUDIENCE=orders), or * to accept tokens for any audience then');
+    }
   }
   const hasCert = c.tlsCert !== undefined;
   if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');

@@ -66,7 +66,8 @@ const url = (what: string, protocols: string[]) =>
       if (!protocols.includes(u.protocol)) throw new Error('protocol');
       return text.replace(/\/+$/, '');
     } catch {
-      ctx.addIssue({ code: 'custom', message: `"${redactUrl(text)}" is not a valid ${what} (${protocols.map((p) => p + '//').join(' or ')}…)` });
+      // The value is echoed by describeIssue (config.ts), redacted.
+      ctx.addIssue({ code: 'custom', message: `not a valid ${what} (${protocols.map((p) => p + '//').join(' or ')}…)` });
       return z.NEVER;
     }
   });
@@ -92,11 +93,6 @@ const rateLimit = z.string().transform((text, ctx) => {
   }
   return parsed.spec;
 });
-
-/** Hide a password in a URL (userinfo or a `…password=` parameter) before it reaches a message or a log. */
-export function redactUrl(text: string): string {
-  return text.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@').replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
-}
 
 /** Any URL form of redis-connection.ts; its messages never echo a password. */
 const redisUrl = z.string().transform((text, ctx) => {
@@ -235,8 +231,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Log level (pino).' },
   { key: 'authorityUrl', env: 'TA_AUTHORITY_URL', flag: '--authority-url', scope: 'sidecar', schema: url('authority URL', ['http:', 'https:']),
     description: 'Sidecar: the authority\'s HTTP base URL (its JWKS is at /.well-known/jwks.json).' },
-  { key: 'audience', env: 'TA_AUDIENCE', flag: '--audience', scope: 'sidecar', schema: z.string().min(1),
-    description: 'Sidecar: audience required of every token unless a request names another.' },
+  { key: 'audience', env: 'TA_AUDIENCE', flag: '--audience', scope: 'sidecar', schema: z.string().regex(/^[^\s\u0000-\u001f\u007f]+$/, 'must be one audience, without whitespace'),
+    description: 'Sidecar (required): audience required of every token unless a request names another, or `*` to accept any audience when a request names none (logged as a warning at start).' },
   { key: 'instanceId', env: 'TA_INSTANCE_ID', flag: '--instance-id', scope: 'sidecar', schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits, _ . : - (at most 128)'),
     description: 'Sidecar: name reported in propagation receipts. Default: <hostname>-<pid>.' },
   { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: '5s', schema: duration('TA_STALENESS_BOUND', { min: 100 }),

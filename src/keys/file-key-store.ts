@@ -9,9 +9,14 @@
  * timeout (a writer that died holding it).
  *
  * With a {@link KeySetCipher} (an operator key-encryption key) the private keys are sealed at rest
- * (key-set-cipher.ts): saves always seal, and {@link FileKeyStore.sealAtRest} converts a plaintext
- * file, or one sealed under a previous KEK, in place. Without one, a sealed file is refused with a
- * message that says which KEK it needs.
+ * (key-set-cipher.ts): saves always seal, and a plaintext file is refused on every read, so whoever
+ * can write the file cannot plant a signing key. {@link FileKeyStore.sealAtRest} re-seals a file
+ * sealed under a previous KEK in place, and converts a plaintext one only when asked explicitly
+ * (`token-authority keys seal`). Without a cipher, a sealed file is refused with a message that
+ * says which KEK it needs.
+ *
+ * Either way the file must be a regular file owned by this process's user and not accessible by
+ * group or others, in a directory not writable by group or others (POSIX).
  */
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
@@ -51,6 +56,8 @@ function describe(err: unknown): string {
 }
 
 const checkModes = process.platform !== 'win32';
+/** This process's uid where the platform has one. */
+const processUid = checkModes && typeof process.getuid === 'function' ? process.getuid() : undefined;
 
 /** A {@link KeyStore} backed by `<dir>/keys.json` (mode 0600, directory 0700). */
 export class FileKeyStore implements KeyStore {
@@ -74,7 +81,9 @@ export class FileKeyStore implements KeyStore {
 
   /**
    * @throws TokenAuthorityError ERR_KEY, naming the path, if the file cannot be read, is
-   *   readable or writable by group or others, or does not hold a valid key set.
+   *   readable or writable by group or others, is owned by another user, sits in a directory
+   *   writable by group or others, is in the clear while a KEK is configured, or does not hold a
+   *   valid key set.
    */
   async load(): Promise<KeySetDocument | undefined> {
     const value = await this.readRaw();
@@ -96,22 +105,40 @@ export class FileKeyStore implements KeyStore {
   }
 
   /**
-   * With a cipher: rewrites a plaintext file sealed, or a file sealed under a previous KEK sealed
-   * under the current one. The document and its version stay the same.
+   * With a cipher: rewrites a file sealed under a previous KEK sealed under the current one, and,
+   * only with `migratePlaintext` (the explicit migration step, `token-authority keys seal`), a
+   * plaintext file sealed. The document and its version stay the same. Creates the directory
+   * (0700) if there is none, as a first save would.
    * @returns what was done.
+   * @throws TokenAuthorityError ERR_KEY for a plaintext file without `migratePlaintext`.
    */
-  async sealAtRest(): Promise<'sealed' | 'resealed' | 'unchanged'> {
+  async sealAtRest(options: { migratePlaintext?: boolean } = {}): Promise<'sealed' | 'resealed' | 'unchanged'> {
     if (this.cipher === undefined) return 'unchanged';
+    await this.ensureDir();
     const release = await this.lock();
     try {
       const value = await this.readRaw();
       if (value === undefined) return 'unchanged';
-      const outcome = !isSealedKeySet(value) ? 'sealed' : this.cipher.needsReseal(value) ? 'resealed' : 'unchanged';
-      if (outcome !== 'unchanged') await this.writeAtomically(this.encode(this.decode(value)));
-      return outcome;
+      if (!isSealedKeySet(value)) {
+        if (!options.migratePlaintext) throw this.plaintextRefused();
+        await this.writeAtomically(this.encode(parseKeySetDocument(value, this.path)));
+        return 'sealed';
+      }
+      if (!this.cipher.needsReseal(value)) return 'unchanged';
+      await this.writeAtomically(this.encode(this.cipher.open(value, this.path)));
+      return 'resealed';
     } finally {
       await release();
     }
+  }
+
+  private plaintextRefused(): TokenAuthorityError {
+    return keyError(
+      `key store file ${this.path} holds private keys in the clear, but a key-encryption key is configured: refusing it, ` +
+        'since whoever can write that file could plant a signing key. If it is a key file from before the key-encryption key was set, ' +
+        'encrypt it once with `token-authority keys seal` (same TA_KEY_DIR and key-encryption key) and start again; ' +
+        'otherwise restore keys.json from a backup and find out who wrote it',
+    );
   }
 
   private encode(doc: KeySetDocument): string {
@@ -119,7 +146,10 @@ export class FileKeyStore implements KeyStore {
   }
 
   private decode(value: unknown): KeySetDocument {
-    if (!isSealedKeySet(value)) return parseKeySetDocument(value, this.path);
+    if (!isSealedKeySet(value)) {
+      if (this.cipher !== undefined) throw this.plaintextRefused();
+      return parseKeySetDocument(value, this.path);
+    }
     if (this.cipher === undefined) {
       const kek = (value as { kek?: unknown }).kek;
       throw keyError(
@@ -132,6 +162,7 @@ export class FileKeyStore implements KeyStore {
 
   /** The parsed JSON of the file, or undefined if there is none. */
   private async readRaw(): Promise<unknown> {
+    if (!(await this.checkDir())) return undefined;
     let handle: FileHandle;
     try {
       handle = await open(this.path, 'r');
@@ -160,8 +191,38 @@ export class FileKeyStore implements KeyStore {
     return value;
   }
 
+  /**
+   * Whoever can write the directory can replace keys.json (rename over it). @returns false if it
+   * does not exist (so neither does the file).
+   */
+  private async checkDir(): Promise<boolean> {
+    if (!checkModes) return true;
+    let st: Stats;
+    try {
+      st = await stat(this.dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw keyError(`cannot read key store directory ${this.dir}: ${describe(err)}`, err);
+    }
+    if (!st.isDirectory()) throw keyError(`key store directory ${this.dir} is not a directory`);
+    if ((st.mode & 0o022) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw keyError(
+        `key store directory ${this.dir} is writable by group or others (mode ${mode}), so they could replace keys.json; ` +
+          `run: chmod go-w ${this.dir}`,
+      );
+    }
+    return true;
+  }
+
   private checkFile(st: Stats): void {
     if (!st.isFile()) throw keyError(`key store file ${this.path} is not a regular file`);
+    if (processUid !== undefined && st.uid !== processUid) {
+      throw keyError(
+        `key store file ${this.path} is owned by uid ${st.uid}, not by this process's uid ${processUid}: refusing keys someone else wrote; ` +
+          `if the file is genuine, run: chown ${processUid} ${this.path}`,
+      );
+    }
     if (checkModes && (st.mode & 0o077) !== 0) {
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
       throw keyError(

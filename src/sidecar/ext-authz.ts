@@ -53,6 +53,20 @@ export function denyResponse(reason: VerifyReason | 'MISSING_TOKEN', detail: str
   };
 }
 
+/** What may not appear inside one member of a space-separated header list. */
+// eslint-disable-next-line no-control-regex
+const NOT_LIST_SAFE = /[\s\u0000-\u001f\u007f-\u009f]/u;
+
+/**
+ * Why a valid token's audiences or scopes cannot be forwarded as space-separated headers, if they
+ * cannot: the authority never issues such a token (Issue refuses them), so one is forged or older.
+ */
+export function unforwardableClaims(result: Extract<VerifyResult, { valid: true }>): string | undefined {
+  if (result.claims.audience.some((a) => NOT_LIST_SAFE.test(a))) return 'an audience contains whitespace or control characters, so x-auth-audience would be ambiguous';
+  if (result.claims.scopes.some((s) => NOT_LIST_SAFE.test(s))) return 'a scope contains whitespace or control characters, so x-auth-scopes would be ambiguous';
+  return undefined;
+}
+
 export function allowResponse(result: Extract<VerifyResult, { valid: true }>): CheckResponse {
   const c = result.claims;
   const values: Record<string, string> = {
@@ -97,6 +111,11 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps): Grpc
         return denyResponse(result.reason, result.detail);
       }
       Object.assign(ctx.log, { sub: result.claims.subject, jti: result.claims.tokenId });
+      const unforwardable = unforwardableClaims(result);
+      if (unforwardable !== undefined) {
+        ctx.log.reason = 'MALFORMED';
+        return denyResponse('MALFORMED', unforwardable);
+      }
       return allowResponse(result);
     }),
   };

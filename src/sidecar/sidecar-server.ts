@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
-import { redactUrl } from '../config/options.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
@@ -35,6 +35,9 @@ export interface RunningSidecar {
   stop(): Promise<void>;
 }
 
+/** TA_AUDIENCE's explicit "no default audience": a request that names none is checked for none. */
+export const ANY_AUDIENCE = '*';
+
 /** How often a sidecar refreshes its propagation receipt, and how long a receipt lives. */
 const RECEIPT_INTERVAL_MS = 1000;
 const RECEIPT_TTL_MS = 5000;
@@ -47,7 +50,14 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const clock = overrides.clock ?? systemClock;
   const metrics = overrides.metrics ?? createMetrics();
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
-  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
+  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
+
+  if (config.audience === undefined || config.audience === ANY_AUDIENCE) {
+    logger.warn(
+      { audience: config.audience ?? null },
+      'TA_AUDIENCE=*: tokens for ANY audience are accepted when a Verify request or an ext_authz route names none; set TA_AUDIENCE to this service\'s audience unless every caller names one',
+    );
+  }
 
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
@@ -90,7 +100,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     tokenCacheSize: config.tokenCacheSize,
     stalenessBoundMs: config.stalenessBoundMs,
     stalenessPolicy: config.stalenessPolicy,
-    ...(config.audience ? { audience: config.audience } : {}),
+    // `*`: no audience check unless a request names one (the operator's explicit choice).
+    ...(config.audience !== undefined && config.audience !== ANY_AUDIENCE ? { audience: config.audience } : {}),
     onApplied: (seq) => {
       applied = seq;
       report();
@@ -100,7 +111,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
 
   await verifier.start();
-  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
+  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
   const receiptTimer = setInterval(report, RECEIPT_INTERVAL_MS);
   receiptTimer.unref();
   report();
@@ -135,6 +146,9 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
   const grpcPort = await grpc.start();
   const httpPort = await http.start();
+  // SIGHUP's default action ends the process; a sidecar has nothing to reload, so it only logs.
+  const onHangup = () => logger.info('SIGHUP: the sidecar has nothing to reload; ignored');
+  process.on('SIGHUP', onHangup);
   logger.info({ grpcPort, httpPort, instanceId, appliedSeq: verifier.status().revocation.appliedSeq }, 'sidecar serving');
 
   let stopping: Promise<void> | undefined;
@@ -146,6 +160,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     keys,
     stop() {
       stopping ??= (async () => {
+        process.off('SIGHUP', onHangup);
         await grpc.shutdown(config.shutdownGraceMs);
         clearInterval(receiptTimer);
         await http.stop();

@@ -23,6 +23,7 @@ import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { AbstractConnector, Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { redactUrl } from '../shared/redact-url.js';
 
 /** How the Redis behind a URL is deployed. */
 export type RedisTopology = 'standalone' | 'sentinel' | 'cluster';
@@ -72,15 +73,8 @@ const QUERY_PARAMS: Readonly<Record<RedisTopology, readonly string[]>> = {
   cluster: [],
 };
 
-/** A URL with every password (userinfo and query) replaced by `***`, safe to log. */
-export function redactRedisUrl(url: string): string {
-  return url
-    .replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@')
-    .replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
-}
-
 function urlError(url: string, problem: string): TokenAuthorityError {
-  return new TokenAuthorityError(ErrorCodes.CONFIG, `invalid Redis url "${redactRedisUrl(url)}": ${problem}`);
+  return new TokenAuthorityError(ErrorCodes.CONFIG, `invalid Redis url "${redactUrl(url)}": ${problem}`);
 }
 
 function decode(url: string, text: string, what: string): string {

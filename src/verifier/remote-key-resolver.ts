@@ -2,6 +2,7 @@ import type { SigningAlgorithm } from '../shared/algorithms.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
 import { keysFromJwks, MutableKeyResolver } from './static-key-resolver.js';
 
@@ -61,7 +62,7 @@ export class RemoteKeyResolver implements KeyResolver {
     try {
       new URL(opts.jwksUrl);
     } catch {
-      throw new TokenAuthorityError(ErrorCodes.INVALID_ARGUMENT, `jwksUrl "${opts.jwksUrl}" is not a URL`);
+      throw new TokenAuthorityError(ErrorCodes.INVALID_ARGUMENT, `jwksUrl "${redactUrl(opts.jwksUrl)}" is not a URL`);
     }
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
@@ -153,7 +154,7 @@ export class RemoteKeyResolver implements KeyResolver {
     } catch (err) {
       this.counters.failures++;
       this.failuresInRow++;
-      this.logger.warn({ err: (err as Error).message, url: this.opts.jwksUrl, why, keptKids: this.keys.size }, 'JWKS fetch failed; keeping the last good key set');
+      this.logger.warn({ err: (err as Error).message, url: redactUrl(this.opts.jwksUrl), why, keptKids: this.keys.size }, 'JWKS fetch failed; keeping the last good key set');
       this.schedule(Math.min(30_000, 500 * 2 ** Math.min(this.failuresInRow, 6)));
       return false;
     }

@@ -28,6 +28,7 @@ for (const policy of ['fail-closed', 'fail-open'] as const) {
           TA_ISSUER: TEST_ISSUER,
           TA_AUTHORITY_URL: ta.httpBase,
           TA_REDIS_URL: redis.url,
+          TA_AUDIENCE: '*',
           TA_STALENESS_BOUND: '600ms',
           TA_STALENESS_POLICY: policy,
           TA_REDIS_COMMAND_TIMEOUT: '200ms',

@@ -21,6 +21,8 @@ export async function startSidecarProcess(opts: { authorityHttpPort: number; red
     TA_REDIS_URL: opts.redisUrl,
     TA_ISSUER: TEST_ISSUER,
     TA_INSTANCE_ID: opts.instanceId,
+    // Tests name the audience per request where they check one.
+    TA_AUDIENCE: '*',
     TA_LOG_LEVEL: 'info',
     ...opts.env,
   });

@@ -39,6 +39,7 @@ describe('attack corpus → sidecar (Verify RPC and Envoy ext_authz Check)', fun
         TA_ISSUER: TEST_ISSUER,
         TA_AUTHORITY_URL: ta.httpBase,
         TA_REDIS_URL: redis.url,
+        TA_AUDIENCE: '*',
         TA_LOG_LEVEL: 'silent',
         // Let 1 MiB tokens reach the verifier, as at the authority (corpus-authority.test.ts).
         TA_MAX_MESSAGE_BYTES: '4MiB',

@@ -83,6 +83,11 @@ describe('authority endpoints: health, reflection, discovery, metrics', () => {
     assert.equal(disco.jwks_uri, `${TEST_ISSUER}/.well-known/jwks.json`);
   });
 
+  it('advertises in discovery only what the service offers (no ID tokens, no token endpoint)', async () => {
+    const disco = (await (await fetch(`${ta.httpBase}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(disco).sort(), ['issuer', 'jwks_uri']);
+  });
+
   it('answers /healthz and exposes RPC, verify-outcome and key-age metrics', async () => {
     const health = await fetch(`${ta.httpBase}/healthz`);
     assert.equal(health.status, 200);

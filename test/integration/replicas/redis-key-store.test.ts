@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { createKeyStore } from '../../../src/authority/create-key-store.js';
+import { createKeyStore, sealKeyFile } from '../../../src/authority/create-key-store.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { FileKeyStore } from '../../../src/keys/file-key-store.js';
 import { generateSigningKey, KeyManager, type KeySetDocument, type KeyStore, type StoredKey } from '../../../src/keys/index.js';
@@ -194,15 +194,16 @@ describe('RedisKeyStore (real redis-server)', function () {
       await raw.del(before.key);
     });
 
-    it('encrypts a plaintext keys.json in place when a KEK is configured for the file store', async () => {
+    it('encrypts a plaintext keys.json in place only through sealKeyFile (`keys seal`), never silently at start', async () => {
       const dir = await makeTempDir();
       try {
         const doc = await sampleDoc(1);
         await new FileKeyStore(dir).save(doc, 0);
-        const { logger, lines } = capturingLogger();
-        const s = await createKeyStore(loadConfig('authority', { env: { TA_KEY_DIR: dir, TA_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') } }), logger);
+        const config = loadConfig('authority', { env: { TA_KEY_DIR: dir, TA_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') } });
+        await assert.rejects(createKeyStore(config, capturingLogger().logger), codeIs(ErrorCodes.KEY, /in the clear.*token-authority keys seal/));
+        assert.equal((await sealKeyFile(config)).outcome, 'sealed');
+        const s = await createKeyStore(config, capturingLogger().logger);
         assert.ok(s instanceof FileKeyStore);
-        assert.ok(lines.some((l) => l.msg === 'encrypted the private keys in the key file under the key-encryption key'));
         const text = await readFile(join(dir, 'keys.json'), 'utf8');
         for (const k of doc.keys) assert.ok(!text.includes(k.privateJwk.d));
         assert.deepEqual(await s.load(), doc);

@@ -205,14 +205,16 @@ describe('FileKeyStore with a key-encryption key', () => {
     assert.equal(await store.save({ ...doc, version: 2 }, 1), true);
   });
 
-  it('seals a plaintext keys.json in place once a KEK is configured, keeping its version', async () => {
+  it('refuses a plaintext keys.json once a KEK is configured, and seals it in place only when asked, keeping its version', async () => {
     const doc = await sampleDoc(4);
     await new FileKeyStore(dir).save({ ...doc, version: 1 }, 0);
     const plain = new FileKeyStore(dir);
     const cipher = new KeySetCipher(newKek());
     const sealedStore = new FileKeyStore(dir, { cipher });
-    assert.equal(await sealedStore.sealAtRest(), 'sealed');
-    assert.equal(await sealedStore.sealAtRest(), 'unchanged');
+    await assert.rejects(sealedStore.load(), decryptError(/holds private keys in the clear, but a key-encryption key is configured/));
+    await assert.rejects(sealedStore.sealAtRest(), decryptError(/in the clear.*token-authority keys seal/));
+    assert.equal(await sealedStore.sealAtRest({ migratePlaintext: true }), 'sealed');
+    assert.equal(await sealedStore.sealAtRest({ migratePlaintext: true }), 'unchanged');
     const text = await readFile(sealedStore.path, 'utf8');
     for (const v of privateValues(doc)) assert.ok(!text.includes(v));
     assert.equal((await sealedStore.load())?.version, 1);

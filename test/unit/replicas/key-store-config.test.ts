@@ -67,7 +67,7 @@ describe('configuration of the shared key store and Redis topologies', () => {
   it('accepts every Redis URL form, for the authority and the sidecar alike', () => {
     for (const url of ['redis://h:1/0', 'rediss://u:p@h', 'redis-sentinel://s1:26379,s2:26379/mymaster', 'rediss-sentinel://s1/m?sentinelPassword=x', 'redis-cluster://a:7000,b:7001', 'rediss-cluster://a:7000']) {
       assert.equal(authority({ TA_REDIS_URL: url }).redisUrl, url);
-      const sidecar = loadConfig('sidecar', { env: { TA_REDIS_URL: url, TA_AUTHORITY_URL: 'http://a:8080', TA_ISSUER: 'https://i' } });
+      const sidecar = loadConfig('sidecar', { env: { TA_REDIS_URL: url, TA_AUTHORITY_URL: 'http://a:8080', TA_ISSUER: 'https://i', TA_AUDIENCE: 'orders' } });
       assert.equal(sidecar.redisUrl, url);
     }
   });

@@ -8,8 +8,8 @@ import {
   isClusterTarget,
   keySlot,
   parseRedisUrl,
-  redactRedisUrl,
 } from '../../../src/store/redis-connection.js';
+import { redactUrl } from '../../../src/shared/redact-url.js';
 import { redisKeys } from '../../../src/store/redis-keys.js';
 import { redisScripts } from '../../../src/store/redis-scripts.js';
 
@@ -162,7 +162,7 @@ describe('Redis URLs (parseRedisUrl)', () => {
     const secret = 'hunter2-very-secret';
     assert.throws(() => parseRedisUrl(`redis://user:${secret}@a:1,b:2`), configError(/user:\*\*\*@/, secret));
     assert.throws(() => parseRedisUrl(`redis-sentinel://s1/m?sentinelPassword=${secret}&bogus=1`), configError(/sentinelPassword=\*\*\*/, secret));
-    assert.equal(redactRedisUrl(`rediss://u:${secret}@h/0`), 'rediss://u:***@h/0');
+    assert.equal(redactUrl(`rediss://u:${secret}@h/0`), 'rediss://u:***@h/0');
     const description = describeRedisTarget(parseRedisUrl(`redis-sentinel://u:${secret}@s1:1,s2:2/mymaster?sentinelPassword=${secret}`));
     assert.equal(description, 'sentinel s1:1,s2:2 master mymaster');
     assert.equal(describeRedisTarget(parseRedisUrl('rediss-cluster://[::1]:7000')), 'cluster [::1]:7000 (TLS)');
