@@ -33,6 +33,21 @@ export function claimHeaderValues(c: VerifiedClaims): Record<string, string> {
   };
 }
 
+/** What may not appear inside one member of a space-separated header list. */
+// eslint-disable-next-line no-control-regex
+const NOT_LIST_SAFE = /[\s\u0000-\u001f\u007f-\u009f]/u;
+
+/**
+ * Why a valid token's audiences or scopes cannot be forwarded as space-separated headers, if they
+ * cannot: the authority never issues such a token (Issue refuses them), so one is forged or older.
+ * Such a token is denied as MALFORMED rather than forwarded as an ambiguous list.
+ */
+export function unforwardableClaims(c: VerifiedClaims): string | undefined {
+  if (c.audience.some((a) => NOT_LIST_SAFE.test(a))) return 'an audience contains whitespace or control characters, so x-auth-audience would be ambiguous';
+  if (c.scopes.some((s) => NOT_LIST_SAFE.test(s))) return 'a scope contains whitespace or control characters, so x-auth-scopes would be ambiguous';
+  return undefined;
+}
+
 export type DenialReason = VerifyReason | 'MISSING_TOKEN';
 
 export interface HttpDenial {

@@ -4,7 +4,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { bearerToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
-import { claimHeaderValues, httpDenial, type DenialReason } from './authz-answer.js';
+import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
 
 /** The path nginx `auth_request`, ingress-nginx `auth-url`, Caddy `forward_auth` and Traefik `ForwardAuth` call. */
 export const FORWARD_AUTH_PATH = '/authz';
@@ -47,6 +47,8 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
     if (!token) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
     const result = await verifier.verify(token, { ...(audiences[0] ? { audience: audiences[0] } : {}), requiredScopes });
     if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req);
+    const unforwardable = unforwardableClaims(result.claims);
+    if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req);
     deps.metrics?.countVerifyOutcome('valid');
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     for (const [name, value] of Object.entries(claimHeaderValues(result.claims))) headers[name] = headerValue(value);
