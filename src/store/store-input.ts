@@ -1,3 +1,4 @@
+import { MAX_REVOCATION_ID_LENGTH, MAX_REVOCATION_REASON_LENGTH } from '../shared/revocation-event.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/errors.js';
 import type { CreateSessionInput, RevokeInput, RotateRefreshInput } from './token-store.js';
 
@@ -59,8 +60,13 @@ export function checkRevoke(input: RevokeInput): void {
     throw invalidArgument('kind must be jti, sid or sub');
   }
   nonEmpty('id', input.id);
+  // Verifiers refuse longer ones on the feed and in the log (revocation-event.ts).
+  if (input.id.length > MAX_REVOCATION_ID_LENGTH) throw invalidArgument(`id must be at most ${MAX_REVOCATION_ID_LENGTH} characters`);
   epochMs('until', input.until);
   if (input.reason !== undefined && typeof input.reason !== 'string') throw invalidArgument('reason must be a string');
+  if (input.reason !== undefined && input.reason.length > MAX_REVOCATION_REASON_LENGTH) {
+    throw invalidArgument(`reason must be at most ${MAX_REVOCATION_REASON_LENGTH} characters`);
+  }
 }
 
 export function checkReadLog(afterSeq: number, limit: number): void {

@@ -177,6 +177,7 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock, });
     await v.start();
     for (let i = 0; i < 3; i++) await store.revoke({ kind: 'jti', id: `before-${i}`, until: clock.nowMs() + 600_000 });
+    await store.heartbeat(); // the verifier confirms the live events against the log (as it does every heartbeat)
     await settle();
     assert.equal(v.status().revocation.appliedSeq, 3);
     const fresh = await failover();
