@@ -8,13 +8,16 @@ import {
   checkCreateSession,
   checkReadLog,
   checkReceipt,
+  checkRestore,
   checkRevoke,
   checkRotate,
   conflictError,
   positiveIntOption,
 } from './store-input.js';
+import { RESTORED_REVOCATION_REASON } from './token-store.js';
 import type {
   CreateSessionInput,
+  RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
@@ -219,6 +222,34 @@ export class MemoryTokenStore implements TokenStore {
         return this.append({ kind: 'sub', id: input.id, gen, until: input.until, reason: input.reason }, now);
       }
     }
+  }
+
+  async restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
+    this.assertOpen();
+    checkRestore(entries);
+    const now = this.clock.nowMs();
+    const out: RevocationEvent[] = [];
+    for (const e of entries) {
+      if (e.until <= now) continue;
+      if (e.kind === 'sub') {
+        const gen = e.gen as number;
+        if ((this.generations.get(e.id) ?? 0) >= gen) continue;
+        this.generations.set(e.id, gen);
+        out.push(this.append({ kind: 'sub', id: e.id, gen, until: e.until, reason: RESTORED_REVOCATION_REASON }, now));
+        continue;
+      }
+      const markerKey = `${e.kind}:${e.id}`;
+      const existing = this.liveMarker(markerKey, now);
+      if (existing && existing.until >= e.until) continue;
+      if (e.kind === 'sid') {
+        const family = this.families.get(e.id);
+        if (family) family.revoked = true;
+      }
+      const event = this.append({ kind: e.kind, id: e.id, until: e.until, reason: RESTORED_REVOCATION_REASON }, now);
+      this.markers.set(markerKey, event);
+      out.push(event);
+    }
+    return out;
   }
 
   async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {

@@ -1,5 +1,6 @@
 import { KeySegments } from './redis-keys.js';
 import { REUSE_REVOCATION_REASON } from './store-input.js';
+import { RESTORED_REVOCATION_REASON } from './token-store.js';
 
 /**
  * The Lua scripts of RedisTokenStore. Every operation that touches more than one key is one script:
@@ -226,6 +227,44 @@ local gen = redis.call('INCR', K_GEN .. id)
 return append('sub', id, gen, until_ms, reason, now, retention)
 `;
 
+/**
+ * restoreRevocations. KEYS: seq, log. ARGV: base, retentionMs, entriesJson ([[kind, id, until, gen?], ...]).
+ * Returns the event JSON of every entry appended (those not covered by what the store holds).
+ */
+const RESTORE = (p: FeedPublishCommand) => `${prelude(p)}
+local retention = tonumber(ARGV[2])
+local list = cjson.decode(ARGV[3])
+local now = now_ms()
+local out = {}
+for _, e in ipairs(list) do
+  local kind, id, until_ms = e[1], e[2], tonumber(e[3])
+  if until_ms > now then
+    if kind == 'sub' then
+      local gen = tonumber(e[4])
+      if subject_generation(id) < gen then
+        redis.call('SET', K_GEN .. id, int(gen))
+        out[#out + 1] = append('sub', id, gen, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
+      end
+    elseif kind == 'jti' or kind == 'sid' then
+      local marker = K_REV[kind] .. id
+      local existing = redis.call('GET', marker)
+      local covered = false
+      if existing then
+        local ok, prior = pcall(cjson.decode, existing)
+        covered = ok and type(prior) == 'table' and tonumber(prior['until']) ~= nil and tonumber(prior['until']) >= until_ms
+      end
+      if not covered then
+        if kind == 'sid' and redis.call('EXISTS', K_SESS .. id) == 1 then redis.call('HSET', K_SESS .. id, 'revoked', '1') end
+        local ev = append(kind, id, nil, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
+        redis.call('SET', marker, ev, 'PXAT', int(until_ms))
+        out[#out + 1] = ev
+      end
+    end
+  end
+end
+return out
+`;
+
 /** readLog (read-only). KEYS: log, seq. ARGV: base, afterSeq, limit. Returns {headSeq, {eventJson...}}. */
 const READ_LOG = (p: FeedPublishCommand) => `${prelude(p)}
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
@@ -293,6 +332,7 @@ export interface RedisScripts {
   readonly GET_SESSION: string;
   readonly FIND_SESSION_BY_REFRESH: string;
   readonly REVOKE: string;
+  readonly RESTORE: string;
   readonly READ_LOG: string;
   readonly HEARTBEAT: string;
   readonly REPORT_APPLIED: string;
@@ -306,6 +346,7 @@ function build(publish: FeedPublishCommand): RedisScripts {
     GET_SESSION: GET_SESSION(publish),
     FIND_SESSION_BY_REFRESH: FIND_SESSION_BY_REFRESH(publish),
     REVOKE: REVOKE(publish),
+    RESTORE: RESTORE(publish),
     READ_LOG: READ_LOG(publish),
     HEARTBEAT: HEARTBEAT(publish),
     REPORT_APPLIED: REPORT_APPLIED(publish),

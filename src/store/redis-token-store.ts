@@ -19,6 +19,7 @@ import {
   checkCreateSession,
   checkReadLog,
   checkReceipt,
+  checkRestore,
   checkRevoke,
   checkRotate,
   conflictError,
@@ -26,6 +27,7 @@ import {
 } from './store-input.js';
 import type {
   CreateSessionInput,
+  RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
@@ -64,6 +66,7 @@ interface ScriptCommands {
   taGetSession: ScriptFn;
   taFindSessionByRefresh: ScriptFn;
   taRevoke: ScriptFn;
+  taRestore: ScriptFn;
   taReadLog: ScriptFn;
   taHeartbeat: ScriptFn;
   taReportApplied: ScriptFn;
@@ -138,6 +141,7 @@ export class RedisTokenStore implements TokenStore {
       ['taGetSession', lua.GET_SESSION, 1, true],
       ['taFindSessionByRefresh', lua.FIND_SESSION_BY_REFRESH, 1, true],
       ['taRevoke', lua.REVOKE, 3, false],
+      ['taRestore', lua.RESTORE, 2, false],
       ['taReadLog', lua.READ_LOG, 2, true],
       ['taHeartbeat', lua.HEARTBEAT, 3, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
@@ -246,6 +250,16 @@ export class RedisTokenStore implements TokenStore {
       ),
     );
     return toEvent(json);
+  }
+
+  async restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
+    checkRestore(entries);
+    if (entries.length === 0) return [];
+    const list = entries.map((e) => (e.kind === 'sub' ? [e.kind, e.id, e.until, e.gen as number] : [e.kind, e.id, e.until]));
+    const raw = (await this.run('restoreRevocations', () =>
+      this.scripts.taRestore(this.keys.seq, this.keys.log, this.keys.base, this.retentionMs, JSON.stringify(list)),
+    )) as string[];
+    return raw.map(toEvent);
   }
 
   async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {

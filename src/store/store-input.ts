@@ -1,6 +1,6 @@
 import { MAX_REVOCATION_ID_LENGTH, MAX_REVOCATION_REASON_LENGTH } from '../shared/revocation-event.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/errors.js';
-import type { CreateSessionInput, RevokeInput, RotateRefreshInput } from './token-store.js';
+import type { CreateSessionInput, RestoreRevocationInput, RevokeInput, RotateRefreshInput } from './token-store.js';
 
 /**
  * Input checks shared by both stores, so a bad call fails the same way whichever store is
@@ -66,6 +66,17 @@ export function checkRevoke(input: RevokeInput): void {
   if (input.reason !== undefined && typeof input.reason !== 'string') throw invalidArgument('reason must be a string');
   if (input.reason !== undefined && input.reason.length > MAX_REVOCATION_REASON_LENGTH) {
     throw invalidArgument(`reason must be at most ${MAX_REVOCATION_REASON_LENGTH} characters`);
+  }
+}
+
+/** At most this many entries per restoreRevocations call (one script run stays short). */
+export const MAX_RESTORE_BATCH = 500;
+
+export function checkRestore(entries: readonly RestoreRevocationInput[]): void {
+  if (!Array.isArray(entries) || entries.length > MAX_RESTORE_BATCH) throw invalidArgument(`entries must be an array of at most ${MAX_RESTORE_BATCH}`);
+  for (const e of entries) {
+    checkRevoke({ kind: e.kind, id: e.id, until: e.until });
+    if (e.kind === 'sub' && (!Number.isSafeInteger(e.gen) || (e.gen as number) < 1)) throw invalidArgument('gen must be a positive integer for kind sub');
   }
 }
 
