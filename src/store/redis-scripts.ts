@@ -302,6 +302,25 @@ redis.call(PUBLISH_CMD, K_FEED, '{"v":1,"type":"hb","seq":' .. int(head) .. ',"a
 return { head, trimmed }
 `;
 
+/**
+ * recordAccessTtl. KEYS: ttl-hw. ARGV: base, ttlMs, horizonMs. Records that tokens of ttlMs may be
+ * valid until now + horizon + ttl, prunes passed fields, returns the longest TTL still recorded.
+ */
+const RECORD_ACCESS_TTL = (p: FeedPublishCommand) => `${prelude(p)}
+local now = now_ms()
+local ttl, horizon = tonumber(ARGV[2]), tonumber(ARGV[3])
+local valid_until = now + horizon + ttl
+local current = tonumber(redis.call('HGET', KEYS[1], int(ttl)) or '0') or 0
+if valid_until > current then redis.call('HSET', KEYS[1], int(ttl), int(valid_until)) end
+local best = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local t, u = tonumber(all[i]), tonumber(all[i + 1])
+  if t == nil or u == nil or u < now then redis.call('HDEL', KEYS[1], all[i]) elseif t > best then best = t end
+end
+return best
+`;
+
 /** reportApplied. KEYS: receipts. ARGV: base, instanceId, seq, ttlMs. */
 const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
@@ -335,6 +354,7 @@ export interface RedisScripts {
   readonly RESTORE: string;
   readonly READ_LOG: string;
   readonly HEARTBEAT: string;
+  readonly RECORD_ACCESS_TTL: string;
   readonly REPORT_APPLIED: string;
   readonly LIST_APPLIED: string;
 }
@@ -349,6 +369,7 @@ function build(publish: FeedPublishCommand): RedisScripts {
     RESTORE: RESTORE(publish),
     READ_LOG: READ_LOG(publish),
     HEARTBEAT: HEARTBEAT(publish),
+    RECORD_ACCESS_TTL: RECORD_ACCESS_TTL(publish),
     REPORT_APPLIED: REPORT_APPLIED(publish),
     LIST_APPLIED: LIST_APPLIED(publish),
   });

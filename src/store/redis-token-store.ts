@@ -18,6 +18,7 @@ import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
   checkReadLog,
+  checkAccessTtl,
   checkReceipt,
   checkRestore,
   checkRevoke,
@@ -69,6 +70,7 @@ interface ScriptCommands {
   taRestore: ScriptFn;
   taReadLog: ScriptFn;
   taHeartbeat: ScriptFn;
+  taRecordAccessTtl: ScriptFn;
   taReportApplied: ScriptFn;
   taListApplied: ScriptFn;
 }
@@ -88,7 +90,8 @@ export class RedisTokenStore implements TokenStore {
   private readonly redis: RedisClient;
   private readonly scripts: ScriptCommands;
   private readonly keys: RedisKeys;
-  private readonly retentionMs: number;
+  private retentionMs: number;
+  private readonly configuredRetentionMs: number;
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   private readonly target: RedisTarget;
@@ -99,6 +102,7 @@ export class RedisTokenStore implements TokenStore {
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
+    this.configuredRetentionMs = this.retentionMs;
     this.commandTimeoutMs = positiveIntOption(
       'commandTimeoutMs',
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
@@ -144,6 +148,7 @@ export class RedisTokenStore implements TokenStore {
       ['taRestore', lua.RESTORE, 2, false],
       ['taReadLog', lua.READ_LOG, 2, true],
       ['taHeartbeat', lua.HEARTBEAT, 3, false],
+      ['taRecordAccessTtl', lua.RECORD_ACCESS_TTL, 1, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
       ['taListApplied', lua.LIST_APPLIED, 1, false],
     ] as const) {
@@ -319,6 +324,18 @@ export class RedisTokenStore implements TokenStore {
       this.scripts.taHeartbeat(k.seq, k.log, k.receipts, k.base, this.retentionMs),
     )) as [number, number];
     return { headSeq: Number(head), trimmed: Number(trimmed) };
+  }
+
+  async recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number> {
+    checkAccessTtl(input);
+    const best = Number(
+      await this.run('recordAccessTtl', () =>
+        this.scripts.taRecordAccessTtl(this.keys.ttlHighWater, this.keys.base, input.ttlMs, input.horizonMs),
+      ),
+    );
+    const highWater = Math.max(best, input.ttlMs);
+    this.retentionMs = Math.max(this.configuredRetentionMs, highWater + input.slackMs);
+    return highWater;
   }
 
   async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {

@@ -80,6 +80,12 @@ export function checkRestore(entries: readonly RestoreRevocationInput[]): void {
   }
 }
 
+export function checkAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): void {
+  if (!Number.isSafeInteger(input.ttlMs) || input.ttlMs < 1) throw invalidArgument('ttlMs must be a positive integer');
+  if (!Number.isSafeInteger(input.horizonMs) || input.horizonMs < 0) throw invalidArgument('horizonMs must be a non-negative integer');
+  if (!Number.isSafeInteger(input.slackMs) || input.slackMs < 0) throw invalidArgument('slackMs must be a non-negative integer');
+}
+
 export function checkReadLog(afterSeq: number, limit: number): void {
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw invalidArgument('afterSeq must be a non-negative integer');
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LOG_PAGE) {

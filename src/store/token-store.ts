@@ -54,6 +54,15 @@ export interface TokenStore extends RevocationSource {
    */
   restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]>;
 
+  /**
+   * Record that access tokens of up to `ttlMs` may be issued until now + `horizonMs`, and return the
+   * longest TTL of any access token that may still be valid: a high-water mark shared by every
+   * replica, and kept after the setting is lowered until the last token issued under the old one
+   * has expired. The store's log retention becomes at least that plus `slackMs` (clock skew), so a
+   * revocation entry outlives every token it covers even when TA_MAX_ACCESS_TTL is lowered.
+   */
+  recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number>;
+
   /** Publish a heartbeat carrying the head sequence, and trim log entries older than the retention. */
   heartbeat(): Promise<{ headSeq: number; trimmed: number }>;
 

@@ -33,6 +33,11 @@ export interface TokenCheckOptions {
   clockSkewSec: number;
   /** Tokens longer than this are MALFORMED before any decoding happens. */
   maxTokenBytes: number;
+  /**
+   * Longest `exp - iat` accepted, in seconds; longer, or `exp <= iat`, is MALFORMED (checked once
+   * per token, at parsing: cached tokens cost nothing more). Unset: no bound.
+   */
+  maxLifetimeSec?: number;
 }
 
 /** What the signature stage concluded. `kid` is set on UNKNOWN_KEY so the caller can refetch keys. */
@@ -348,6 +353,12 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
   if (!isTime(exp)) return fail('MALFORMED', 'claim exp is missing or not a time in seconds', kid);
   if (!isTime(iat)) return fail('MALFORMED', 'claim iat is missing or not a time in seconds', kid);
   if (!isTime(nbf)) return fail('MALFORMED', 'claim nbf is missing or not a time in seconds', kid);
+  if (opts.maxLifetimeSec !== undefined) {
+    // A revocation entry lives as long as the longest token the authority issues: a token that
+    // claims a longer life could outlive the entry that revokes it.
+    if (exp <= iat) return fail('MALFORMED', 'claim exp is not after iat', kid);
+    if (exp - iat > opts.maxLifetimeSec) return fail('MALFORMED', `token lifetime (exp - iat) exceeds the ${opts.maxLifetimeSec} s this verifier accepts`, kid);
+  }
   if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0) {
     return fail('MALFORMED', 'claim gen is missing or not a non-negative integer', kid);
   }
