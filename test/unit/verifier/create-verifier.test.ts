@@ -207,6 +207,25 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     assert.equal((await v.verify(t)).valid, true);
   });
 
+  it('L6: rejects tokens whose exp - iat exceeds maxTokenLifetimeMs, and exp <= iat, as MALFORMED', async () => {
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock, maxTokenLifetimeMs: 3_600_000 });
+    const now = Math.floor(clock.nowMs() / 1000);
+    const reason = (p: Record<string, unknown>) => {
+      const r = v.verifySync(forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ...p }) }));
+      return r.valid ? 'valid' : `${r.reason}: ${r.detail}`;
+    };
+    assert.equal(reason({ ttlSec: 3600 }), 'valid');
+    assert.match(reason({ ttlSec: 3601 }), /^MALFORMED: token lifetime \(exp - iat\) exceeds/);
+    assert.match(reason({ iat: now - 10 * 86_400, nbf: now - 10 * 86_400, exp: now + 60 }), /^MALFORMED: token lifetime/, 'an old iat does not make a long life acceptable');
+    assert.match(reason({ iat: now, exp: now }), /^MALFORMED: claim exp is not after iat/);
+    const byDefault = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    const day = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_400 }) });
+    const longer = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_401 }) });
+    assert.equal(byDefault.verifySync(day).valid, true, 'default bound: 24 h');
+    assert.equal((byDefault.verifySync(longer) as { reason?: string }).reason, 'MALFORMED');
+    assert.throws(() => createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([]), maxTokenLifetimeMs: 10 }), /maxTokenLifetimeMs/);
+  });
+
   it('its methods work detached from the object (passed as callbacks)', async () => {
     const { verify, verifyNow, verifySync } = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
     const t = token();
