@@ -47,8 +47,8 @@ export interface VerifierOptions {
   /** Called with the applied sequence as it advances (propagation receipts). */
   onApplied?: (seq: number) => void;
   /**
-   * Longest token lifetime accepted, `exp - iat`, in ms: longer ones (and `exp <= iat`) are
-   * MALFORMED. It also bounds how long a revocation entry is held, whatever the feed says.
+   * Longest token lifetime accepted, `exp - iat`, in ms: longer ones (and `exp` before `iat` by
+   * the clock-skew leeway or more) are MALFORMED. It also bounds how long a revocation entry is held, whatever the feed says.
    * Default 86 400 000 (24 h); set it to the authority's TA_MAX_ACCESS_TTL or above.
    */
   maxTokenLifetimeMs?: number;

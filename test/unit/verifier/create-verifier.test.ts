@@ -217,7 +217,8 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     assert.equal(reason({ ttlSec: 3600 }), 'valid');
     assert.match(reason({ ttlSec: 3601 }), /^MALFORMED: token lifetime \(exp - iat\) exceeds/);
     assert.match(reason({ iat: now - 10 * 86_400, nbf: now - 10 * 86_400, exp: now + 60 }), /^MALFORMED: token lifetime/, 'an old iat does not make a long life acceptable');
-    assert.match(reason({ iat: now, exp: now }), /^MALFORMED: claim exp is not after iat/);
+    assert.match(reason({ iat: now + 20, nbf: now, exp: now - 10 }), /^MALFORMED: claim exp is not after iat/, 'exp before iat by the 30 s leeway');
+    assert.equal(reason({ iat: now, exp: now - 5 }), 'valid', 'within the leeway, as the attack corpus expects');
     const byDefault = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
     const day = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_400 }) });
     const longer = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_401 }) });
