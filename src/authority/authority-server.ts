@@ -11,7 +11,10 @@ import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
-import { createVerifier } from '../verifier/create-verifier.js';
+import { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS } from '../verifier/create-verifier.js';
+import type { LostRevocation } from '../verifier/revocation-sync.js';
+import type { RevocationEvent } from '../shared/revocation-event.js';
+import { MAX_RESTORE_BATCH } from '../store/store-input.js';
 import { GrpcServer } from '../grpc/server.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { HttpServer, metricsRoute } from '../http/http-server.js';
@@ -70,6 +73,10 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     clock,
     logger,
   });
+  // L6: the longest access TTL any replica may still have tokens out for (a lowered
+  // TA_MAX_ACCESS_TTL keeps the old one until its last token expired): revocation entries and the
+  // log's retention cover it, and this replica's Verify accepts such tokens.
+  const accessTtl = await startAccessTtlHighWater(store, config, logger);
   const verifier = createVerifier({
     issuer: config.issuer,
     keys: keys.resolver,
@@ -77,6 +84,9 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     clockSkewMs: config.clockSkewMs,
     tokenCacheSize: config.tokenCacheSize,
     stalenessBoundMs: Math.max(3 * config.heartbeatIntervalMs, 2000),
+    maxTokenLifetimeMs: Math.max(accessTtl.current(), DEFAULT_MAX_TOKEN_LIFETIME_MS),
+    // Issue 13: after a failover lost writes, append again what this replica still holds.
+    onLostRevocations: (lost) => void restoreLostRevocations(store, lost, (events) => events.forEach((e) => verifier.applyRevocation(e)), logger),
     clock,
     logger: logger.child({ component: 'verifier' }),
   });
@@ -90,6 +100,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     policy: security.policy,
     clock,
     logger: logger.child({ component: 'authority' }),
+    revocationTtlMs: accessTtl.current,
   });
 
   const single = (overrides.role ?? 'single') === 'single';
@@ -117,6 +128,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     httpPort = http ? await http.start() : 0;
   } catch (err) {
     heartbeat.stop();
+    accessTtl.stop();
     security.close();
     await Promise.allSettled([grpc.shutdown(0), http?.stop(), verifier.stop(), keys.stop()]);
     await store.close();
@@ -136,6 +148,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
         logger.info({ inflight: inflight.size }, 'shutting down: no new calls, finishing calls in flight');
         await grpc.shutdown(config.shutdownGraceMs);
         heartbeat.stop();
+        accessTtl.stop();
         security.close();
         await http?.stop();
         await verifier.stop();
@@ -146,6 +159,67 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
       return stopping;
     },
   };
+}
+
+/** How often the access-TTL high-water mark is recorded again (its horizon is twice this). */
+const ACCESS_TTL_RECORD_INTERVAL_MS = 60_000;
+
+/**
+ * Record this replica's TA_MAX_ACCESS_TTL in the store now and every minute, and keep the shared
+ * high-water mark it answers. A store that cannot be reached at start leaves the configured value
+ * (and retries with the next round).
+ */
+export async function startAccessTtlHighWater(store: TokenStore, config: Pick<Config, 'maxAccessTtlMs' | 'clockSkewMs'>, logger: Logger): Promise<{ current: () => number; stop(): void }> {
+  let highWater = config.maxAccessTtlMs;
+  const record = async () => {
+    try {
+      const best = await store.recordAccessTtl({ ttlMs: config.maxAccessTtlMs, horizonMs: 2 * ACCESS_TTL_RECORD_INTERVAL_MS, slackMs: config.clockSkewMs });
+      if (best > config.maxAccessTtlMs && best !== highWater) {
+        logger.warn({ configuredMs: config.maxAccessTtlMs, highWaterMs: best }, 'access tokens with a longer TTL than TA_MAX_ACCESS_TTL may still be valid (the setting was lowered, or another replica has a higher one): revocation entries are kept for the longer TTL');
+      }
+      highWater = Math.max(best, config.maxAccessTtlMs);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not record the access-TTL high-water mark; retrying');
+    }
+  };
+  await record();
+  const timer = setInterval(() => void record(), ACCESS_TTL_RECORD_INTERVAL_MS);
+  timer.unref();
+  return { current: () => highWater, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Append again, in batches, the revocations this replica's verifier holds that the log lost (the
+ * verifier found the log went back: RevocationSyncOptions.onLostRevocations). Retries a failing
+ * batch with backoff for about a minute, then gives up loudly: they stay enforced here, and in
+ * every verifier that still holds them, but a verifier started later would not learn them.
+ */
+export async function restoreLostRevocations(
+  store: TokenStore,
+  lost: readonly LostRevocation[],
+  onAppended: (events: RevocationEvent[]) => void,
+  logger: Logger,
+): Promise<number> {
+  let appended = 0;
+  for (let i = 0; i < lost.length; i += MAX_RESTORE_BATCH) {
+    const batch = lost.slice(i, i + MAX_RESTORE_BATCH);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const events = await store.restoreRevocations(batch);
+        appended += events.length;
+        onAppended(events);
+        break;
+      } catch (err) {
+        if (attempt >= 8) {
+          logger.error({ err: (err as Error).message, remaining: lost.length - i }, 'could not append lost revocations again: verifiers started later will not know them');
+          return appended;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)).unref());
+      }
+    }
+  }
+  logger.warn({ held: lost.length, appended }, 'revocations the log had lost were appended again');
+  return appended;
 }
 
 export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {

@@ -66,6 +66,11 @@ export interface TokenAuthorityDeps {
   sessionSeal: SessionSeal;
   clock: Clock;
   logger: Logger;
+  /**
+   * The longest access TTL tokens may still have out (the store's high-water mark, at least
+   * settings.maxAccessTtlMs): session and subject revocation entries live that long. Default: the setting.
+   */
+  revocationTtlMs?: () => number;
 }
 
 /**
@@ -243,7 +248,8 @@ export class TokenAuthority {
 
   /** An entry for a session or subject can be dropped once every access token it covers has expired. */
   private revocationUntil(now: number): number {
-    return now + this.deps.settings.maxAccessTtlMs + this.deps.settings.clockSkewMs;
+    const ttl = Math.max(this.deps.settings.maxAccessTtlMs, this.deps.revocationTtlMs?.() ?? 0);
+    return now + ttl + this.deps.settings.clockSkewMs;
   }
 
   private accessTtl(requestedSeconds: number, grantMaxMs: number | undefined): number {

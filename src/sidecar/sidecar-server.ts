@@ -9,7 +9,7 @@ import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
-import { createVerifier, type Verifier } from '../verifier/create-verifier.js';
+import { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
 import { RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
@@ -100,6 +100,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     tokenCacheSize: config.tokenCacheSize,
     stalenessBoundMs: config.stalenessBoundMs,
     stalenessPolicy: config.stalenessPolicy,
+    maxTokenLifetimeMs: Math.max(config.maxAccessTtlMs, DEFAULT_MAX_TOKEN_LIFETIME_MS),
     // `*`: no audience check unless a request names one (the operator's explicit choice).
     ...(config.audience !== undefined && config.audience !== ANY_AUDIENCE ? { audience: config.audience } : {}),
     onApplied: (seq) => {

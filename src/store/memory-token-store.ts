@@ -7,14 +7,18 @@ import {
   REUSE_REVOCATION_REASON,
   checkCreateSession,
   checkReadLog,
+  checkAccessTtl,
   checkReceipt,
+  checkRestore,
   checkRevoke,
   checkRotate,
   conflictError,
   positiveIntOption,
 } from './store-input.js';
+import { RESTORED_REVOCATION_REASON } from './token-store.js';
 import type {
   CreateSessionInput,
+  RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
@@ -84,7 +88,10 @@ const TRIM_PER_APPEND = 16;
  */
 export class MemoryTokenStore implements TokenStore {
   private readonly clock: Clock;
-  private readonly retentionMs: number;
+  private retentionMs: number;
+  private readonly configuredRetentionMs: number;
+  /** Access TTL → until when tokens of that TTL may be valid (the shared high-water mark). */
+  private readonly accessTtls = new Map<number, number>();
   private readonly logger: Logger;
   private readonly refresh = new Map<string, RefreshRecord>();
   private readonly families = new Map<string, Family>();
@@ -100,6 +107,7 @@ export class MemoryTokenStore implements TokenStore {
 
   constructor(options: MemoryTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
+    this.configuredRetentionMs = this.retentionMs;
     this.clock = options.clock ?? systemClock;
     this.logger = (options.logger ?? silentLogger).child({ component: 'memory-token-store' });
   }
@@ -221,6 +229,34 @@ export class MemoryTokenStore implements TokenStore {
     }
   }
 
+  async restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
+    this.assertOpen();
+    checkRestore(entries);
+    const now = this.clock.nowMs();
+    const out: RevocationEvent[] = [];
+    for (const e of entries) {
+      if (e.until <= now) continue;
+      if (e.kind === 'sub') {
+        const gen = e.gen as number;
+        if ((this.generations.get(e.id) ?? 0) >= gen) continue;
+        this.generations.set(e.id, gen);
+        out.push(this.append({ kind: 'sub', id: e.id, gen, until: e.until, reason: RESTORED_REVOCATION_REASON }, now));
+        continue;
+      }
+      const markerKey = `${e.kind}:${e.id}`;
+      const existing = this.liveMarker(markerKey, now);
+      if (existing && existing.until >= e.until) continue;
+      if (e.kind === 'sid') {
+        const family = this.families.get(e.id);
+        if (family) family.revoked = true;
+      }
+      const event = this.append({ kind: e.kind, id: e.id, until: e.until, reason: RESTORED_REVOCATION_REASON }, now);
+      this.markers.set(markerKey, event);
+      out.push(event);
+    }
+    return out;
+  }
+
   async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
     this.assertOpen();
     checkReadLog(afterSeq, limit);
@@ -249,6 +285,21 @@ export class MemoryTokenStore implements TokenStore {
     const hb: HeartbeatEvent = { v: 1, type: 'hb', seq: this.seq, at: now };
     this.publish(Object.freeze(hb));
     return { headSeq: this.seq, trimmed };
+  }
+
+  async recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number> {
+    this.assertOpen();
+    checkAccessTtl(input);
+    const now = this.clock.nowMs();
+    const validUntil = now + input.horizonMs + input.ttlMs;
+    if ((this.accessTtls.get(input.ttlMs) ?? 0) < validUntil) this.accessTtls.set(input.ttlMs, validUntil);
+    let best = 0;
+    for (const [ttl, until] of this.accessTtls) {
+      if (until < now) this.accessTtls.delete(ttl);
+      else if (ttl > best) best = ttl;
+    }
+    this.retentionMs = Math.max(this.configuredRetentionMs, best + input.slackMs);
+    return best;
   }
 
   async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {

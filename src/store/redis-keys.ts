@@ -24,6 +24,7 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | `log`                        | stream | ID `<seq>-0`, fields `e` = event JSON (wire format), `at` (ms)| trimmed by `at` (XTRIM MINID)   |
  * | `rev:jti:<jti>`              | string | the event JSON of the jti revocation (idempotency marker)     | PXAT the revocation's `until`   |
  * | `rev:sid:<sid>`              | string | the event JSON of the sid revocation (idempotency marker)     | PXAT the revocation's `until`   |
+ * | `ttl-hw`                     | hash   | access TTL (ms) → until when tokens of that TTL may be valid  | fields pruned when passed       |
  * | `receipts`                   | hash   | instanceId → `<seq>:<reportedAtMs>:<expiresAtMs>`             | fields pruned when expired      |
  * | channel `feed`               | pubsub | the same event JSON as the log, plus heartbeats               | —                               |
  * | `keys`                       | hash   | version, doc: the signing key set, private keys sealed under  | never                           |
@@ -47,6 +48,7 @@ export const KeySegments = {
   revokedJti: 'rev:jti:',
   revokedSid: 'rev:sid:',
   receipts: 'receipts',
+  ttlHighWater: 'ttl-hw',
   feed: 'feed',
 } as const;
 
@@ -57,6 +59,7 @@ export interface RedisKeys {
   readonly seq: string;
   readonly log: string;
   readonly receipts: string;
+  readonly ttlHighWater: string;
   /** The pub/sub channel (not a key, but named alike so one prefix isolates a deployment). */
   readonly feed: string;
   refresh(refreshHash: string): string;
@@ -78,6 +81,7 @@ export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     seq: base + KeySegments.seq,
     log: base + KeySegments.log,
     receipts: base + KeySegments.receipts,
+    ttlHighWater: base + KeySegments.ttlHighWater,
     feed: base + KeySegments.feed,
     refresh: (h) => base + KeySegments.refresh + h,
     session: (s) => base + KeySegments.session + s,

@@ -1,5 +1,6 @@
 import { KeySegments } from './redis-keys.js';
 import { REUSE_REVOCATION_REASON } from './store-input.js';
+import { RESTORED_REVOCATION_REASON } from './token-store.js';
 
 /**
  * The Lua scripts of RedisTokenStore. Every operation that touches more than one key is one script:
@@ -226,6 +227,44 @@ local gen = redis.call('INCR', K_GEN .. id)
 return append('sub', id, gen, until_ms, reason, now, retention)
 `;
 
+/**
+ * restoreRevocations. KEYS: seq, log. ARGV: base, retentionMs, entriesJson ([[kind, id, until, gen?], ...]).
+ * Returns the event JSON of every entry appended (those not covered by what the store holds).
+ */
+const RESTORE = (p: FeedPublishCommand) => `${prelude(p)}
+local retention = tonumber(ARGV[2])
+local list = cjson.decode(ARGV[3])
+local now = now_ms()
+local out = {}
+for _, e in ipairs(list) do
+  local kind, id, until_ms = e[1], e[2], tonumber(e[3])
+  if until_ms > now then
+    if kind == 'sub' then
+      local gen = tonumber(e[4])
+      if subject_generation(id) < gen then
+        redis.call('SET', K_GEN .. id, int(gen))
+        out[#out + 1] = append('sub', id, gen, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
+      end
+    elseif kind == 'jti' or kind == 'sid' then
+      local marker = K_REV[kind] .. id
+      local existing = redis.call('GET', marker)
+      local covered = false
+      if existing then
+        local ok, prior = pcall(cjson.decode, existing)
+        covered = ok and type(prior) == 'table' and tonumber(prior['until']) ~= nil and tonumber(prior['until']) >= until_ms
+      end
+      if not covered then
+        if kind == 'sid' and redis.call('EXISTS', K_SESS .. id) == 1 then redis.call('HSET', K_SESS .. id, 'revoked', '1') end
+        local ev = append(kind, id, nil, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
+        redis.call('SET', marker, ev, 'PXAT', int(until_ms))
+        out[#out + 1] = ev
+      end
+    end
+  end
+end
+return out
+`;
+
 /** readLog (read-only). KEYS: log, seq. ARGV: base, afterSeq, limit. Returns {headSeq, {eventJson...}}. */
 const READ_LOG = (p: FeedPublishCommand) => `${prelude(p)}
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
@@ -263,6 +302,25 @@ redis.call(PUBLISH_CMD, K_FEED, '{"v":1,"type":"hb","seq":' .. int(head) .. ',"a
 return { head, trimmed }
 `;
 
+/**
+ * recordAccessTtl. KEYS: ttl-hw. ARGV: base, ttlMs, horizonMs. Records that tokens of ttlMs may be
+ * valid until now + horizon + ttl, prunes passed fields, returns the longest TTL still recorded.
+ */
+const RECORD_ACCESS_TTL = (p: FeedPublishCommand) => `${prelude(p)}
+local now = now_ms()
+local ttl, horizon = tonumber(ARGV[2]), tonumber(ARGV[3])
+local valid_until = now + horizon + ttl
+local current = tonumber(redis.call('HGET', KEYS[1], int(ttl)) or '0') or 0
+if valid_until > current then redis.call('HSET', KEYS[1], int(ttl), int(valid_until)) end
+local best = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local t, u = tonumber(all[i]), tonumber(all[i + 1])
+  if t == nil or u == nil or u < now then redis.call('HDEL', KEYS[1], all[i]) elseif t > best then best = t end
+end
+return best
+`;
+
 /** reportApplied. KEYS: receipts. ARGV: base, instanceId, seq, ttlMs. */
 const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
@@ -293,8 +351,10 @@ export interface RedisScripts {
   readonly GET_SESSION: string;
   readonly FIND_SESSION_BY_REFRESH: string;
   readonly REVOKE: string;
+  readonly RESTORE: string;
   readonly READ_LOG: string;
   readonly HEARTBEAT: string;
+  readonly RECORD_ACCESS_TTL: string;
   readonly REPORT_APPLIED: string;
   readonly LIST_APPLIED: string;
 }
@@ -306,8 +366,10 @@ function build(publish: FeedPublishCommand): RedisScripts {
     GET_SESSION: GET_SESSION(publish),
     FIND_SESSION_BY_REFRESH: FIND_SESSION_BY_REFRESH(publish),
     REVOKE: REVOKE(publish),
+    RESTORE: RESTORE(publish),
     READ_LOG: READ_LOG(publish),
     HEARTBEAT: HEARTBEAT(publish),
+    RECORD_ACCESS_TTL: RECORD_ACCESS_TTL(publish),
     REPORT_APPLIED: REPORT_APPLIED(publish),
     LIST_APPLIED: LIST_APPLIED(publish),
   });

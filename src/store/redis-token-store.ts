@@ -18,7 +18,9 @@ import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
   checkReadLog,
+  checkAccessTtl,
   checkReceipt,
+  checkRestore,
   checkRevoke,
   checkRotate,
   conflictError,
@@ -26,6 +28,7 @@ import {
 } from './store-input.js';
 import type {
   CreateSessionInput,
+  RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
@@ -64,8 +67,10 @@ interface ScriptCommands {
   taGetSession: ScriptFn;
   taFindSessionByRefresh: ScriptFn;
   taRevoke: ScriptFn;
+  taRestore: ScriptFn;
   taReadLog: ScriptFn;
   taHeartbeat: ScriptFn;
+  taRecordAccessTtl: ScriptFn;
   taReportApplied: ScriptFn;
   taListApplied: ScriptFn;
 }
@@ -85,7 +90,8 @@ export class RedisTokenStore implements TokenStore {
   private readonly redis: RedisClient;
   private readonly scripts: ScriptCommands;
   private readonly keys: RedisKeys;
-  private readonly retentionMs: number;
+  private retentionMs: number;
+  private readonly configuredRetentionMs: number;
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   private readonly target: RedisTarget;
@@ -96,6 +102,7 @@ export class RedisTokenStore implements TokenStore {
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
+    this.configuredRetentionMs = this.retentionMs;
     this.commandTimeoutMs = positiveIntOption(
       'commandTimeoutMs',
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
@@ -138,8 +145,10 @@ export class RedisTokenStore implements TokenStore {
       ['taGetSession', lua.GET_SESSION, 1, true],
       ['taFindSessionByRefresh', lua.FIND_SESSION_BY_REFRESH, 1, true],
       ['taRevoke', lua.REVOKE, 3, false],
+      ['taRestore', lua.RESTORE, 2, false],
       ['taReadLog', lua.READ_LOG, 2, true],
       ['taHeartbeat', lua.HEARTBEAT, 3, false],
+      ['taRecordAccessTtl', lua.RECORD_ACCESS_TTL, 1, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
       ['taListApplied', lua.LIST_APPLIED, 1, false],
     ] as const) {
@@ -248,6 +257,16 @@ export class RedisTokenStore implements TokenStore {
     return toEvent(json);
   }
 
+  async restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
+    checkRestore(entries);
+    if (entries.length === 0) return [];
+    const list = entries.map((e) => (e.kind === 'sub' ? [e.kind, e.id, e.until, e.gen as number] : [e.kind, e.id, e.until]));
+    const raw = (await this.run('restoreRevocations', () =>
+      this.scripts.taRestore(this.keys.seq, this.keys.log, this.keys.base, this.retentionMs, JSON.stringify(list)),
+    )) as string[];
+    return raw.map(toEvent);
+  }
+
   async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
     checkReadLog(afterSeq, limit);
     const [head, raw] = (await this.run('readLog', () =>
@@ -305,6 +324,18 @@ export class RedisTokenStore implements TokenStore {
       this.scripts.taHeartbeat(k.seq, k.log, k.receipts, k.base, this.retentionMs),
     )) as [number, number];
     return { headSeq: Number(head), trimmed: Number(trimmed) };
+  }
+
+  async recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number> {
+    checkAccessTtl(input);
+    const best = Number(
+      await this.run('recordAccessTtl', () =>
+        this.scripts.taRecordAccessTtl(this.keys.ttlHighWater, this.keys.base, input.ttlMs, input.horizonMs),
+      ),
+    );
+    const highWater = Math.max(best, input.ttlMs);
+    this.retentionMs = Math.max(this.configuredRetentionMs, highWater + input.slackMs);
+    return highWater;
   }
 
   async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {

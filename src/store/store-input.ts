@@ -1,5 +1,6 @@
+import { MAX_REVOCATION_ID_LENGTH, MAX_REVOCATION_REASON_LENGTH } from '../shared/revocation-event.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/errors.js';
-import type { CreateSessionInput, RevokeInput, RotateRefreshInput } from './token-store.js';
+import type { CreateSessionInput, RestoreRevocationInput, RevokeInput, RotateRefreshInput } from './token-store.js';
 
 /**
  * Input checks shared by both stores, so a bad call fails the same way whichever store is
@@ -59,8 +60,30 @@ export function checkRevoke(input: RevokeInput): void {
     throw invalidArgument('kind must be jti, sid or sub');
   }
   nonEmpty('id', input.id);
+  // Verifiers refuse longer ones on the feed and in the log (revocation-event.ts).
+  if (input.id.length > MAX_REVOCATION_ID_LENGTH) throw invalidArgument(`id must be at most ${MAX_REVOCATION_ID_LENGTH} characters`);
   epochMs('until', input.until);
   if (input.reason !== undefined && typeof input.reason !== 'string') throw invalidArgument('reason must be a string');
+  if (input.reason !== undefined && input.reason.length > MAX_REVOCATION_REASON_LENGTH) {
+    throw invalidArgument(`reason must be at most ${MAX_REVOCATION_REASON_LENGTH} characters`);
+  }
+}
+
+/** At most this many entries per restoreRevocations call (one script run stays short). */
+export const MAX_RESTORE_BATCH = 500;
+
+export function checkRestore(entries: readonly RestoreRevocationInput[]): void {
+  if (!Array.isArray(entries) || entries.length > MAX_RESTORE_BATCH) throw invalidArgument(`entries must be an array of at most ${MAX_RESTORE_BATCH}`);
+  for (const e of entries) {
+    checkRevoke({ kind: e.kind, id: e.id, until: e.until });
+    if (e.kind === 'sub' && (!Number.isSafeInteger(e.gen) || (e.gen as number) < 1)) throw invalidArgument('gen must be a positive integer for kind sub');
+  }
+}
+
+export function checkAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): void {
+  if (!Number.isSafeInteger(input.ttlMs) || input.ttlMs < 1) throw invalidArgument('ttlMs must be a positive integer');
+  if (!Number.isSafeInteger(input.horizonMs) || input.horizonMs < 0) throw invalidArgument('horizonMs must be a non-negative integer');
+  if (!Number.isSafeInteger(input.slackMs) || input.slackMs < 0) throw invalidArgument('slackMs must be a non-negative integer');
 }
 
 export function checkReadLog(afterSeq: number, limit: number): void {

@@ -44,6 +44,25 @@ export interface TokenStore extends RevocationSource {
    */
   revoke(input: RevokeInput): Promise<RevocationEvent>;
 
+  /**
+   * Append again revocations the log lost (a failover to a replica that had not received them, as
+   * a verifier that holds them found out: RevocationSyncOptions.onLostRevocations). For each one
+   * still live, unless the store holds something that covers it already (a live jti/sid marker with
+   * an until at least as late, a subject generation at least as high), apply its effect (session
+   * marked revoked, generation raised) and append it with a fresh sequence, reason `restored`.
+   * Returns the events appended. Idempotent: several replicas may hand over the same entries.
+   */
+  restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]>;
+
+  /**
+   * Record that access tokens of up to `ttlMs` may be issued until now + `horizonMs`, and return the
+   * longest TTL of any access token that may still be valid: a high-water mark shared by every
+   * replica, and kept after the setting is lowered until the last token issued under the old one
+   * has expired. The store's log retention becomes at least that plus `slackMs` (clock skew), so a
+   * revocation entry outlives every token it covers even when TA_MAX_ACCESS_TTL is lowered.
+   */
+  recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number>;
+
   /** Publish a heartbeat carrying the head sequence, and trim log entries older than the retention. */
   heartbeat(): Promise<{ headSeq: number; trimmed: number }>;
 
@@ -111,6 +130,18 @@ export type RotateResult =
   | { outcome: 'revoked'; session: SessionRecord }
   /** A spent token was presented: the family is now revoked; `event` is the revocation appended. */
   | { outcome: 'reused'; session: SessionRecord; event: RevocationEvent };
+
+/** A revocation to append again: what a verifier held (see TokenStore.restoreRevocations). */
+export interface RestoreRevocationInput {
+  kind: 'jti' | 'sid' | 'sub';
+  id: string;
+  until: number;
+  /** For kind 'sub': the minimum valid generation. */
+  gen?: number;
+}
+
+/** The reason recorded on re-appended entries. */
+export const RESTORED_REVOCATION_REASON = 'restored';
 
 export type RevokeInput =
   | { kind: 'jti'; id: string; until: number; reason?: string }

@@ -7,9 +7,12 @@ import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { KeyResolver } from './key-resolver.js';
 import type { RevocationSource } from './revocation-source.js';
 import { RevocationState } from './revocation-state.js';
-import { RevocationSync, type FreshnessStatus } from './revocation-sync.js';
+import { RevocationSync, type FreshnessStatus, type LostRevocation } from './revocation-sync.js';
 import { TokenCache } from './token-cache.js';
 import { checkTimeAudienceScopes, verifySignatureAndParse, type TokenCheckOptions } from './verify-token.js';
+
+/** Default of VerifierOptions.maxTokenLifetimeMs: 24 h. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_MS = 86_400_000;
 
 /** What to do when the revocation state is staler than `stalenessBoundMs`. */
 export type StalenessPolicy = 'fail-closed' | 'fail-open';
@@ -43,6 +46,18 @@ export interface VerifierOptions {
   startTimeoutMs?: number;
   /** Called with the applied sequence as it advances (propagation receipts). */
   onApplied?: (seq: number) => void;
+  /**
+   * Longest token lifetime accepted, `exp - iat`, in ms: longer ones (and `exp` before `iat` by
+   * the clock-skew leeway or more) are MALFORMED. It also bounds how long a revocation entry is held, whatever the feed says.
+   * Default 86 400 000 (24 h); set it to the authority's TA_MAX_ACCESS_TTL or above.
+   */
+  maxTokenLifetimeMs?: number;
+  /**
+   * Called when the revocation log went back (Redis lost writes this verifier had read) with the
+   * revocations this verifier holds that the log now lacks. The authority re-appends them
+   * (TokenStore.restoreRevocations); an embedding service would normally leave this unset.
+   */
+  onLostRevocations?: (lost: LostRevocation[]) => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -96,11 +111,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   const skewMs = options.clockSkewMs ?? 30_000;
+  const lifetimeMs = options.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS;
+  if (!Number.isSafeInteger(lifetimeMs) || lifetimeMs < 1000) throw invalidArgument('maxTokenLifetimeMs must be an integer of at least 1000 (ms)');
   const checkOpts: TokenCheckOptions = {
     issuer: options.issuer,
     algorithms,
     clockSkewSec: Math.floor(skewMs / 1000),
     maxTokenBytes: options.maxTokenBytes ?? MAX_ACCESS_TOKEN_BYTES,
+    maxLifetimeSec: Math.floor(lifetimeMs / 1000),
   };
   const boundMs = options.stalenessBoundMs ?? 5000;
   const failOpen = options.stalenessPolicy === 'fail-open';
@@ -108,7 +126,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const cache = capacity > 0 ? new TokenCache({ capacity, clock, clockSkewSec: checkOpts.clockSkewSec }) : undefined;
   const state = new RevocationState();
   const sync = options.revocations
-    ? new RevocationSync({ source: options.revocations, state, clock, logger, onApplied: options.onApplied })
+    ? new RevocationSync({
+        source: options.revocations,
+        state,
+        clock,
+        logger,
+        onApplied: options.onApplied,
+        onLostRevocations: options.onLostRevocations,
+        // No token this verifier accepts outlives now + lifetime + skew (iat) + skew (exp).
+        maxEntryLifetimeMs: lifetimeMs + 2 * skewMs,
+      })
     : undefined;
   const outcomes: Record<string, number> = { valid: 0 };
   let acceptedWhileStale = 0;

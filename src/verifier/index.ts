@@ -4,12 +4,12 @@
  * logger is passed in, and Redis is reached only through a RevocationSource
  * (`token-authority/redis` provides one).
  */
-export { createVerifier, type StalenessPolicy, type Verifier, type VerifierOptions, type VerifierStatus } from './create-verifier.js';
+export { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type StalenessPolicy, type Verifier, type VerifierOptions, type VerifierStatus } from './create-verifier.js';
 export { RemoteKeyResolver, type RemoteKeyResolverOptions, type RemoteKeyResolverStats } from './remote-key-resolver.js';
 export { createStaticKeyResolver, keysFromJwks, MutableKeyResolver, type KeysFromJwksResult, type SkippedJwk } from './static-key-resolver.js';
 export type { KeyResolver, VerificationKey } from './key-resolver.js';
 export type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
-export type { FreshnessStatus } from './revocation-sync.js';
+export type { FreshnessStatus, LostRevocation } from './revocation-sync.js';
 export { VerifyReasons, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 export { ErrorCodes, TokenAuthorityError, type ErrorCode } from '../shared/errors.js';
 export type { Clock } from '../shared/clock.js';

@@ -18,9 +18,17 @@ export interface RemoteKeyResolverOptions {
   defaultMaxAgeMs?: number;
   /** Background refreshes happen at this fraction of max-age (so before it runs out). Default 0.8. */
   refreshAt?: number;
+  /**
+   * Background refreshes happen at least this often, whatever max-age says (a one-year CDN
+   * max-age would otherwise overflow Node's timer, ~24.8 days, and fire at once). Default 3 600 000.
+   */
+  maxRefreshIntervalMs?: number;
   /** Per-request timeout. Default 5000. */
   timeoutMs?: number;
-  /** A JWKS larger than this is refused. Default 256 KiB. */
+  /**
+   * A JWKS larger than this is refused: by its content-length before the body is read, and while
+   * streaming (decoded bytes) otherwise, so no more than this is ever buffered. Default 256 KiB.
+   */
   maxBytes?: number;
   algorithms?: readonly SigningAlgorithm[];
   /** Injected for tests; default global fetch. */
@@ -33,7 +41,32 @@ export interface RemoteKeyResolverStats {
   fetches: number;
   failures: number;
   lastSuccessAt: number | undefined;
+  /** When the next background refresh is due (clock ms), if one is scheduled. */
+  nextRefreshAt: number | undefined;
   kids: string[];
+}
+
+/** Longest timer delay Node honours (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * max-age from a Cache-Control header, parsed as a list of directives (RFC 9111 §5.2): names are
+ * case-insensitive, `s-maxage` and extensions like `x-max-age` are not max-age, a quoted value is
+ * tolerated, and a duplicated or malformed max-age counts as none. Returns seconds, or undefined.
+ */
+export function cacheControlMaxAge(header: string | null): number | undefined {
+  if (!header) return undefined;
+  let found: number | undefined;
+  let seen = 0;
+  for (const part of header.split(',')) {
+    const eq = part.indexOf('=');
+    const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (name !== 'max-age') continue;
+    seen++;
+    const raw = eq < 0 ? '' : part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    found = /^\d{1,12}$/.test(raw) ? Number(raw) : undefined;
+  }
+  return seen === 1 ? found : undefined;
 }
 
 /**
@@ -54,6 +87,7 @@ export class RemoteKeyResolver implements KeyResolver {
   private lastGoodJson = '{"keys":[]}';
   private started: Promise<boolean> | undefined;
   private readonly counters = { fetches: 0, failures: 0, lastSuccessAt: undefined as number | undefined };
+  private nextRefreshAt: number | undefined;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly cooldownMs: number;
@@ -112,7 +146,7 @@ export class RemoteKeyResolver implements KeyResolver {
   }
 
   stats(): RemoteKeyResolverStats {
-    return { ...this.counters, kids: this.keys.kids() };
+    return { ...this.counters, nextRefreshAt: this.nextRefreshAt, kids: this.keys.kids() };
   }
 
   /** Single-flight fetch; resolves true on success. Never throws. */
@@ -133,9 +167,11 @@ export class RemoteKeyResolver implements KeyResolver {
         headers: { accept: 'application/jwk-set+json, application/json' },
         redirect: 'error',
       });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      const text = await res.text();
-      if (text.length > (this.opts.maxBytes ?? 256 * 1024)) throw new Error(`JWKS is larger than ${this.opts.maxBytes ?? 256 * 1024} bytes`);
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const text = await readLimited(res, this.opts.maxBytes ?? 256 * 1024);
       const { keys, skipped } = keysFromJwks(JSON.parse(text) as { keys: unknown[] }, this.opts.algorithms ? { algorithms: this.opts.algorithms } : {});
       if (keys.length === 0) throw new Error('JWKS holds no usable key');
       if (skipped.length > 0) this.logger.warn({ skipped }, 'JWKS keys skipped');
@@ -145,11 +181,12 @@ export class RemoteKeyResolver implements KeyResolver {
       for (const k of keys) this.negative.delete(k.kid);
       const added = keys.map((k) => k.kid).filter((k) => !before.has(k));
       if (added.length > 0 || before.size !== keys.length) this.logger.info({ kids: keys.map((k) => k.kid), added, why }, 'JWKS loaded');
-      const m = /max-age=(\d+)/.exec(res.headers.get('cache-control') ?? '');
-      if (m) maxAgeMs = Number(m[1]) * 1000;
+      const maxAge = cacheControlMaxAge(res.headers.get('cache-control'));
+      if (maxAge !== undefined) maxAgeMs = maxAge * 1000;
       this.counters.lastSuccessAt = this.clock.nowMs();
       this.failuresInRow = 0;
-      this.schedule(Math.max(1000, maxAgeMs * (this.opts.refreshAt ?? 0.8)));
+      const ceiling = Math.min(this.opts.maxRefreshIntervalMs ?? 3_600_000, MAX_TIMER_MS);
+      this.schedule(Math.min(ceiling, Math.max(1000, maxAgeMs * (this.opts.refreshAt ?? 0.8))));
       return true;
     } catch (err) {
       this.counters.failures++;
@@ -163,7 +200,37 @@ export class RemoteKeyResolver implements KeyResolver {
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
+    this.nextRefreshAt = this.clock.nowMs() + ms;
     this.timer = setTimeout(() => void this.refresh('scheduled'), ms);
     this.timer.unref();
   }
+}
+
+/**
+ * The body as text, refusing more than `maxBytes`: a declared content-length above it is refused
+ * before reading, and the stream is cut as soon as it passes it (so a huge or endless body costs
+ * at most maxBytes of memory).
+ */
+async function readLimited(res: Response, maxBytes: number): Promise<string> {
+  const tooLarge = () => new Error(`JWKS is larger than ${maxBytes} bytes`);
+  const declared = res.headers.get('content-length');
+  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
 }

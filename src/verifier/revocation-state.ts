@@ -11,7 +11,13 @@
  * `until` stays in exact epoch ms (a boxed double, 16 of those bytes) so that expiry is exact.
  */
 import type { VerifiedClaims } from '../shared/claims.js';
-import type { RevocationEvent } from '../shared/revocation-event.js';
+import type { RevocationEvent, RevocationTargetKind } from '../shared/revocation-event.js';
+
+/** One target's entry: until (epoch ms) and, for a subject, the minimum valid generation. */
+export interface RevocationEntryValue {
+  until: number;
+  gen?: number;
+}
 
 /** Expiry queue granularity: one bucket per second of `until`. */
 const BUCKET_MS = 1000;
@@ -90,6 +96,19 @@ class ExpiringIds {
       this.heap.push(b);
     }
     bucket.push(id);
+  }
+
+  /**
+   * Set until exactly, lowering it if need be (undefined drops the entry). Only for undoing an
+   * entry a message raised that the log never confirmed; a stale queue reference is harmless.
+   */
+  reset(id: string, untilMs: number | undefined): void {
+    if (untilMs === undefined) {
+      this.until.delete(id);
+      return;
+    }
+    this.until.delete(id);
+    this.extend(id, untilMs);
   }
 
   isLive(id: string, nowMs: number): boolean {
@@ -186,6 +205,37 @@ export class RevocationState {
     if (this.jti.isLive(claims.tokenId, nowMs) || this.sid.isLive(claims.sessionId, nowMs)) return true;
     const minGen = this.subGen.get(claims.subject);
     return minGen !== undefined && claims.generation < minGen && this.sub.isLive(claims.subject, nowMs);
+  }
+
+  /** The entry for one target, if held: its until and, for a subject, its minimum generation. */
+  get(kind: RevocationTargetKind, id: string): RevocationEntryValue | undefined {
+    if (kind === 'sub') {
+      const until = this.sub.until.get(id);
+      return until === undefined ? undefined : { until, gen: this.subGen.get(id) ?? 0 };
+    }
+    const until = (kind === 'jti' ? this.jti : this.sid).until.get(id);
+    return until === undefined ? undefined : { until };
+  }
+
+  /**
+   * Set one target's entry to exactly this value (undefined removes it). Unlike apply, this can
+   * lower an entry: it is how an entry raised by a live message the log never confirmed is undone.
+   */
+  reset(kind: RevocationTargetKind, id: string, value: RevocationEntryValue | undefined): void {
+    if (kind === 'sub') {
+      this.sub.reset(id, value?.until);
+      if (value === undefined) this.subGen.delete(id);
+      else this.subGen.set(id, value.gen ?? 0);
+      return;
+    }
+    (kind === 'jti' ? this.jti : this.sid).reset(id, value?.until);
+  }
+
+  /** Every entry held whose until is at or after nowMs (for re-appending what a log lost). */
+  *entries(nowMs: number): Generator<{ kind: RevocationTargetKind; id: string; until: number; gen?: number }> {
+    for (const [id, until] of this.jti.until) if (until >= nowMs) yield { kind: 'jti', id, until };
+    for (const [id, until] of this.sid.until) if (until >= nowMs) yield { kind: 'sid', id, until };
+    for (const [id, until] of this.sub.until) if (until >= nowMs) yield { kind: 'sub', id, until, gen: this.subGen.get(id) ?? 0 };
   }
 
   /** Drop entries whose until < nowMs; returns how many. Costs O(dropped + buckets passed). */

@@ -33,6 +33,11 @@ export interface TokenCheckOptions {
   clockSkewSec: number;
   /** Tokens longer than this are MALFORMED before any decoding happens. */
   maxTokenBytes: number;
+  /**
+   * Longest `exp - iat` accepted, in seconds; longer, or `exp` before `iat` by the leeway or more, is MALFORMED (checked after
+   * the time checks, so an expired or future token keeps its own reason). Unset: no bound.
+   */
+  maxLifetimeSec?: number;
 }
 
 /** What the signature stage concluded. `kid` is set on UNKNOWN_KEY so the caller can refetch keys. */
@@ -396,6 +401,16 @@ export function checkTimeAudienceScopes(claims: VerifiedClaims, req: VerifyRequi
   if (claims.expiresAt <= nowSec - skew) return rejected('EXPIRED', 'token has expired (exp)');
   if (claims.notBefore > nowSec + skew) return rejected('NOT_YET_VALID', 'token is not valid yet (nbf)');
   if (claims.issuedAt > nowSec + skew) return rejected('NOT_YET_VALID', 'token is issued in the future (iat)');
+  const maxLife = opts.maxLifetimeSec;
+  if (maxLife !== undefined) {
+    // A revocation entry lives as long as the longest token the authority issues: a token that
+    // claims a longer life could outlive the entry that revokes it.
+    const life = claims.expiresAt - claims.issuedAt;
+    if (life > maxLife) return rejected('MALFORMED', `token lifetime (exp - iat) exceeds the ${maxLife} s this verifier accepts`);
+    // exp <= iat is never issued; within the leeway it is tolerated like any other clock
+    // difference (and such a token expires within the leeway anyway).
+    if (life <= -skew) return rejected('MALFORMED', 'claim exp is not after iat');
+  }
   const audience = req.audience;
   if (audience !== undefined && !claims.audience.includes(audience)) {
     return rejected('WRONG_AUDIENCE', 'token is not for the required audience');

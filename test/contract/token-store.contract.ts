@@ -443,6 +443,36 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
       });
     });
 
+    describe('restoreRevocations (re-append what a failover lost)', () => {
+      it('re-applies and appends entries the store lacks, with fresh sequences; skips what it covers; is idempotent', async () => {
+        const s = await newSession({ subject: 'erin' });
+        const until = storeNow() + 10 * MIN;
+        const held = await store().revoke({ kind: 'jti', id: 'still-there', until });
+        const restored = await store().restoreRevocations([
+          { kind: 'jti', id: 'still-there', until },
+          { kind: 'jti', id: 'lost-jti', until },
+          { kind: 'sid', id: s.sessionId, until },
+          { kind: 'sub', id: 'erin', until, gen: 3 },
+          { kind: 'jti', id: 'expired', until: storeNow() - 1 },
+        ]);
+        assert.deepEqual(restored.map((e) => [e.seq, e.kind, e.id, e.gen ?? null, e.reason]), [
+          [held.seq + 1, 'jti', 'lost-jti', null, 'restored'],
+          [held.seq + 2, 'sid', s.sessionId, null, 'restored'],
+          [held.seq + 3, 'sub', 'erin', 3, 'restored'],
+        ]);
+        assert.equal((await store().getSession(s.sessionId))?.revoked, true, 'the session is dead again');
+        expectOutcome((await rotate(s.refreshHash)).result, 'revoked');
+        assert.equal((await newSession({ subject: 'erin' })).generation, 3, 'the generation is raised to the held one');
+        assert.deepEqual((await store().readLog(held.seq, 10)).events, restored);
+        assert.deepEqual(
+          await store().restoreRevocations([{ kind: 'jti', id: 'lost-jti', until }, { kind: 'sub', id: 'erin', until, gen: 3 }, { kind: 'sid', id: s.sessionId, until }]),
+          [],
+          'a second replica handing over the same entries appends nothing',
+        );
+        await assert.rejects(store().restoreRevocations([{ kind: 'sub', id: 'x', until }]), { code: ErrorCodes.INVALID_ARGUMENT });
+      });
+    });
+
     // ---------------------------------------------------------------- log
 
     describe('readLog', () => {

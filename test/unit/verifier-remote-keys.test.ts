@@ -79,4 +79,96 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
       await srv.close();
     }
   });
+
+  describe('hostile JWKS responses (M6)', () => {
+    const goodJwks = JSON.stringify({ keys: [{ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256', use: 'sig' }] });
+    /** A real server whose handler the test writes; counts requests and body bytes it got out. */
+    async function hostile(handler: (res: import('node:http').ServerResponse, sent: { bytes: number }) => void) {
+      const sent = { bytes: 0, requests: 0 };
+      const server = createServer((_req, res) => {
+        sent.requests++;
+        handler(res, sent);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+      return { sent, url, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+    }
+    /** Writes 64 KiB chunks as fast as the client takes them, until it goes away or `limit` is reached. */
+    function pump(res: import('node:http').ServerResponse, sent: { bytes: number }, limit: number): void {
+      const chunk = Buffer.alloc(65_536, 0x20);
+      const go = () => {
+        while (sent.bytes < limit && !res.destroyed) {
+          sent.bytes += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', go);
+        }
+        if (!res.destroyed) res.end();
+      };
+      res.on('close', () => undefined);
+      go();
+    }
+
+    it('a one-year max-age neither overflows the refresh timer nor refetches: refresh within an hour', async () => {
+      const srv = await hostile((res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=31536000' }).end(goodJwks));
+      const clock = new ManualClock(Date.now());
+      const r = new RemoteKeyResolver({ jwksUrl: srv.url, clock });
+      try {
+        assert.equal(await r.start(), true);
+        const inMs = (r.stats().nextRefreshAt ?? 0) - clock.nowMs();
+        assert.ok(inMs > 0 && inMs <= 3_600_000, `next refresh in ${inMs} ms`);
+        await new Promise((done) => setTimeout(done, 200)); // an overflowed timer would have fired ~200 times by now
+        assert.equal(srv.sent.requests, 1);
+      } finally {
+        r.stop();
+        await srv.close();
+      }
+    });
+
+    it('Cache-Control is parsed as directives: x-max-age and s-maxage are not max-age, case does not matter', async () => {
+      const headers = ['private, x-max-age=1, MAX-AGE=600', 's-maxage=1, max-age=600', 'max-age="600"'];
+      for (const cc of headers) {
+        const srv = await hostile((res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': cc }).end(goodJwks));
+        const clock = new ManualClock(Date.now());
+        const r = new RemoteKeyResolver({ jwksUrl: srv.url, clock });
+        try {
+          assert.equal(await r.start(), true);
+          assert.equal((r.stats().nextRefreshAt ?? 0) - clock.nowMs(), 480_000, `0.8 × 600 s for "${cc}"`);
+        } finally {
+          r.stop();
+          await srv.close();
+        }
+      }
+    });
+
+    it('a declared content-length above the limit is refused before the body is read', async () => {
+      const srv = await hostile((res, sent) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(300 * 1024 * 1024) });
+        pump(res, sent, 300 * 1024 * 1024);
+      });
+      const r = new RemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
+      try {
+        assert.equal(await r.start(), false);
+        assert.ok(srv.sent.bytes < 32 * 1024 * 1024, `the server got only ${srv.sent.bytes} bytes out before the verifier hung up`);
+      } finally {
+        r.stop();
+        await srv.close();
+      }
+    });
+
+    it('an endless chunked body is cut at the limit while streaming', async () => {
+      const srv = await hostile((res, sent) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        pump(res, sent, 300 * 1024 * 1024);
+      });
+      const r = new RemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
+      const heapBefore = process.memoryUsage().arrayBuffers;
+      try {
+        assert.equal(await r.start(), false);
+        assert.ok(srv.sent.bytes < 32 * 1024 * 1024, `the server got only ${srv.sent.bytes} bytes out before the verifier hung up`);
+        assert.ok(process.memoryUsage().arrayBuffers - heapBefore < 64 * 1024 * 1024, 'nothing like the whole body was buffered');
+      } finally {
+        r.stop();
+        await srv.close();
+      }
+    });
+  });
 });

@@ -177,6 +177,7 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), revocations: source, clock, });
     await v.start();
     for (let i = 0; i < 3; i++) await store.revoke({ kind: 'jti', id: `before-${i}`, until: clock.nowMs() + 600_000 });
+    await store.heartbeat(); // the verifier confirms the live events against the log (as it does every heartbeat)
     await settle();
     assert.equal(v.status().revocation.appliedSeq, 3);
     const fresh = await failover();
@@ -204,6 +205,26 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
     await settle();
     assert.equal(lookups, 1, 'verifySync started a refetch');
     assert.equal((await v.verify(t)).valid, true);
+  });
+
+  it('L6: rejects tokens whose exp - iat exceeds maxTokenLifetimeMs, and exp <= iat, as MALFORMED', async () => {
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock, maxTokenLifetimeMs: 3_600_000 });
+    const now = Math.floor(clock.nowMs() / 1000);
+    const reason = (p: Record<string, unknown>) => {
+      const r = v.verifySync(forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ...p }) }));
+      return r.valid ? 'valid' : `${r.reason}: ${r.detail}`;
+    };
+    assert.equal(reason({ ttlSec: 3600 }), 'valid');
+    assert.match(reason({ ttlSec: 3601 }), /^MALFORMED: token lifetime \(exp - iat\) exceeds/);
+    assert.match(reason({ iat: now - 10 * 86_400, nbf: now - 10 * 86_400, exp: now + 60 }), /^MALFORMED: token lifetime/, 'an old iat does not make a long life acceptable');
+    assert.match(reason({ iat: now + 20, nbf: now, exp: now - 10 }), /^MALFORMED: claim exp is not after iat/, 'exp before iat by the 30 s leeway');
+    assert.equal(reason({ iat: now, exp: now - 5 }), 'valid', 'within the leeway, as the attack corpus expects');
+    const byDefault = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    const day = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_400 }) });
+    const longer = forgeToken({ key, payload: accessPayload({ iss: ISSUER, nowSec: now, ttlSec: 86_401 }) });
+    assert.equal(byDefault.verifySync(day).valid, true, 'default bound: 24 h');
+    assert.equal((byDefault.verifySync(longer) as { reason?: string }).reason, 'MALFORMED');
+    assert.throws(() => createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([]), maxTokenLifetimeMs: 10 }), /maxTokenLifetimeMs/);
   });
 
   it('its methods work detached from the object (passed as callbacks)', async () => {
