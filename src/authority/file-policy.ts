@@ -5,6 +5,7 @@ import { ErrorCodes, TokenAuthorityError, permissionDenied } from '../shared/err
 import type { Logger } from '../shared/logger.js';
 import type { Caller } from '../grpc/caller.js';
 import type { AccessPolicy, IssueGrant, PrivilegedAction } from './access-policy.js';
+import { duplicateKeyPath } from './json-duplicates.js';
 
 /** Rights a client may hold besides Issue: revoking what it does not hold. */
 export const REVOKE_RIGHTS = ['subject', 'session', 'token_id'] as const;
@@ -87,6 +88,8 @@ export function parseClientPolicy(text: string, path: string): ClientPolicyDocum
   } catch (err) {
     throw new TokenAuthorityError(ErrorCodes.CONFIG, `client policy ${path} is not valid JSON: ${(err as Error).message}`);
   }
+  const duplicate = duplicateKeyPath(text);
+  if (duplicate) throw new TokenAuthorityError(ErrorCodes.CONFIG, `client policy ${path} is invalid: duplicate key ${jsonPath(duplicate)} (every key may occur once per object)`);
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) {
     // A bad record key arrives as one "invalid key" issue wrapping the key schema's own messages.

@@ -176,3 +176,30 @@ describe('client policy: decisions', () => {
 });
 
 const EXAMPLE_LOGIN_GRANT = { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000 };
+
+describe('client policy file: duplicate keys', () => {
+  const parseText = (text: string) => parseClientPolicy(text, '/etc/ta/policy.json');
+
+  it('refuses a client listed twice, naming its path (JSON.parse would keep the last silently)', () => {
+    const text = `{"version":1,"clients":{
+      "spiffe://corp/login":{"issue":{"audiences":["orders"],"scopes":["read"]}},
+      "spiffe://corp/login":{"issue":{"audiences":["*"],"scopes":["*"]}}}}`;
+    const e = thrown(() => parseText(text));
+    assert.equal(e.code, ErrorCodes.CONFIG);
+    assert.match(e.message, /\/etc\/ta\/policy\.json/);
+    assert.match(e.message, /duplicate key \$\.clients\["spiffe:\/\/corp\/login"\]/);
+  });
+
+  it('refuses duplicates at any depth, also when spelled with escapes, and in objects inside arrays', () => {
+    assert.match(thrown(() => parseText('{"version":1,"clients":{"a":{"revoke":["session"],"revoke":["subject"]}}}')).message, /duplicate key \$\.clients\.a\.revoke/);
+    assert.match(thrown(() => parseText('{"version":1,"clients":{},"\\u0076ersion":1}')).message, /duplicate key \$\.version/);
+    assert.match(thrown(() => parseText('{"version":1,"clients":{},"x":[1,{"k":[]},{"k":{},"k":2}]}')).message, /duplicate key \$\.x\[2\]\.k/);
+  });
+
+  it('accepts the same key in different objects, and strings that look like keys', () => {
+    const p = parseText(`{ "version" : 1 , "clients" : {
+      "a" : { "issue" : { "audiences" : [ "x" ] , "scopes" : [ ] } , "revoke" : [ "session" ] },
+      "b\\"q,}:" : { "issue" : { "audiences" : [ "a" , "b" ] , "scopes" : [ "{\\"a\\":1,\\"a\\":2}" ] } } } }`);
+    assert.equal(p.clients.size, 2);
+  });
+});
