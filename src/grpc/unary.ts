@@ -13,6 +13,10 @@ export interface CallContext {
   readonly caller: Caller;
   /** Fields for this call's access line (sub, jti, kid, sid, seq…). Never a token. */
   readonly log: Record<string, unknown>;
+  /** Aborted when the call is cancelled by the client or its deadline passes. */
+  readonly signal: AbortSignal;
+  /** The call's deadline, ms since the epoch; undefined when it has none. */
+  readonly deadlineMs: number | undefined;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Res | Promise<Res>;
@@ -46,6 +50,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now();
     let caller: Caller | undefined;
+    let cancel: AbortController | undefined;
     const ctx: CallContext = {
       method,
       metadata: call.metadata,
@@ -53,6 +58,20 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
         return (caller ??= callerOf(call));
       },
       log: {},
+      // Built only for the handlers that ask (long waits), so other calls pay nothing.
+      get signal() {
+        if (!cancel) {
+          const c = (cancel = new AbortController());
+          if (call.cancelled) c.abort();
+          else call.once('cancelled', () => c.abort());
+        }
+        return cancel.signal;
+      },
+      get deadlineMs() {
+        const d = call.getDeadline();
+        const ms = d instanceof Date ? d.getTime() : d;
+        return Number.isFinite(ms) ? ms : undefined;
+      },
     };
     inflight?.enter();
     const finish = (code: status, err?: unknown) => {
