@@ -5,7 +5,8 @@
  * ::ffff:127.0.0.1 (IPv4 through a dual-stack socket) are loopback.
  */
 import assert from 'node:assert/strict';
-import { credentials, status } from '@grpc/grpc-js';
+import { Client, credentials, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { callerOf } from '../../../src/grpc/caller.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import { authorityClient, expectStatus, type AuthorityClient } from '../../helpers/grpc-client.js';
 import { standardPki } from '../../helpers/pki.js';
@@ -94,3 +95,34 @@ describe('IPv6 peers: an authority bound to [::] (dual stack, mutual TLS, loopba
   });
 });
 
+
+describe('callerOf on a bare grpc-js server bound to [::1]', () => {
+  it('reads the address from the connection (grpc-js exposes it), not from the peer string', async () => {
+    const seen: Array<{ viaConnection: boolean; caller: ReturnType<typeof callerOf> }> = [];
+    const server = new Server();
+    const id = (b: Buffer) => b;
+    server.addService(
+      { echo: { path: '/t.T/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+      {
+        echo: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => {
+          const inner = (call as unknown as { call?: { getConnectionInfo?: () => { remoteAddress?: string } } }).call;
+          seen.push({ viaConnection: typeof inner?.getConnectionInfo === 'function' && inner.getConnectionInfo().remoteAddress === '::1', caller: callerOf(call) });
+          cb(null, Buffer.alloc(0));
+        },
+      },
+    );
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('[::1]:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const client = new Client(`[::1]:${port}`, credentials.createInsecure());
+    try {
+      await new Promise<void>((resolve, reject) => client.makeUnaryRequest('/t.T/Echo', id, id, Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
+      assert.equal(seen.length, 1);
+      assert.ok(seen[0]!.viaConnection, 'the installed grpc-js still exposes the connection under ServerUnaryCall (callerOf falls back to parsing getPeer() otherwise)');
+      assert.match(seen[0]!.caller.peer, /^::1:\d+$/, 'grpc-js reports IPv6 peers without brackets');
+      assert.equal(seen[0]!.caller.address, '::1');
+      assert.equal(seen[0]!.caller.loopback, true);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
+  });
+});
