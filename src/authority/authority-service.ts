@@ -6,6 +6,7 @@ import {
 } from '../gen/tokenauthority/v1/token_authority.js';
 import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
+import { rateLimitKey } from '../grpc/rate-limiter.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
@@ -60,10 +61,12 @@ export function createAuthorityService(
       jwksJson: keys.jwksJson(),
       keys: keys.jwks().keys.map((k) => ({ keyId: String(k.kid), algorithm: String(k.alg), jwkJson: JSON.stringify(k) })),
     })),
-    getPropagation: unary('GetPropagation', deps, async (req): Promise<GetPropagationResponse> => {
+    getPropagation: unary('GetPropagation', deps, async (req, ctx): Promise<GetPropagationResponse> => {
       if (req.sequence <= 0) throw invalidArgument('sequence must be positive');
       if (req.waitMs > 30_000) throw invalidArgument('wait_ms must be at most 30000');
-      const r = await propagation.query(req.sequence, req.minVerifiers, req.waitMs);
+      const wait = req.waitMs > 0 ? { signal: ctx.signal, deadlineMs: ctx.deadlineMs, caller: rateLimitKey(ctx.caller) } : {};
+      const r = await propagation.query(req.sequence, req.minVerifiers, req.waitMs, wait);
+      if (req.waitMs > 0 && ctx.signal.aborted) ctx.log.cancelled = true;
       return {
         verifiers: r.verifiers.map((v) => ({ instanceId: v.instanceId, appliedSequence: v.seq, reportedAt: new Date(v.reportedAt) })),
         appliedCount: r.appliedCount,

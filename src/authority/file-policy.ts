@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
 import { ErrorCodes, TokenAuthorityError, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { Caller } from '../grpc/caller.js';
+import { typedIdentitiesOf, type Caller } from '../grpc/caller.js';
 import type { AccessPolicy, IssueGrant, PrivilegedAction } from './access-policy.js';
+import { duplicateKeyPath } from './json-duplicates.js';
 
 /** Rights a client may hold besides Issue: revoking what it does not hold. */
 export const REVOKE_RIGHTS = ['subject', 'session', 'token_id'] as const;
@@ -19,7 +20,7 @@ export interface ClientRights {
 
 /** A parsed, validated client policy file. */
 export interface ClientPolicyDocument {
-  /** Keyed by caller identity (SAN URI, SAN DNS name, or CN). */
+  /** Keyed by caller identity: a URI (has ":") for a SAN URI, else a SAN DNS name or a SAN-less certificate's CN. */
   readonly clients: ReadonlyMap<string, ClientRights>;
   /** Callers on a loopback address hold every right, whatever their certificate says. */
   readonly loopbackIsPrivileged: boolean;
@@ -87,6 +88,8 @@ export function parseClientPolicy(text: string, path: string): ClientPolicyDocum
   } catch (err) {
     throw new TokenAuthorityError(ErrorCodes.CONFIG, `client policy ${path} is not valid JSON: ${(err as Error).message}`);
   }
+  const duplicate = duplicateKeyPath(text);
+  if (duplicate) throw new TokenAuthorityError(ErrorCodes.CONFIG, `client policy ${path} is invalid: duplicate key ${jsonPath(duplicate)} (every key may occur once per object)`);
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) {
     // A bad record key arrives as one "invalid key" issue wrapping the key schema's own messages.
@@ -107,7 +110,32 @@ export function parseClientPolicy(text: string, path: string): ClientPolicyDocum
     };
     clients.set(identity, { ...(issue ? { issue } : {}), revoke: new Set(c.revoke ?? []) });
   }
+  const names = new Map<string, string>();
+  for (const id of clients.keys()) {
+    if (isUriKey(id)) continue;
+    const other = names.get(id.toLowerCase());
+    if (other !== undefined) throw new TokenAuthorityError(ErrorCodes.CONFIG, `client policy ${path} is invalid: ${jsonPath(['clients', other])} and ${jsonPath(['clients', id])} are the same name (DNS names and CNs match without regard to case)`);
+    names.set(id.toLowerCase(), id);
+  }
   return { clients, loopbackIsPrivileged: parsed.data.loopbackIsPrivileged ?? false };
+}
+
+/**
+ * How a policy key names a certificate identity: a key with ":" is a URI and matches a SAN URI
+ * exactly; any other key is a name and matches a SAN DNS name, or the CN of a certificate without
+ * any SAN, without regard to case. A CN never matches a URI key, whatever it spells.
+ */
+const isUriKey = (key: string) => key.includes(':');
+
+/** Name keys of a document by their lower-case form (built once per document). */
+const nameIndexes = new WeakMap<ClientPolicyDocument, ReadonlyMap<string, string>>();
+function nameIndex(doc: ClientPolicyDocument): ReadonlyMap<string, string> {
+  let index = nameIndexes.get(doc);
+  if (!index) {
+    index = new Map([...doc.clients.keys()].filter((k) => !isUriKey(k)).map((k) => [k.toLowerCase(), k]));
+    nameIndexes.set(doc, index);
+  }
+  return index;
 }
 
 /** Read, check and parse the file (ERR_CONFIG on any problem). */
@@ -149,9 +177,10 @@ function allows(r: ClientRights, action: PrivilegedAction): boolean {
 export function createDocumentPolicy(current: () => ClientPolicyDocument): AccessPolicy {
   const entryOf = (caller: Caller): { identity: string; rights: ClientRights } | undefined => {
     const doc = current();
-    for (const identity of caller.identities) {
-      const rights = doc.clients.get(identity);
-      if (rights) return { identity, rights };
+    for (const id of typedIdentitiesOf(caller)) {
+      const identity = id.kind === 'uri' ? (isUriKey(id.value) ? id.value : undefined) : nameIndex(doc).get(id.value.toLowerCase());
+      const rights = identity === undefined ? undefined : doc.clients.get(identity);
+      if (rights) return { identity: identity!, rights };
     }
     return undefined;
   };

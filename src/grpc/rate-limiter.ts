@@ -2,7 +2,7 @@ import type { RateLimitSpec } from '../config/rate-limit-spec.js';
 import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { Caller } from './caller.js';
-import { hostOfPeer } from './caller.js';
+import { addressOf, typedIdentitiesOf } from './caller.js';
 
 interface Bucket {
   tokens: number;
@@ -94,12 +94,15 @@ export interface RateLimiter {
 }
 
 /**
- * The bucket key of a caller: its client-certificate identity when it has one (stable across
- * connections and addresses), else its IP address without the port.
+ * The bucket key of a caller: its first client-certificate identity when it has one (stable across
+ * connections and addresses; typed, so a CN never shares a URI's bucket, and DNS names in lower
+ * case), else its IP address without the port (`ip:::1`, `ip:10.0.0.1`: every connection from one
+ * address shares the bucket).
  */
 export function rateLimitKey(caller: Caller): string {
-  const id = caller.identities[0];
-  return id !== undefined ? `id:${id}` : `ip:${hostOfPeer(caller.peer)}`;
+  const id = typedIdentitiesOf(caller)[0];
+  if (id === undefined) return `ip:${addressOf(caller)}`;
+  return id.kind === 'uri' ? `uri:${id.value}` : `${id.kind}:${id.value.toLowerCase()}`;
 }
 
 /** Per-caller token-bucket limits on the methods named in `limits`; every other method passes. */
@@ -119,7 +122,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const { spec } = limit.buckets;
       throw new TokenAuthorityError(
         ErrorCodes.RATE_LIMITED,
-        `${method} rate limit exceeded for caller ${key.slice(3)} (${limit.setting}=${spec.text}: ${formatRate(spec.perSecond)}, burst ${spec.burst}); retry in ${r.retryAfterMs} ms`,
+        `${method} rate limit exceeded for caller ${key.slice(key.indexOf(':') + 1)} (${limit.setting}=${spec.text}: ${formatRate(spec.perSecond)}, burst ${spec.burst}); retry in ${r.retryAfterMs} ms`,
       );
     },
   };

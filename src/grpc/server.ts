@@ -5,6 +5,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ListenAddress } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
+import { withTolerantDecoding } from './unary.js';
 
 /** The repository's proto/ folder (shipped with the package), for server reflection. */
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
@@ -12,6 +13,7 @@ export const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.u
 export interface GrpcServiceRegistration {
   /** Fully qualified service name, e.g. tokenauthority.v1.TokenAuthorityService. */
   name: string;
+  /** Every method implemented with `unary` (an undecodable request reaches it as INVALID_ARGUMENT). */
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
 }
@@ -46,7 +48,7 @@ export class GrpcServer {
     });
     const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'NOT_SERVING' };
     for (const s of opts.services) {
-      this.server.addService(s.definition, s.implementation);
+      this.server.addService(withTolerantDecoding(s.definition), s.implementation);
       statuses[s.name] = 'NOT_SERVING';
     }
     this.health = new HealthImplementation(statuses);

@@ -1,4 +1,5 @@
-import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
+import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import { invalidArgument } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { callerOf, type Caller } from './caller.js';
@@ -12,6 +13,10 @@ export interface CallContext {
   readonly caller: Caller;
   /** Fields for this call's access line (sub, jti, kid, sid, seq…). Never a token. */
   readonly log: Record<string, unknown>;
+  /** Aborted when the call is cancelled by the client or its deadline passes. */
+  readonly signal: AbortSignal;
+  /** The call's deadline, ms since the epoch; undefined when it has none. */
+  readonly deadlineMs: number | undefined;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Res | Promise<Res>;
@@ -45,6 +50,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now();
     let caller: Caller | undefined;
+    let cancel: AbortController | undefined;
     const ctx: CallContext = {
       method,
       metadata: call.metadata,
@@ -52,6 +58,20 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
         return (caller ??= callerOf(call));
       },
       log: {},
+      // Built only for the handlers that ask (long waits), so other calls pay nothing.
+      get signal() {
+        if (!cancel) {
+          const c = (cancel = new AbortController());
+          if (call.cancelled) c.abort();
+          else call.once('cancelled', () => c.abort());
+        }
+        return cancel.signal;
+      },
+      get deadlineMs() {
+        const d = call.getDeadline();
+        const ms = d instanceof Date ? d.getTime() : d;
+        return Number.isFinite(ms) ? ms : undefined;
+      },
     };
     inflight?.enter();
     const finish = (code: status, err?: unknown) => {
@@ -63,6 +83,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     };
     let result: Res | Promise<Res>;
     try {
+      if ((call.request as unknown) instanceof UndecodableRequest) throw (call.request as unknown as UndecodableRequest).error(method);
       limiter?.check(method, ctx.caller);
       result = handler(call.request, ctx);
     } catch (err) {
@@ -88,6 +109,45 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
       callback(null, result);
     }
   };
+}
+
+/**
+ * What a request deserializer returns instead of throwing. grpc-js answers a throwing deserializer
+ * itself, with INTERNAL "Error deserializing request", before any handler (or metric) sees the
+ * call; this stand-in reaches the unary wrapper, which answers INVALID_ARGUMENT and counts it.
+ */
+export class UndecodableRequest {
+  constructor(private readonly cause: unknown) {}
+  error(method: string) {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    // ts-proto (forceLong=number) refuses a 64-bit integer it cannot hold exactly.
+    const detail = /MAX_SAFE_INTEGER|MIN_SAFE_INTEGER/.test(why)
+      ? `an integer field is outside ±(2^53 - 1) = ±${Number.MAX_SAFE_INTEGER}, the range this service accepts`
+      : why;
+    return invalidArgument(`${method} request is not a valid protobuf message: ${detail}`);
+  }
+}
+
+/**
+ * The service definition with request deserializers that never throw (see UndecodableRequest).
+ * Only for services whose every method is implemented with `unary`.
+ */
+export function withTolerantDecoding(definition: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, ServiceDefinition[string]> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const decode = method.requestDeserialize;
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new UndecodableRequest(err);
+        }
+      },
+    };
+  }
+  return out as ServiceDefinition;
 }
 
 function errText(err: unknown): string {

@@ -26,6 +26,12 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | `rev:sid:<sid>`              | string | the event JSON of the sid revocation (idempotency marker)     | PXAT the revocation's `until`   |
  * | `ttl-hw`                     | hash   | access TTL (ms) → until when tokens of that TTL may be valid  | fields pruned when passed       |
  * | `receipts`                   | hash   | instanceId → `<seq>:<reportedAtMs>:<expiresAtMs>`             | fields pruned when expired      |
+ * | `receipt:<instanceId>`       | string | that verifier's receipt: `<seq>:<reportedAtMs>`; one key per   | PX the receipt TTL (5 s)        |
+ * |                              |        | instance, so an ACL can let each verifier write only its own  |                                 |
+ * | `receipt-ids`                | set    | instance ids that have reported (the verifier SADDs itself;   | members without a receipt key   |
+ * |                              |        | listApplied reads `receipt:<id>` of each and SREMs dead ones) | pruned by listApplied           |
+ * | `receipts`                   | hash   | legacy (before per-instance receipts): no longer written or   | the heartbeat prunes it         |
+ * |                              |        | read; the heartbeat prunes what an old sidecar left there     |                                 |
  * | channel `feed`               | pubsub | the same event JSON as the log, plus heartbeats               | —                               |
  * | `keys`                       | hash   | version, doc: the signing key set, private keys sealed under  | never                           |
  * |                              |        | the KEK (TA_KEY_STORE=redis; src/keys/redis-key-store.ts)     |                                 |
@@ -49,6 +55,8 @@ export const KeySegments = {
   revokedSid: 'rev:sid:',
   receipts: 'receipts',
   ttlHighWater: 'ttl-hw',
+  receipt: 'receipt:',
+  receiptIds: 'receipt-ids',
   feed: 'feed',
 } as const;
 
@@ -58,8 +66,13 @@ export interface RedisKeys {
   readonly base: string;
   readonly seq: string;
   readonly log: string;
+  /** Legacy receipts hash (pruned by the heartbeat only). */
   readonly receipts: string;
   readonly ttlHighWater: string;
+  /** The set of instance ids that have reported a receipt. */
+  readonly receiptIds: string;
+  /** Instance `instanceId`'s own receipt key. */
+  receipt(instanceId: string): string;
   /** The pub/sub channel (not a key, but named alike so one prefix isolates a deployment). */
   readonly feed: string;
   refresh(refreshHash: string): string;
@@ -82,6 +95,8 @@ export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     log: base + KeySegments.log,
     receipts: base + KeySegments.receipts,
     ttlHighWater: base + KeySegments.ttlHighWater,
+    receiptIds: base + KeySegments.receiptIds,
+    receipt: (id) => base + KeySegments.receipt + id,
     feed: base + KeySegments.feed,
     refresh: (h) => base + KeySegments.refresh + h,
     session: (s) => base + KeySegments.session + s,

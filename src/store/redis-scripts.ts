@@ -321,26 +321,45 @@ end
 return best
 `;
 
-/** reportApplied. KEYS: receipts. ARGV: base, instanceId, seq, ttlMs. */
+/**
+ * reportApplied. KEYS: receipt:<instanceId>. ARGV: base, instanceId, seq, ttlMs.
+ * Runs as the verifier's Redis user: it writes only its own receipt key and adds its id to the
+ * index (derived, not declared: an ACL grants SADD on the index and nothing else, which EVAL's
+ * own check of declared keys would refuse), so an ACL (README, "Propagation receipts") can
+ * confine each verifier to exactly that.
+ */
 const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3] .. ':' .. int(now) .. ':' .. int(now + tonumber(ARGV[4])))
+redis.call('SET', KEYS[1], ARGV[3] .. ':' .. int(now), 'PX', ARGV[4])
+redis.call('SADD', base .. '${KeySegments.receiptIds}', ARGV[2])
 return 1
 `;
 
-/** listApplied. KEYS: receipts. ARGV: base. Prunes expired entries; returns {id, seq, reportedAt, ...}. */
+/**
+ * listApplied. KEYS: receipt-ids. ARGV: base, maxScan. Reads each listed instance's own receipt
+ * key; ids whose key has expired (or never existed) are removed from the index. Examines at most
+ * maxScan ids per call, so a flood of bogus ids costs bounded work (and is pruned as it is met).
+ * Returns {id, seq, reportedAt, ...}.
+ */
 const LIST_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
-local now = now_ms()
-local all = redis.call('HGETALL', KEYS[1])
+local K_RECEIPT = base .. '${KeySegments.receipt}'
+local max_scan = tonumber(ARGV[2])
 local out = {}
-for i = 1, #all, 2 do
-  local seq, reported, expires = string.match(all[i + 1], '^(%d+):(%d+):(%d+)$')
-  if seq == nil or now > tonumber(expires) then
-    redis.call('HDEL', KEYS[1], all[i])
-  else
-    out[#out + 1] = all[i]; out[#out + 1] = seq; out[#out + 1] = reported
+local cursor, seen = '0', 0
+repeat
+  local page = redis.call('SSCAN', KEYS[1], cursor, 'COUNT', 500)
+  cursor = page[1]
+  for _, id in ipairs(page[2]) do
+    seen = seen + 1
+    local v = redis.call('GET', K_RECEIPT .. id)
+    if v == false then
+      redis.call('SREM', KEYS[1], id)
+    else
+      local seq, reported = string.match(v, '^(%d+):(%d+)$')
+      if seq then out[#out + 1] = id; out[#out + 1] = seq; out[#out + 1] = reported end
+    end
   end
-end
+until cursor == '0' or seen >= max_scan
 return out
 `;
 

@@ -86,6 +86,9 @@ interface ScriptCommands {
  * again as soon as Redis is back. Unanswered commands are never re-sent after a reconnect: a
  * rotation that was executed but whose reply was lost would otherwise come back as reuse.
  */
+/** Receipt ids listApplied examines per call (far more than any fleet; bounds a flood of bogus ids). */
+const MAX_RECEIPT_IDS_SCANNED = 10_000;
+
 export class RedisTokenStore implements TokenStore {
   private readonly redis: RedisClient;
   private readonly scripts: ScriptCommands;
@@ -341,13 +344,13 @@ export class RedisTokenStore implements TokenStore {
   async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {
     checkReceipt(instanceId, seq, ttlMs);
     await this.run('reportApplied', () =>
-      this.scripts.taReportApplied(this.keys.receipts, this.keys.base, instanceId, seq, ttlMs),
+      this.scripts.taReportApplied(this.keys.receipt(instanceId), this.keys.base, instanceId, seq, ttlMs),
     );
   }
 
   async listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>> {
     const flat = (await this.run('listApplied', () =>
-      this.scripts.taListApplied(this.keys.receipts, this.keys.base),
+      this.scripts.taListApplied(this.keys.receiptIds, this.keys.base, MAX_RECEIPT_IDS_SCANNED),
     )) as string[];
     const out: Array<{ instanceId: string; seq: number; reportedAt: number }> = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {

@@ -15,7 +15,11 @@ export interface CertFiles {
 export interface LeafOptions {
   /** Subject CN; omitted = a subject with only an O (no identity at all unless `san` gives one). */
   cn?: string;
-  /** subjectAltName entries in openssl syntax: "URI:spiffe://corp/login", "DNS:localhost", "IP:127.0.0.1". */
+  /**
+   * subjectAltName entries in openssl syntax: "URI:spiffe://corp/login", "DNS:localhost",
+   * "IP:127.0.0.1", "email:ops@corp.example". Omitted or empty: no subjectAltName extension at all
+   * (with `cn`, a SAN-less certificate whose only name is its CN, which may be any text, e.g. a URI).
+   */
   san?: string[];
   /** Server (serverAuth) or client (clientAuth) certificate. Default client. */
   usage?: 'server' | 'client';
@@ -32,6 +36,9 @@ export interface Pki {
   createCa(name: string): CertificateAuthority;
   cleanup(): void;
 }
+
+/** A value for openssl's `-subj` "/K=V/…" syntax: "/", "+", "=" and "\\" escaped. */
+const subjectValue = (v: string) => v.replace(/[\\/+=]/g, (c) => `\\${c}`);
 
 /**
  * A throwaway PKI made with the `openssl` command in a fresh temp directory: nothing is committed,
@@ -56,7 +63,7 @@ export function createPki(): Pki {
       return {
         ...ca,
         issue(leaf, options = {}) {
-          openssl('req', '-new', ...ecKey, '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`, '-subj', options.cn ? `/O=token-authority tests/CN=${options.cn}` : '/O=token-authority tests');
+          openssl('req', '-new', ...ecKey, '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`, '-subj', options.cn ? `/O=token-authority tests/CN=${subjectValue(options.cn)}` : '/O=token-authority tests');
           const ext = [
             'basicConstraints=CA:FALSE',
             'keyUsage=critical,digitalSignature',

@@ -5,10 +5,10 @@
  * types), and arbitrary gRPC framing over raw HTTP/2. Every call must end with a gRPC status from a
  * short allowed list, the server must never crash, and a normal Issue + Verify must still work.
  *
- * INTERNAL is allowed in exactly one form: grpc-js's own answer to a message the generated decoder
- * cannot decode — INTERNAL "Error deserializing request" (server-interceptors.js, sent before any
- * handler runs). An INTERNAL from a handler ("internal error (logged on the server)") would mean an
- * unhandled path and fails the test.
+ * A message the generated decoder cannot decode is INVALID_ARGUMENT ("<method> request is not a
+ * valid protobuf message: …"), answered by the unary wrapper and counted in the RPC metrics. INTERNAL
+ * is allowed in exactly one form, and only on the standard health service (not ours, not wrapped):
+ * grpc-js's own "Error deserializing request". Any other INTERNAL means an unhandled path.
  */
 import assert from 'node:assert/strict';
 import { connect, type ClientHttp2Session } from 'node:http2';
@@ -36,18 +36,20 @@ import { captureLogs } from './corpus-harness.js';
 if (process.env.FC_SEED) fc.configureGlobal({ seed: Number(process.env.FC_SEED) });
 
 const SERVICE = '/tokenauthority.v1.TokenAuthorityService';
-/** grpc-js's status details for a request message its deserializer threw on. */
+/** grpc-js's status details for a request message its deserializer threw on (health service only). */
 const DESERIALIZE_FAILURE = 'Error deserializing request';
+/** Our answer to a request message the generated decoder cannot decode. */
+const UNDECODABLE = /^\w+ request is not a valid protobuf message: /;
 
 type Outcome = { code: status; details: string; response?: Buffer };
 
-/** What each method may answer, besides the INTERNAL deserialization failure. */
+/** What each method may answer (INVALID_ARGUMENT for an undecodable message on every one of ours). */
 const ALLOWED: Record<string, readonly status[]> = {
   Issue: [status.OK, status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.RESOURCE_EXHAUSTED],
-  Verify: [status.OK, status.RESOURCE_EXHAUSTED],
+  Verify: [status.OK, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED],
   Refresh: [status.UNAUTHENTICATED, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED],
   Revoke: [status.OK, status.INVALID_ARGUMENT, status.NOT_FOUND, status.PERMISSION_DENIED, status.RESOURCE_EXHAUSTED],
-  GetJwks: [status.OK, status.RESOURCE_EXHAUSTED],
+  GetJwks: [status.OK, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED],
   // A long poll: a decoded wait_ms may outlast the client deadline, or too many may be waiting.
   GetPropagation: [status.OK, status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED, status.DEADLINE_EXCEEDED],
   Health: [status.OK, status.NOT_FOUND],
@@ -109,6 +111,7 @@ describe('fuzz: RPC request decoding at the authority (fast-check)', function ()
     const key = `${method}:${status[out.code]}${out.code === status.INTERNAL ? `(${out.details})` : ''}`;
     tally.set(key, (tally.get(key) ?? 0) + 1);
     if (out.code === status.INTERNAL) {
+      assert.equal(method, 'Health', `${method}: INTERNAL (${out.details}) means an unhandled path; an undecodable message is INVALID_ARGUMENT`);
       assert.equal(out.details, DESERIALIZE_FAILURE, `${method}: an INTERNAL that is not a decoding failure means an unhandled path`);
       return;
     }
@@ -206,13 +209,25 @@ describe('fuzz: RPC request decoding at the authority (fast-check)', function ()
     );
   });
 
-  it('documents the one well-formed request the generated stubs cannot decode: a uint64 above 2^53', async () => {
-    // ts-proto maps uint64 to number and throws beyond Number.MAX_SAFE_INTEGER; grpc-js answers
-    // that with its deserialization INTERNAL before any handler runs (see the report / issue 6).
-    const bytes = new BinaryWriter().tag(1, 0).uint64(2n ** 63n).finish();
-    const out = await call('GetPropagation', bytes);
-    assert.equal(out.code, status.INTERNAL);
-    assert.equal(out.details, DESERIALIZE_FAILURE);
+  it('answers a uint64 above 2^53 and malformed protobuf with INVALID_ARGUMENT naming the problem, and counts them', async () => {
+    // ts-proto maps uint64 to number (forceLong=number) and throws beyond Number.MAX_SAFE_INTEGER.
+    const counted = async () => {
+      const text = await (await fetch(`${ta.httpBase}/metrics`)).text();
+      const line = (m: string) => Number(new RegExp(`^ta_grpc_requests_total\\{method="${m}",code="INVALID_ARGUMENT"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      return { prop: line('GetPropagation'), verify: line('Verify') };
+    };
+    const before = await counted();
+    const huge = await call('GetPropagation', new BinaryWriter().tag(1, 0).uint64(2n ** 63n).finish());
+    assert.equal(huge.code, status.INVALID_ARGUMENT, huge.details);
+    assert.match(huge.details, /^GetPropagation request is not a valid protobuf message: an integer field is outside ±\(2\^53 - 1\)/);
+    // A length-delimited field whose length runs past the end of the message.
+    const truncated = await call('Verify', Buffer.from([0x0a, 0x40, 0x61]));
+    assert.equal(truncated.code, status.INVALID_ARGUMENT, truncated.details);
+    assert.match(truncated.details, UNDECODABLE);
+    const after = await counted();
+    assert.equal(after.prop - before.prop, 1, 'the undecodable GetPropagation is counted');
+    assert.equal(after.verify - before.verify, 1, 'the undecodable Verify is counted');
+    assert.ok(logs.find('info', /"msg":"rpc"/).some((l) => /"code":"INVALID_ARGUMENT"/.test(l) && /not a valid protobuf message/.test(l)), 'and has an access line');
   });
 
   it('answers arbitrary gRPC framing over raw HTTP/2 without crashing (length prefixes, compression flags, truncation)', async () => {

@@ -62,7 +62,7 @@ describe('RedisTokenStore key layout, options and feed hygiene (real redis-serve
 
       const keys = (await raw.keys(`${prefix}*`)).sort();
       assert.deepEqual(keys, [
-        k.generation('u1'), k.log, k.receipts, k.revokedJti('j1'), k.revokedSid('s1'),
+        k.generation('u1'), k.log, k.receipt('v1'), k.receiptIds, k.revokedJti('j1'), k.revokedSid('s1'),
         k.refresh('h1'), k.refresh('h2'), k.seq, k.session('s1'),
       ].sort());
       for (const key of keys) assert.ok(key.startsWith(`${prefix}{ta}:`), key);
@@ -74,6 +74,10 @@ describe('RedisTokenStore key layout, options and feed hygiene (real redis-serve
       assert.equal(await raw.pexpiretime(k.revokedJti('j1')), now + HOUR, 'markers expire at until');
       assert.equal(await raw.pttl(k.generation('u1')), -1, 'generations never expire');
       assert.equal(await raw.pttl(k.seq), -1);
+      const receiptTtl = await raw.pttl(k.receipt('v1'));
+      assert.ok(receiptTtl > 0 && receiptTtl <= 60_000, 'a receipt is its instance\'s own key, expiring with its TTL');
+      assert.match((await raw.get(k.receipt('v1')))!, /^3:\d+$/);
+      assert.deepEqual(await raw.smembers(k.receiptIds), ['v1']);
 
       const entries = await raw.xrange(k.log, '-', '+');
       assert.deepEqual(entries.map(([id]) => id), ['1-0', '2-0', '3-0'], 'stream IDs are <seq>-0');

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFilePolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
-import type { Caller } from '../../../src/grpc/caller.js';
+import { createDocumentPolicy, createFilePolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
+import type { Caller, CertificateIdentity } from '../../../src/grpc/caller.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
 
@@ -176,3 +176,57 @@ describe('client policy: decisions', () => {
 });
 
 const EXAMPLE_LOGIN_GRANT = { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000 };
+
+describe('client policy file: duplicate keys', () => {
+  const parseText = (text: string) => parseClientPolicy(text, '/etc/ta/policy.json');
+
+  it('refuses a client listed twice, naming its path (JSON.parse would keep the last silently)', () => {
+    const text = `{"version":1,"clients":{
+      "spiffe://corp/login":{"issue":{"audiences":["orders"],"scopes":["read"]}},
+      "spiffe://corp/login":{"issue":{"audiences":["*"],"scopes":["*"]}}}}`;
+    const e = thrown(() => parseText(text));
+    assert.equal(e.code, ErrorCodes.CONFIG);
+    assert.match(e.message, /\/etc\/ta\/policy\.json/);
+    assert.match(e.message, /duplicate key \$\.clients\["spiffe:\/\/corp\/login"\]/);
+  });
+
+  it('refuses duplicates at any depth, also when spelled with escapes, and in objects inside arrays', () => {
+    assert.match(thrown(() => parseText('{"version":1,"clients":{"a":{"revoke":["session"],"revoke":["subject"]}}}')).message, /duplicate key \$\.clients\.a\.revoke/);
+    assert.match(thrown(() => parseText('{"version":1,"clients":{},"\\u0076ersion":1}')).message, /duplicate key \$\.version/);
+    assert.match(thrown(() => parseText('{"version":1,"clients":{},"x":[1,{"k":[]},{"k":{},"k":2}]}')).message, /duplicate key \$\.x\[2\]\.k/);
+  });
+
+  it('accepts the same key in different objects, and strings that look like keys', () => {
+    const p = parseText(`{ "version" : 1 , "clients" : {
+      "a" : { "issue" : { "audiences" : [ "x" ] , "scopes" : [ ] } , "revoke" : [ "session" ] },
+      "b\\"q,}:" : { "issue" : { "audiences" : [ "a" , "b" ] , "scopes" : [ "{\\"a\\":1,\\"a\\":2}" ] } } } }`);
+    assert.equal(p.clients.size, 2);
+  });
+});
+
+describe('client policy: typed identity matching', () => {
+  const doc = parseClientPolicy(JSON.stringify(EXAMPLE), '/etc/ta/policy.json');
+  const policy = createDocumentPolicy(() => doc);
+  const typed = (...ids: Array<[CertificateIdentity['kind'], string]>): Caller => ({
+    peer: '10.0.0.7:4242',
+    loopback: false,
+    identities: ids.map(([, v]) => v),
+    certificateIdentities: ids.map(([kind, value]) => ({ kind, value })),
+  });
+
+  it('a CN never matches a URI key, whatever it spells', () => {
+    assert.throws(() => policy.authorize(typed(['cn', 'spiffe://corp/login']), 'issue'), /may not issue; allowed: none/);
+    policy.authorize(typed(['uri', 'spiffe://corp/login']), 'issue');
+  });
+  it('a name key matches a DNS SAN or a CN without regard to case; a URI key is exact', () => {
+    policy.authorize(typed(['dns', 'OPS-cli.corp.INTERNAL']), 'revoke:subject');
+    policy.authorize(typed(['cn', 'ops-cli.corp.internal']), 'revoke:subject');
+    assert.throws(() => policy.authorize(typed(['uri', 'spiffe://corp/LOGIN']), 'issue'), /allowed: none/);
+    assert.throws(() => policy.authorize(typed(['uri', 'ops-cli.corp.internal']), 'revoke:subject'), /allowed: none/);
+    assert.throws(() => policy.authorize(typed(['dns', 'spiffe://corp/login']), 'issue'), /allowed: none/);
+  });
+  it('refuses two name keys that differ only in case', () => {
+    const text = JSON.stringify({ version: 1, clients: { 'ops.corp': { revoke: ['session'] }, 'OPS.corp': { revoke: ['subject'] } } });
+    assert.match(thrown(() => parseClientPolicy(text, '/p.json')).message, /\$\.clients\["ops\.corp"\] and \$\.clients\["OPS\.corp"\] are the same name/);
+  });
+});

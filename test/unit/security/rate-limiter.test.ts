@@ -146,9 +146,22 @@ describe('createRateLimiter', () => {
 
 describe('rateLimitKey', () => {
   it('is the certificate identity when there is one, else the IP without port', () => {
-    assert.equal(rateLimitKey(certCaller('spiffe://corp/login', '10.0.0.1:99')), 'id:spiffe://corp/login');
+    assert.equal(rateLimitKey(certCaller('spiffe://corp/login', '10.0.0.1:99')), 'uri:spiffe://corp/login');
     assert.equal(rateLimitKey(ipCaller('10.0.0.1:99')), 'ip:10.0.0.1');
     assert.equal(rateLimitKey(ipCaller('ipv6:[::1]:5000')), 'ip:::1');
+  });
+  it('drops the port of an IPv6 peer as grpc-js reports it (no brackets), and maps ::ffff:a.b.c.d to IPv4', () => {
+    assert.equal(rateLimitKey(ipCaller('::1:45678')), 'ip:::1');
+    assert.equal(rateLimitKey(ipCaller('::1:45679')), 'ip:::1');
+    assert.equal(rateLimitKey(ipCaller('2001:db8::7:443')), 'ip:2001:db8::7');
+    assert.equal(rateLimitKey(ipCaller('::ffff:10.0.0.1:5000')), 'ip:10.0.0.1');
+    assert.equal(rateLimitKey({ peer: 'whatever', address: '::ffff:10.0.0.2', loopback: false, identities: [] }), 'ip:::ffff:10.0.0.2', 'a given address is used as it is');
+  });
+  it('types certificate identities: a CN never shares the bucket of the URI it spells; DNS names ignore case', () => {
+    const cn: Caller = { peer: '10.0.0.1:1', loopback: false, identities: ['spiffe://corp/login'], certificateIdentities: [{ kind: 'cn', value: 'spiffe://corp/login' }] };
+    assert.notEqual(rateLimitKey(cn), rateLimitKey(certCaller('spiffe://corp/login')));
+    const dns = (value: string): Caller => ({ peer: '10.0.0.1:1', loopback: false, identities: [value], certificateIdentities: [{ kind: 'dns', value }] });
+    assert.equal(rateLimitKey(dns('Ops.Corp.Internal')), rateLimitKey(dns('ops.corp.internal')));
   });
   it('cannot be confused between an identity and an address', () => {
     assert.notEqual(rateLimitKey(certCaller('10.0.0.1')), rateLimitKey(ipCaller('10.0.0.1:1')));

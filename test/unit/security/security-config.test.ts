@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
-import { certificateIdentities } from '../../../src/grpc/caller.js';
+import { certificateIdentities, hostOfPeer, normalizeAddress } from '../../../src/grpc/caller.js';
 import { CONNECTION_AGE_GRACE_MS, KEEPALIVE_TIMEOUT_MS, transportLimits } from '../../../src/grpc/transport-limits.js';
 
 const base = { TA_KEY_DIR: '/tmp/unused', TA_ISSUER: 'https://issuer.test' };
@@ -66,18 +66,40 @@ describe('security settings', () => {
 });
 
 describe('client certificate identities', () => {
-  it('takes SAN URIs, then SAN DNS names, and ignores the CN beside them', () => {
-    assert.deepEqual(certificateIdentities('DNS:login.corp, URI:spiffe://corp/login, IP Address:10.0.0.1', 'login-cn'), ['spiffe://corp/login', 'login.corp']);
+  const uri = (value: string) => ({ kind: 'uri', value });
+  const dns = (value: string) => ({ kind: 'dns', value });
+  const cn = (value: string) => ({ kind: 'cn', value });
+  it('takes SAN URIs, then SAN DNS names, typed, and ignores the CN beside them', () => {
+    assert.deepEqual(certificateIdentities('DNS:login.corp, URI:spiffe://corp/login, IP Address:10.0.0.1', 'login-cn'), [uri('spiffe://corp/login'), dns('login.corp')]);
   });
-  it('takes the CN when the certificate has no URI or DNS SAN', () => {
-    assert.deepEqual(certificateIdentities(undefined, 'ops-cli.corp.internal'), ['ops-cli.corp.internal']);
-    assert.deepEqual(certificateIdentities('IP Address:127.0.0.1, email:a@b.c', 'ops'), ['ops']);
+  it('takes the CN, typed as a CN, only when the certificate has no SAN at all', () => {
+    assert.deepEqual(certificateIdentities(undefined, 'ops-cli.corp.internal'), [cn('ops-cli.corp.internal')]);
+    assert.deepEqual(certificateIdentities(undefined, 'spiffe://corp/login'), [cn('spiffe://corp/login')], 'a CN spelling a URI is still a CN');
+    assert.deepEqual(certificateIdentities('IP Address:127.0.0.1, email:a@b.c', 'ops'), [], 'email and IP SANs exclude the CN too');
+    assert.deepEqual(certificateIdentities('email:a@b.c', 'ops'), []);
   });
   it('takes no CN when there are several (ambiguous), and nothing from an empty certificate', () => {
     assert.deepEqual(certificateIdentities('', ['a', 'b']), []);
     assert.deepEqual(certificateIdentities(undefined, undefined), []);
   });
   it('reads values Node quotes because they hold a comma, instead of splitting them', () => {
-    assert.deepEqual(certificateIdentities('URI:"spiffe://corp/a,b", DNS:x.corp', undefined), ['spiffe://corp/a,b', 'x.corp']);
+    assert.deepEqual(certificateIdentities('URI:"spiffe://corp/a,b", DNS:x.corp', undefined), [uri('spiffe://corp/a,b'), dns('x.corp')]);
+  });
+});
+
+describe('peer addresses', () => {
+  it('drops the port grpc-js appends (IPv6 without brackets), keeps an address without one', () => {
+    assert.equal(hostOfPeer('::1:45678'), '::1');
+    assert.equal(hostOfPeer('::1'), '::1');
+    assert.equal(hostOfPeer('fe80::1:2:3:4:5:6:60000'), 'fe80::1:2:3:4:5:6');
+    assert.equal(hostOfPeer('127.0.0.1:5'), '127.0.0.1');
+    assert.equal(hostOfPeer('ipv6:[::1]:5000'), '::1');
+    assert.equal(hostOfPeer('unknown'), 'unknown');
+  });
+  it('maps IPv4-mapped IPv6 addresses to IPv4', () => {
+    assert.equal(normalizeAddress('::ffff:127.0.0.1'), '127.0.0.1');
+    assert.equal(normalizeAddress('::FFFF:10.1.2.3'), '10.1.2.3');
+    assert.equal(normalizeAddress('::1'), '::1');
+    assert.equal(normalizeAddress('::ffff:7f00:1'), '::ffff:7f00:1');
   });
 });
