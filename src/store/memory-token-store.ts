@@ -37,6 +37,9 @@ interface RefreshRecord {
   expiresAt: number;
   successor?: string;
   spentAt?: number;
+  issuedAt: number;
+  /** Live: binding proof; spent: grace proof; deleted when the session is revoked. */
+  proof?: string;
   /** Dropped after this (the family's absolute expiry), like PEXPIREAT in Redis. */
   dropAt: number;
 }
@@ -54,6 +57,8 @@ interface Family {
   revoked: boolean;
   /** Hash of the one live refresh token. */
   current: string;
+  /** Hash of the current token's parent (its grace proof dies with a revocation too). */
+  parent?: string;
 }
 
 interface Receipt {
@@ -128,6 +133,8 @@ export class MemoryTokenStore implements TokenStore {
       sid: input.sessionId,
       state: 'live',
       expiresAt: input.refreshExpiresAt,
+      issuedAt: input.now,
+      proof: input.refreshProof,
       dropAt: input.absoluteExpiresAt,
     });
     return { generation };
@@ -143,14 +150,30 @@ export class MemoryTokenStore implements TokenStore {
     const family = this.liveFamily(record.sid, storeNow);
     if (!family) return { outcome: 'invalid' };
     const generation = this.generations.get(family.subject) ?? 0;
+    // Decide only on what the authority checked (may throw: then nothing changes).
+    const { proven } = input.checks.check({
+      key: input.presentedHash,
+      sessionId: record.sid,
+      state: record.state,
+      expiresAt: record.expiresAt,
+      issuedAt: record.issuedAt,
+      ...(record.successor !== undefined ? { successor: record.successor } : {}),
+      ...(record.spentAt !== undefined ? { spentAt: record.spentAt } : {}),
+      ...(record.proof !== undefined ? { proof: record.proof } : {}),
+      session: this.toSession(family, generation),
+      current: family.current,
+      currentGeneration: generation,
+    });
 
     if (family.revoked || family.generation < generation) {
       return { outcome: 'revoked', session: this.toSession(family, generation) };
     }
+    // A live token's last use is its own (proven) issue time; a spent one counts the session's.
+    const lastUse = record.state === 'live' ? record.issuedAt : family.lastUsedAt;
     if (
       now >= record.expiresAt ||
       now >= family.absoluteExpiresAt ||
-      (input.idleTimeoutMs > 0 && now - family.lastUsedAt >= input.idleTimeoutMs)
+      (input.idleTimeoutMs > 0 && now - lastUse >= input.idleTimeoutMs)
     ) {
       return { outcome: 'expired', session: this.toSession(family, generation) };
     }
@@ -158,11 +181,14 @@ export class MemoryTokenStore implements TokenStore {
     if (record.state === 'live') {
       // A live record that is not the family's current token cannot arise (superseded successors
       // are deleted); refuse it without punishing the family, since it proves no theft.
+      if (!proven) return { outcome: 'invalid', unproven: true };
       if (family.current !== input.presentedHash) return { outcome: 'invalid' };
       if (this.liveRecord(input.successorHash, storeNow)) throw conflictError('refresh token hash');
       record.state = 'spent';
       record.spentAt = now;
       record.successor = input.successorHash;
+      record.proof = input.checks.graceProof(input.presentedHash, input.successorHash, now);
+      family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: false };
     }
@@ -174,6 +200,7 @@ export class MemoryTokenStore implements TokenStore {
     // family instead. Keep graceMs short (seconds).
     if (
       input.graceMs > 0 &&
+      proven &&
       record.spentAt !== undefined &&
       now - record.spentAt <= input.graceMs &&
       record.successor === family.current
@@ -182,11 +209,14 @@ export class MemoryTokenStore implements TokenStore {
       // The superseded successor becomes unknown (`invalid`), not reuse: it was never delivered.
       this.refresh.delete(record.successor);
       record.successor = input.successorHash;
+      record.proof = input.checks.graceProof(input.presentedHash, input.successorHash, record.spentAt);
+      family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: true };
     }
 
     // Reuse of a spent token: someone holds a copy. Kill the family and tell every verifier.
+    delete record.proof;
     family.revoked = true;
     const event = this.revokeSessionNow(family.sid, input.revocationUntil, REUSE_REVOCATION_REASON, storeNow);
     return { outcome: 'reused', session: this.toSession(family, generation), event };
@@ -315,6 +345,8 @@ export class MemoryTokenStore implements TokenStore {
       sid: family.sid,
       state: 'live',
       expiresAt: input.successorExpiresAt,
+      issuedAt: now,
+      proof: input.checks.liveProof(input.successorHash, family.sid, input.successorExpiresAt, now),
       dropAt: family.absoluteExpiresAt,
     });
     family.current = input.successorHash;
@@ -323,7 +355,11 @@ export class MemoryTokenStore implements TokenStore {
 
   private revokeSessionNow(sid: string, until: number, reason: string | undefined, now: number): RevocationEvent {
     const family = this.liveFamily(sid, now);
-    if (family) family.revoked = true;
+    if (family) {
+      family.revoked = true;
+      // Liveness evidence dies with the session: clearing `revoked` again cannot revive it.
+      for (const h of [family.current, family.parent]) if (h !== undefined) delete this.refresh.get(h)?.proof;
+    }
     return this.idempotentAppend('sid', sid, until, reason, now);
   }
 

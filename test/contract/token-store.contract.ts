@@ -5,6 +5,7 @@ import { ErrorCodes } from '../../src/shared/errors.js';
 import type { RevocationEvent } from '../../src/shared/revocation-event.js';
 import type { RotateRefreshInput, RotateResult, TokenStore } from '../../src/store/token-store.js';
 import { FeedCollector } from './feed-collector.js';
+import { testChecks, testLiveProof } from '../helpers/refresh-checks.js';
 
 /** What a store under contract test comes with. */
 export interface ContractContext {
@@ -84,6 +85,7 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         scopes: ['orders:read', 'orders:write'],
         extra: { tenant: 'acme', 'x/y': 'ü"q' },
         refreshHash,
+        refreshProof: testLiveProof(refreshHash, sessionId, now + (opts.refreshTtlMs ?? 1 * HOUR), now),
         refreshExpiresAt: now + (opts.refreshTtlMs ?? 1 * HOUR),
         absoluteExpiresAt: now + (opts.absoluteTtlMs ?? 24 * HOUR),
         now,
@@ -101,6 +103,7 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         graceMs: 0,
         idleTimeoutMs: 0,
         revocationUntil: now + 15 * MIN,
+        checks: testChecks,
         ...over,
       };
     }
@@ -170,11 +173,11 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
           now,
         };
         await assert.rejects(
-          store().createSession({ ...base, sessionId: s.sessionId, refreshHash: hash() }),
+          store().createSession({ ...base, sessionId: s.sessionId, refreshHash: hash(), refreshProof: 'p' }),
           { code: ErrorCodes.INTERNAL },
         );
         await assert.rejects(
-          store().createSession({ ...base, sessionId: `sid-${id()}`, refreshHash: s.refreshHash }),
+          store().createSession({ ...base, sessionId: `sid-${id()}`, refreshHash: s.refreshHash, refreshProof: 'p' }),
           { code: ErrorCodes.INTERNAL },
         );
         assert.equal((await store().getSession(s.sessionId))?.subject, s.subject);
