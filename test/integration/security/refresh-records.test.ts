@@ -127,6 +127,18 @@ describe('refresh records: a Redis writer cannot take over or revive sessions', 
     await refused(fay.refreshToken, 'ERR_SESSION_REVOKED');
   });
 
+  it('checks the session seal before spending the token: after a refused tampered refresh the restored session refreshes', async () => {
+    const hal = await issue('hal');
+    const sess = k.session(hal.sessionId);
+    const scopes = await admin.hget(sess, 'scopes');
+    await admin.hset(sess, 'scopes', JSON.stringify(['read', 'admin:all']));
+    await refused(hal.refreshToken, 'ERR_REFRESH_INVALID');
+    await admin.hset(sess, 'scopes', scopes!);
+    clock.advance(11_000); // past the grace window: a token spent by the refused call would now be reuse
+    const next = await ta.client.refresh({ refreshToken: hal.refreshToken });
+    assert.equal(next.sessionId, hal.sessionId, 'the refused call spent nothing');
+  });
+
   it('an unchanged session still refreshes (the checks refuse only what was tampered with)', async () => {
     const gus = await issue('gus');
     const next = await ta.client.refresh({ refreshToken: gus.refreshToken });
