@@ -95,6 +95,8 @@ export class MemoryTokenStore implements TokenStore {
   private readonly families = new Map<string, Family>();
   /** Never expire: see redis-keys.ts for why. Only subjects ever bumped have an entry. */
   private readonly generations = new Map<string, number>();
+  /** subject → its sessions since its last `sub` revoke (whose proofs that revoke deletes). */
+  private readonly subjectSessions = new Map<string, Set<string>>();
   /** `jti:<id>` / `sid:<id>` → the original event; live while now ≤ event.until. */
   private readonly markers = new Map<string, RevocationEvent>();
   private readonly log: RevocationEvent[] = [];
@@ -129,6 +131,9 @@ export class MemoryTokenStore implements TokenStore {
       revoked: false,
       current: input.refreshHash,
     });
+    let sids = this.subjectSessions.get(input.subject);
+    if (!sids) this.subjectSessions.set(input.subject, (sids = new Set()));
+    sids.add(input.sessionId);
     this.refresh.set(input.refreshHash, {
       sid: input.sessionId,
       state: 'live',
@@ -244,6 +249,11 @@ export class MemoryTokenStore implements TokenStore {
       case 'sid':
         return this.revokeSessionNow(input.id, input.until, input.reason, now);
       case 'sub': {
+        for (const sid of this.subjectSessions.get(input.id) ?? []) {
+          const family = this.liveFamily(sid, now);
+          if (family) this.dropProofs(family);
+        }
+        this.subjectSessions.delete(input.id);
         const gen = (this.generations.get(input.id) ?? 0) + 1;
         this.generations.set(input.id, gen);
         return this.append({ kind: 'sub', id: input.id, gen, until: input.until, reason: input.reason }, now);
@@ -357,10 +367,14 @@ export class MemoryTokenStore implements TokenStore {
     const family = this.liveFamily(sid, now);
     if (family) {
       family.revoked = true;
-      // Liveness evidence dies with the session: clearing `revoked` again cannot revive it.
-      for (const h of [family.current, family.parent]) if (h !== undefined) delete this.refresh.get(h)?.proof;
+      this.dropProofs(family);
     }
     return this.idempotentAppend('sid', sid, until, reason, now);
+  }
+
+  /** Liveness evidence dies with a session: clearing `revoked` again cannot revive it. */
+  private dropProofs(family: Family): void {
+    for (const h of [family.current, family.parent]) if (h !== undefined) delete this.refresh.get(h)?.proof;
   }
 
   private idempotentAppend(
@@ -414,6 +428,10 @@ export class MemoryTokenStore implements TokenStore {
   private sweep(now: number): void {
     for (const [hash, r] of this.refresh) if (now > r.dropAt) this.refresh.delete(hash);
     for (const [sid, f] of this.families) if (now > f.absoluteExpiresAt) this.families.delete(sid);
+    for (const [sub, sids] of this.subjectSessions) {
+      for (const sid of sids) if (!this.families.has(sid)) sids.delete(sid);
+      if (sids.size === 0) this.subjectSessions.delete(sub);
+    }
     for (const [key, m] of this.markers) if (now > m.until) this.markers.delete(key);
     for (const [id, r] of this.receipts) if (now > r.expiresAt) this.receipts.delete(id);
   }

@@ -24,6 +24,8 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * |                              |        | lastUsedAt, revoked (0/1), current (key of the live token),   |                                 |
  * |                              |        | parent (key of current's parent)                              |                                 |
  * | `gen:<sub>`                  | string | the subject's generation (absent = 0); INCR on `sub` revoke   | never (see below)               |
+ * | `subsess:<sub>`              | set    | sids of the subject's sessions since its last `sub` revoke,   | PEXPIREAT the latest absolute   |
+ * |                              |        | whose record proofs that revoke deletes (then DEL)            | exp of its sessions             |
  * | `seq`                        | string | the newest revocation sequence number (INCR)                  | never                           |
  * | `log`                        | stream | ID `<seq>-0`, fields `e` = event JSON (wire format), `at` (ms)| trimmed by `at` (XTRIM MINID)   |
  * | `rev:jti:<jti>`              | string | the event JSON of the jti revocation (idempotency marker)     | PXAT the revocation's `until`   |
@@ -51,6 +53,7 @@ export const KeySegments = {
   refresh: 'rt:',
   session: 'sess:',
   generation: 'gen:',
+  subjectSessions: 'subsess:',
   seq: 'seq',
   log: 'log',
   revokedJti: 'rev:jti:',

@@ -35,6 +35,7 @@ local PUBLISH_CMD = '${publish}'
 local K_RT, K_SESS, K_GEN = base .. '${KeySegments.refresh}', base .. '${KeySegments.session}', base .. '${KeySegments.generation}'
 local K_SEQ, K_LOG, K_FEED = base .. '${KeySegments.seq}', base .. '${KeySegments.log}', base .. '${KeySegments.feed}'
 local K_RECEIPTS = base .. '${KeySegments.receipts}'
+local K_SUBSESS = base .. '${KeySegments.subjectSessions}'
 local K_REV = { jti = base .. '${KeySegments.revokedJti}', sid = base .. '${KeySegments.revokedSid}' }
 
 local function int(n) return string.format('%d', n) end
@@ -96,16 +97,21 @@ local function idempotent_append(kind, id, until_ms, reason, now, retention)
   return ev
 end
 
+-- Liveness evidence dies with a session: the proofs of its current token and of that token's
+-- parent (grace) are the authority's, so clearing \`revoked\` (or resetting a generation) again
+-- revives nothing.
+local function drop_proofs(fam)
+  local ptrs = redis.call('HMGET', fam, 'current', 'parent')
+  for i = 1, 2 do
+    if ptrs[i] then redis.call('HDEL', K_RT .. ptrs[i], 'proof') end
+  end
+end
+
 local function revoke_session(sid, until_ms, reason, now, retention)
   local fam = K_SESS .. sid
   if redis.call('EXISTS', fam) == 1 then
     redis.call('HSET', fam, 'revoked', '1')
-    -- Liveness evidence dies with the session: the proofs of its current token and of that
-    -- token's parent (grace) are the authority's, so clearing \`revoked\` again revives nothing.
-    local ptrs = redis.call('HMGET', fam, 'current', 'parent')
-    for i = 1, 2 do
-      if ptrs[i] then redis.call('HDEL', K_RT .. ptrs[i], 'proof') end
-    end
+    drop_proofs(fam)
   end
   return idempotent_append('sid', sid, until_ms, reason, now, retention)
 end
@@ -146,6 +152,11 @@ redis.call('PEXPIREAT', KEYS[2], abs_exp)
 redis.call('HSET', KEYS[3], 'sid', ARGV[2], 'state', 'live', 'exp', ARGV[7], 'iat', ARGV[9], 'proof', ARGV[11])
 -- Records live as long as their family: a spent one must stay detectable as reuse all that time.
 redis.call('PEXPIREAT', KEYS[3], abs_exp)
+-- The subject's sessions, for a sign-out everywhere to delete their proofs.
+local subsess = K_SUBSESS .. ARGV[3]
+redis.call('SADD', subsess, ARGV[2])
+local ttl = redis.call('PTTL', subsess)
+if ttl < 0 or tonumber(ARGV[9]) + ttl < tonumber(abs_exp) then redis.call('PEXPIREAT', subsess, abs_exp) end
 return { 'ok', gen }
 `;
 
@@ -268,7 +279,10 @@ local kind, id, until_ms, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4]
 local now = now_ms()
 if kind == 'jti' then return idempotent_append('jti', id, until_ms, reason, now, retention) end
 if kind == 'sid' then return revoke_session(id, until_ms, reason, now, retention) end
--- sub: tokens with gen < the new generation are revoked; always a new entry.
+-- sub: tokens with gen < the new generation are revoked; always a new entry. The proofs of every
+-- session of the subject go too, so resetting the generation later revives none of them.
+for _, sid in ipairs(redis.call('SMEMBERS', K_SUBSESS .. id)) do drop_proofs(K_SESS .. sid) end
+redis.call('DEL', K_SUBSESS .. id)
 local gen = redis.call('INCR', K_GEN .. id)
 return append('sub', id, gen, until_ms, reason, now, retention)
 `;

@@ -398,6 +398,24 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         assert.equal((await look(s.refreshHash)).proof, undefined, 'the parent\'s grace proof is gone');
       });
 
+      it('signing a subject out everywhere deletes the proofs of all its sessions, sparing later ones and other subjects', async () => {
+        const a1 = await newSession({ subject: 'sue' });
+        const a2 = await newSession({ subject: 'sue' });
+        const other = await newSession({ subject: 'tom' });
+        const proofOf = async (h: string) => {
+          let proof: string | undefined = 'unseen';
+          const look = { ...testChecks, check: (snap: RefreshSnapshot) => { proof = snap.proof; throw new Error('look only'); } };
+          await assert.rejects(store().rotateRefresh(rotateInput(h, { checks: look })), /look only/);
+          return proof;
+        };
+        await store().revoke({ kind: 'sub', id: 'sue', until: t.nowMs() + HOUR });
+        assert.equal(await proofOf(a1.refreshHash), undefined);
+        assert.equal(await proofOf(a2.refreshHash), undefined);
+        assert.notEqual(await proofOf(other.refreshHash), undefined, 'other subjects keep theirs');
+        const later = await newSession({ subject: 'sue' });
+        expectOutcome((await rotate(later.refreshHash)).result, 'rotated');
+      });
+
       it('refuses a successor hash that already exists and leaves the presented token live', async () => {
         const s1 = await newSession();
         const s2 = await newSession();

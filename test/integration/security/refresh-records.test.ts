@@ -49,6 +49,13 @@ describe('refresh records: a Redis writer cannot take over or revive sessions', 
     return out;
   }
 
+  it('an unchanged session still refreshes (the checks refuse only what was tampered with)', async () => {
+    const gus = await issue('gus');
+    const next = await ta.client.refresh({ refreshToken: gus.refreshToken });
+    assert.equal(next.sessionId, gus.sessionId);
+    assert.equal((await ta.client.verify({ token: next.accessToken })).valid, true);
+  });
+
   it('a record planted for a refresh token of the attacker\'s choosing, `current` pointing at it, mints nothing', async () => {
     const victim = await issue('victim-1');
     const [genuine] = await recordsOf(victim.sessionId);
@@ -120,11 +127,21 @@ describe('refresh records: a Redis writer cannot take over or revive sessions', 
     await refused(child.refreshToken, 'ERR_SESSION_REVOKED');
   });
 
-  it('signed out everywhere: resetting the subject generation does not revive sessions while this authority holds the revocation', async () => {
+  it('signed out everywhere: resetting the subject generation revives no session, not even on a fresh authority after the log is wiped', async () => {
     const fay = await issue('fay');
+    const fay2 = await issue('fay');
     await ta.client.revoke({ target: { $case: 'subject', subject: 'fay' } });
     await admin.del(k.generation('fay'));
     await refused(fay.refreshToken, 'ERR_SESSION_REVOKED');
+    await admin.del(k.log);
+    const fresh = await startTestAuthority({ TA_REDIS_URL: redis.url, TA_KEY_DIR: ta.keyDir });
+    try {
+      await refused(fay2.refreshToken, 'ERR_REFRESH_INVALID', fresh);
+      const later = await fresh.client.issue({ subject: 'fay', audience: ['orders'] });
+      await fresh.client.refresh({ refreshToken: later.refreshToken });
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('checks the session seal before spending the token: after a refused tampered refresh the restored session refreshes', async () => {
@@ -139,10 +156,4 @@ describe('refresh records: a Redis writer cannot take over or revive sessions', 
     assert.equal(next.sessionId, hal.sessionId, 'the refused call spent nothing');
   });
 
-  it('an unchanged session still refreshes (the checks refuse only what was tampered with)', async () => {
-    const gus = await issue('gus');
-    const next = await ta.client.refresh({ refreshToken: gus.refreshToken });
-    assert.equal(next.sessionId, gus.sessionId);
-    assert.equal((await ta.client.verify({ token: next.accessToken })).valid, true);
-  });
 });
