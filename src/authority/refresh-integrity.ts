@@ -9,7 +9,7 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
  *    other than by asking the authority;
  *  - the proof secret: a live record carries `proof` = MAC over (key, sid, exp, issuedAt), so a
  *    record cannot be repointed to another session or have its expiry or issue time (idle timeout)
- *    changed; a spent record carries a grace proof over (key, successor, spentAt), so the grace
+ *    changed; a spent record carries a grace proof over (key, sid, successor, spentAt), so the grace
  *    window cannot be widened or moved. Stores delete these proofs when a token is spent (live
  *    proof) or its session revoked (both), so edits of `state`/`revoked` fields revive nothing.
  *
@@ -20,9 +20,9 @@ export interface RefreshIntegrity {
   /** The store keys a token may have: under the current secret first, then under older ones. */
   keys(token: string): string[];
   liveProof(key: string, sessionId: string, expiresAt: number, issuedAt: number): string;
-  graceProof(key: string, successor: string, spentAt: number): string;
+  graceProof(key: string, sessionId: string, successor: string, spentAt: number): string;
   checkLive(key: string, sessionId: string, expiresAt: number, issuedAt: number, proof: string | undefined): boolean;
-  checkGrace(key: string, successor: string, spentAt: number, proof: string | undefined): boolean;
+  checkGrace(key: string, sessionId: string, successor: string, spentAt: number, proof: string | undefined): boolean;
 }
 
 interface Derived {
@@ -49,12 +49,12 @@ export function createRefreshIntegrity(current: { id: string; secret: Buffer }, 
     return timingSafeEqual(mac(secret, fields), Buffer.from(m[2]!, 'base64url'));
   };
   const live = (key: string, sid: string, exp: number, iat: number) => ['live', key, sid, exp, iat];
-  const grace = (key: string, succ: string, spentAt: number) => ['grace', key, succ, spentAt];
+  const grace = (key: string, sid: string, succ: string, spentAt: number) => ['grace', key, sid, succ, spentAt];
   return {
     keys: (token) => all.map((d) => createHmac('sha256', d.keySecret).update(token).digest('base64url')),
     liveProof: (key, sid, exp, iat) => make(live(key, sid, exp, iat)),
-    graceProof: (key, succ, spentAt) => make(grace(key, succ, spentAt)),
+    graceProof: (key, sid, succ, spentAt) => make(grace(key, sid, succ, spentAt)),
     checkLive: (key, sid, exp, iat, proof) => Number.isSafeInteger(exp) && Number.isSafeInteger(iat) && check(live(key, sid, exp, iat), proof),
-    checkGrace: (key, succ, spentAt, proof) => Number.isSafeInteger(spentAt) && check(grace(key, succ, spentAt), proof),
+    checkGrace: (key, sid, succ, spentAt, proof) => Number.isSafeInteger(spentAt) && check(grace(key, sid, succ, spentAt), proof),
   };
 }

@@ -293,7 +293,7 @@ export class TokenAuthority {
     }
     const integrity = this.deps.sessionSeal.refresh;
     if (snap.state === 'live') return integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof);
-    return snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.successor, snap.spentAt, snap.proof);
+    return snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
   }
 
   /** The access token's claims if its signature and issuer are ours, whatever its age. */

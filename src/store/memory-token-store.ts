@@ -192,7 +192,7 @@ export class MemoryTokenStore implements TokenStore {
       record.state = 'spent';
       record.spentAt = now;
       record.successor = input.successorHash;
-      record.proof = input.checks.graceProof(input.presentedHash, input.successorHash, now);
+      record.proof = input.checks.graceProof(input.presentedHash, record.sid, input.successorHash, now);
       family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: false };
@@ -214,7 +214,7 @@ export class MemoryTokenStore implements TokenStore {
       // The superseded successor becomes unknown (`invalid`), not reuse: it was never delivered.
       this.refresh.delete(record.successor);
       record.successor = input.successorHash;
-      record.proof = input.checks.graceProof(input.presentedHash, input.successorHash, record.spentAt);
+      record.proof = input.checks.graceProof(input.presentedHash, record.sid, input.successorHash, record.spentAt);
       family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: true };

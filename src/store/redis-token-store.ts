@@ -217,7 +217,7 @@ export class RedisTokenStore implements TokenStore {
     });
     const spentAt = state === 'live' ? input.now : Number(rec.spentAt ?? 0);
     const successorProof = input.checks.liveProof(input.successorHash, rec.sid ?? '', input.successorExpiresAt, input.now);
-    const parentProof = input.checks.graceProof(input.presentedHash, input.successorHash, spentAt);
+    const parentProof = input.checks.graceProof(input.presentedHash, rec.sid ?? '', input.successorHash, spentAt);
     const reply = (await this.run('rotateRefresh', () =>
       this.scripts.taRotateRefresh(
         k.refresh(input.presentedHash),

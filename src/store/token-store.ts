@@ -114,8 +114,8 @@ export interface RotateChecks {
   check(snapshot: RefreshSnapshot): { proven: boolean };
   /** The proof stored with a new live record. */
   liveProof(key: string, sessionId: string, expiresAt: number, issuedAt: number): string;
-  /** The proof stored on a spent record: its successor and the time it was spent. */
-  graceProof(key: string, successor: string, spentAt: number): string;
+  /** The proof stored on a spent record: its session, its successor and the time it was spent. */
+  graceProof(key: string, sessionId: string, successor: string, spentAt: number): string;
 }
 
 export interface CreateSessionInput {

@@ -388,7 +388,7 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         };
         const parent = await look(s.refreshHash);
         assert.equal(parent.state, 'spent');
-        assert.equal(parent.proof, testGraceProof(s.refreshHash, b, first.input.now));
+        assert.equal(parent.proof, testGraceProof(s.refreshHash, s.sessionId, b, first.input.now));
         const live = await look(b);
         assert.equal(live.proof, testLiveProof(b, s.sessionId, first.input.successorExpiresAt, first.input.now));
         assert.equal(live.issuedAt, first.input.now);

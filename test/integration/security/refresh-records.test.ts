@@ -83,6 +83,18 @@ describe('refresh records: a Redis writer cannot take over or revive sessions', 
     }
   });
 
+  it('a just-spent record of the attacker\'s own (inside the grace window) repointed to a victim\'s session mints nothing', async () => {
+    const victim = await issue('victim-3');
+    const mallory = await issue('mallory-2');
+    await ta.client.refresh({ refreshToken: mallory.refreshToken });
+    const parent = (await recordsOf(mallory.sessionId)).find((r) => r.fields.state === 'spent');
+    assert.ok(parent);
+    await admin.hset(parent.key, 'sid', victim.sessionId);
+    await admin.hset(k.session(victim.sessionId), 'current', parent.fields.succ!);
+    // Not a grace rotation into the victim's session: the grace proof binds the record's own session.
+    await refused(mallory.refreshToken, 'ERR_REFRESH_REUSED');
+  });
+
   it('a logged-out session is not revived by setting revoked=0 / state=live, not even by a fresh authority after the log is wiped', async () => {
     const carol = await issue('carol');
     await ta.client.revoke({ target: { $case: 'sessionId', sessionId: carol.sessionId }, reason: 'logout' });

@@ -27,13 +27,14 @@ describe('refresh-token record integrity (keys and proofs)', () => {
     assert.equal(ri.checkLive('k1', 'sid-1', 2000, 1000, 'garbage'), false);
   });
 
-  it('a grace proof is not a live proof (and the other way round), and binds successor and spentAt', () => {
-    const grace = ri.graceProof('k1', 'k2', 1500);
-    assert.equal(ri.checkGrace('k1', 'k2', 1500, grace), true);
-    assert.equal(ri.checkGrace('k1', 'k3', 1500, grace), false);
-    assert.equal(ri.checkGrace('k1', 'k2', 9999, grace), false);
-    assert.equal(ri.checkLive('k1', 'k2', 1500, 0, grace), false);
-    assert.equal(ri.checkGrace('k1', 'sid-1', 2000, ri.liveProof('k1', 'sid-1', 2000, 1000)), false);
+  it('a grace proof is not a live proof (and the other way round), and binds session, successor and spentAt', () => {
+    const grace = ri.graceProof('k1', 'sid-1', 'k2', 1500);
+    assert.equal(ri.checkGrace('k1', 'sid-1', 'k2', 1500, grace), true);
+    assert.equal(ri.checkGrace('k1', 'sid-2', 'k2', 1500, grace), false, 'bound to its session');
+    assert.equal(ri.checkGrace('k1', 'sid-1', 'k3', 1500, grace), false);
+    assert.equal(ri.checkGrace('k1', 'sid-1', 'k2', 9999, grace), false);
+    assert.equal(ri.checkLive('k1', 'sid-1', 1500, 0, grace), false);
+    assert.equal(ri.checkGrace('k1', 'sid-1', 'k2', 2000, ri.liveProof('k1', 'sid-1', 2000, 1000)), false);
   });
 
   it('after a secret rotation, older keys are still computed and older proofs still check', () => {
