@@ -11,6 +11,10 @@ export interface IssueGrant {
   scopes?: readonly string[];
   /** Longest access-token TTL this caller may ask for, ms (undefined = server maximum). */
   maxAccessTtlMs?: number;
+  /** `client_id` values this caller may put into tokens (undefined = any). */
+  clientIds?: readonly string[];
+  /** Extra-claim names this caller may set (undefined = any). */
+  extraClaims?: readonly string[];
 }
 
 /** Decides who may do what. Throws PERMISSION_DENIED / UNAUTHENTICATED naming the missing right. */

@@ -48,6 +48,8 @@ const clientSchema = z.strictObject({
       audiences: nameList('an audience').min(1, 'list at least one audience, or ["*"] for any audience the authority allows'),
       scopes: nameList('a scope'),
       maxAccessTtl: ttl.optional(),
+      clientIds: nameList('a client_id').min(1, 'list at least one client_id, or ["*"] for any').optional(),
+      extraClaims: nameList('an extra-claim name').optional(),
     })
     .optional(),
   revoke: z.array(z.enum(REVOKE_RIGHTS)).optional(),
@@ -107,6 +109,9 @@ export function parseClientPolicy(text: string, path: string): ClientPolicyDocum
       ...(c.issue.audiences[0] === ANY ? {} : { audiences: Object.freeze([...c.issue.audiences]) }),
       ...(c.issue.scopes[0] === ANY ? {} : { scopes: Object.freeze([...c.issue.scopes]) }),
       ...(c.issue.maxAccessTtl !== undefined ? { maxAccessTtlMs: c.issue.maxAccessTtl } : {}),
+      // client_id: the client's own identity unless the policy lists others (or "*").
+      ...(c.issue.clientIds?.[0] === ANY ? {} : { clientIds: Object.freeze([...(c.issue.clientIds ?? [identity])]) }),
+      ...(c.issue.extraClaims === undefined || c.issue.extraClaims[0] === ANY ? {} : { extraClaims: Object.freeze([...c.issue.extraClaims]) }),
     };
     clients.set(identity, { ...(issue ? { issue } : {}), revoke: new Set(c.revoke ?? []) });
   }

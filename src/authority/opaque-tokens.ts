@@ -3,7 +3,8 @@ import { createHash, randomFillSync } from 'node:crypto';
 /**
  * Opaque identifiers and refresh tokens. A refresh token is `tart_` + 256 random bits (base64url):
  * the prefix lets Revoke tell it from an access token and lets secret scanners find leaked ones.
- * Only its SHA-256 reaches the store.
+ * Only an HMAC of it reaches the store (refresh-integrity.ts); hashRefreshToken (plain SHA-256) is
+ * the pre-upgrade key, still looked up to explain a refusal and to let Revoke end such sessions.
  */
 export const REFRESH_TOKEN_PREFIX = 'tart_';
 const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { readKeyEncryptionKeyFile } from '../keys/key-encryption-key.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { createRefreshIntegrity, type RefreshIntegrity } from './refresh-integrity.js';
 
 /**
  * Integrity of session records. Refresh signs an access token from what the store says a session
@@ -21,6 +22,11 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 
 /** Where the seal is kept: an entry of the session's `extra` map, a reserved claim name. */
 export const SEAL_FIELD = 'ta_seal';
+/**
+ * The issuing client's access-TTL cap (ms), an entry of the session's `extra` map and so covered
+ * by the seal; Refresh applies it. Reserved; never put into a token.
+ */
+export const CAP_FIELD = 'ta_cap';
 
 /** What a seal covers: everything Refresh puts into a token, apart from times and ids it makes. */
 export interface SealedSession {
@@ -37,6 +43,8 @@ export interface SealedSession {
 export interface SessionSeal {
   seal(session: SealedSession): string;
   check(session: SealedSession, seal: string | undefined): boolean;
+  /** Store keys and proofs of refresh-token records, from the same secrets (refresh-integrity.ts). */
+  readonly refresh: RefreshIntegrity;
 }
 
 function canonical(s: SealedSession): string {
@@ -49,6 +57,7 @@ export function createSessionSeal(current: { id: string; secret: Buffer }, older
   const byId = new Map([current, ...older].map((k) => [k.id, k.secret]));
   const mac = (secret: Buffer, s: SealedSession) => createHmac('sha256', secret).update(canonical(s)).digest();
   return {
+    refresh: createRefreshIntegrity(current, older),
     seal: (s) => `v1.${current.id}.${mac(current.secret, s).toString('base64url')}`,
     check(s, seal) {
       const m = /^v1\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/.exec(seal ?? '');

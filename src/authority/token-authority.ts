@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { SessionRecord, TokenStore } from '../store/token-store.js';
+import type { RefreshSnapshot, RotateChecks, RotateResult, SessionRecord, TokenStore } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
 import type { AccessPolicy } from './access-policy.js';
-import { SEAL_FIELD, type SessionSeal } from './session-seal.js';
+import { CAP_FIELD, SEAL_FIELD, type SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 
@@ -102,7 +102,16 @@ export class TokenAuthority {
       }
     }
     const extra = validateExtraClaims(input.extraClaims);
-    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : (caller.identities[0] ?? 'token-authority');
+    if (grant.extraClaims) {
+      const denied = Object.keys(extra).filter((name) => !grant.extraClaims!.includes(name));
+      if (denied.length > 0) {
+        throw permissionDenied(`client ${callerName(caller)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
+      }
+    }
+    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(caller, grant.clientIds);
+    if (grant.clientIds && !grant.clientIds.includes(clientId)) {
+      throw permissionDenied(`client ${callerName(caller)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
+    }
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
 
     const now = clock.nowMs();
@@ -111,15 +120,19 @@ export class TokenAuthority {
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
-    const sessionExtra = { ...extra, client_id: clientId };
+    // The grant's cap travels with the session (sealed): every Refresh applies it.
+    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId, ...(grant.maxAccessTtlMs !== undefined ? { [CAP_FIELD]: String(grant.maxAccessTtlMs) } : {}) };
     const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now });
+    const integrity = this.deps.sessionSeal.refresh;
+    const refreshKey = integrity.keys(refreshToken)[0]!;
     const { generation } = await store.createSession({
       sessionId,
       subject,
       audience,
       scopes,
       extra: { ...sessionExtra, [SEAL_FIELD]: seal },
-      refreshHash: hashRefreshToken(refreshToken),
+      refreshHash: refreshKey,
+      refreshProof: integrity.liveProof(refreshKey, sessionId, refreshExpiresAt, now),
       refreshExpiresAt,
       absoluteExpiresAt,
       now,
@@ -134,20 +147,49 @@ export class TokenAuthority {
     if (!looksLikeRefreshToken(input.refreshToken)) {
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
     }
-    const ttlMs = this.accessTtl(input.accessTtlSeconds, undefined);
+    this.accessTtl(input.accessTtlSeconds, undefined); // validates the request before anything is spent
     const now = clock.nowMs();
+    const integrity = this.deps.sessionSeal.refresh;
     const successor = newRefreshToken();
-    const result = await store.rotateRefresh({
-      presentedHash: hashRefreshToken(input.refreshToken),
-      successorHash: hashRefreshToken(successor),
-      successorExpiresAt: now + settings.refreshTtlMs,
-      now,
-      graceMs: settings.refreshGraceMs,
-      idleTimeoutMs: settings.sessionIdleTimeoutMs,
-      revocationUntil: this.revocationUntil(now),
-    });
+    // Check before rotating: the store hands what it read to `checks` before any write, and
+    // Refresh signs only from the session that passed them.
+    let verified: SessionRecord | undefined;
+    const checks: RotateChecks = {
+      check: (snap) => {
+        verified = undefined;
+        const proven = this.checkSnapshot(snap);
+        if (proven) verified = snap.session;
+        return { proven };
+      },
+      liveProof: integrity.liveProof,
+      graceProof: integrity.graceProof,
+    };
+    const successorKey = integrity.keys(successor)[0]!;
+    let result: RotateResult = { outcome: 'invalid' };
+    // Under the current secret first; older ones only find tokens issued before a KEK rotation.
+    for (const key of integrity.keys(input.refreshToken)) {
+      result = await store.rotateRefresh({
+        presentedHash: key,
+        successorHash: successorKey,
+        successorExpiresAt: now + settings.refreshTtlMs,
+        now,
+        graceMs: settings.refreshGraceMs,
+        idleTimeoutMs: settings.sessionIdleTimeoutMs,
+        revocationUntil: this.revocationUntil(now),
+        checks,
+      });
+      if (result.outcome !== 'invalid' || result.unproven) break;
+    }
     switch (result.outcome) {
       case 'invalid':
+        if (result.unproven) {
+          this.deps.logger.error('refresh token record failed its integrity check (written or restored by something other than this authority?): refusing to refresh');
+          throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its record failed an integrity check)');
+        }
+        // Cheap, on the miss path only: a record under the pre-upgrade key (plain SHA-256).
+        if (await store.findSessionByRefresh(hashRefreshToken(input.refreshToken))) {
+          throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token was issued before the storage format upgrade; sign in again');
+        }
         throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (unknown, superseded, or expired and removed)');
       case 'expired':
         log.sid = result.session.sessionId;
@@ -166,13 +208,10 @@ export class TokenAuthority {
       case 'rotated':
         break;
     }
-    const s: SessionRecord = result.session;
-    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
-    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
-    if (!this.deps.sessionSeal.check(sealed, seal)) {
-      this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'session record failed its integrity check (written by something other than this authority?): refusing to refresh');
-      throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its session record failed an integrity check)');
-    }
+    const s: SessionRecord | undefined = verified;
+    if (!s || s.sessionId !== result.session.sessionId) throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the store rotated a session that was not checked');
+    const { [SEAL_FIELD]: _seal, [CAP_FIELD]: cap, ...sealedExtra } = s.extra;
+    const ttlMs = this.accessTtl(input.accessTtlSeconds, cap !== undefined ? Number(cap) : undefined);
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
     const { client_id: clientId, ...extra } = sealedExtra;
     const access = this.sign(
@@ -195,7 +234,12 @@ export class TokenAuthority {
         const token = target.token;
         if (token.length === 0) throw invalidArgument('token is empty');
         if (looksLikeRefreshToken(token)) {
-          const session = await store.findSessionByRefresh(hashRefreshToken(token));
+          // Revoking needs no proof (it only takes away); pre-upgrade records are found too.
+          let session: SessionRecord | undefined;
+          for (const key of [...this.deps.sessionSeal.refresh.keys(token), hashRefreshToken(token)]) {
+            session = await store.findSessionByRefresh(key);
+            if (session) break;
+          }
           if (!session) throw new TokenAuthorityError(ErrorCodes.NOT_FOUND, 'refresh token is unknown (never issued, or expired and removed)');
           event = await store.revoke({ kind: 'sid', id: session.sessionId, until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
           break;
@@ -232,6 +276,29 @@ export class TokenAuthority {
   /** Synchronous unless the token names a kid that must be looked up first. */
   verify(token: string, requirements: VerifyRequirements): VerifyResult | Promise<VerifyResult> {
     return this.deps.verifier.verifyNow(token, requirements);
+  }
+
+  /**
+   * The checks of a rotation, on what the store read and before it writes anything. Throws
+   * (nothing is written) when the session's seal fails or this authority holds a revocation of it;
+   * returns whether the record's own proof holds (rotate a live token, grace for a spent one).
+   */
+  private checkSnapshot(snap: RefreshSnapshot): boolean {
+    const s = snap.session;
+    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
+    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
+    if (snap.sessionId !== s.sessionId || !this.deps.sessionSeal.check(sealed, seal)) {
+      this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'session record failed its integrity check (written by something other than this authority?): refusing to refresh');
+      throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its session record failed an integrity check)');
+    }
+    // Revocations this replica knows of (the log's retention window) hold whatever the store says.
+    if (!s.revoked && this.deps.verifier.isSessionRevoked(s)) {
+      this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'the store has a session as live that this authority holds a revocation of (state rolled back?): refusing to refresh');
+      throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
+    }
+    const integrity = this.deps.sessionSeal.refresh;
+    if (snap.state === 'live') return integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof);
+    return snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
   }
 
   /** The access token's claims if its signature and issuer are ours, whatever its age. */
@@ -309,6 +376,12 @@ interface TokenFields {
   clientId: string;
   sessionId: string;
   generation: number;
+}
+
+/** The caller's own identity, preferring one the grant lists as a client_id. */
+function defaultClientId(caller: Caller, allowed: readonly string[] | undefined): string {
+  if (allowed) return caller.identities.find((i) => allowed.includes(i)) ?? allowed[0] ?? caller.identities[0] ?? 'token-authority';
+  return caller.identities[0] ?? 'token-authority';
 }
 
 function callerName(caller: Caller): string {

@@ -13,7 +13,7 @@ export const MAX_ACCESS_TOKEN_BYTES = 8192;
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'sid', 'gen', 'scope', 'client_id', 'auth_time',
   'acr', 'amr', 'cnf', 'act', 'may_act', 'azp', 'nonce', 'at_hash', 'c_hash', 'roles', 'groups',
-  'entitlements', 'typ', 'kid', 'alg', 'ta_seal',
+  'entitlements', 'typ', 'kid', 'alg', 'ta_seal', 'ta_cap',
 ]);
 
 /** The payload of an access token as it is signed. Times are seconds since the epoch. */

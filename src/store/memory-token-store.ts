@@ -41,6 +41,9 @@ interface RefreshRecord {
   expiresAt: number;
   successor?: string;
   spentAt?: number;
+  issuedAt: number;
+  /** Live: binding proof; spent: grace proof; deleted when the session is revoked. */
+  proof?: string;
   /** Dropped after this (the family's absolute expiry), like PEXPIREAT in Redis. */
   dropAt: number;
 }
@@ -58,6 +61,8 @@ interface Family {
   revoked: boolean;
   /** Hash of the one live refresh token. */
   current: string;
+  /** Hash of the current token's parent (its grace proof dies with a revocation too). */
+  parent?: string;
 }
 
 interface Receipt {
@@ -97,6 +102,8 @@ export class MemoryTokenStore implements TokenStore {
   private readonly families = new Map<string, Family>();
   /** Never expire: see redis-keys.ts for why. Only subjects ever bumped have an entry. */
   private readonly generations = new Map<string, number>();
+  /** subject → its sessions since its last `sub` revoke (whose proofs that revoke deletes). */
+  private readonly subjectSessions = new Map<string, Set<string>>();
   /** `jti:<id>` / `sid:<id>` → the original event; live while now ≤ event.until. */
   private readonly markers = new Map<string, RevocationEvent>();
   private readonly log: RevocationEvent[] = [];
@@ -132,10 +139,15 @@ export class MemoryTokenStore implements TokenStore {
       revoked: false,
       current: input.refreshHash,
     });
+    let sids = this.subjectSessions.get(input.subject);
+    if (!sids) this.subjectSessions.set(input.subject, (sids = new Set()));
+    sids.add(input.sessionId);
     this.refresh.set(input.refreshHash, {
       sid: input.sessionId,
       state: 'live',
       expiresAt: input.refreshExpiresAt,
+      issuedAt: input.now,
+      proof: input.refreshProof,
       dropAt: input.absoluteExpiresAt,
     });
     return { generation };
@@ -151,14 +163,30 @@ export class MemoryTokenStore implements TokenStore {
     const family = this.liveFamily(record.sid, storeNow);
     if (!family) return { outcome: 'invalid' };
     const generation = this.generations.get(family.subject) ?? 0;
+    // Decide only on what the authority checked (may throw: then nothing changes).
+    const { proven } = input.checks.check({
+      key: input.presentedHash,
+      sessionId: record.sid,
+      state: record.state,
+      expiresAt: record.expiresAt,
+      issuedAt: record.issuedAt,
+      ...(record.successor !== undefined ? { successor: record.successor } : {}),
+      ...(record.spentAt !== undefined ? { spentAt: record.spentAt } : {}),
+      ...(record.proof !== undefined ? { proof: record.proof } : {}),
+      session: this.toSession(family, generation),
+      current: family.current,
+      currentGeneration: generation,
+    });
 
     if (family.revoked || family.generation < generation) {
       return { outcome: 'revoked', session: this.toSession(family, generation) };
     }
+    // A live token's last use is its own (proven) issue time; a spent one counts the session's.
+    const lastUse = record.state === 'live' ? record.issuedAt : family.lastUsedAt;
     if (
       now >= record.expiresAt ||
       now >= family.absoluteExpiresAt ||
-      (input.idleTimeoutMs > 0 && now - family.lastUsedAt >= input.idleTimeoutMs)
+      (input.idleTimeoutMs > 0 && now - lastUse >= input.idleTimeoutMs)
     ) {
       return { outcome: 'expired', session: this.toSession(family, generation) };
     }
@@ -166,11 +194,14 @@ export class MemoryTokenStore implements TokenStore {
     if (record.state === 'live') {
       // A live record that is not the family's current token cannot arise (superseded successors
       // are deleted); refuse it without punishing the family, since it proves no theft.
+      if (!proven) return { outcome: 'invalid', unproven: true };
       if (family.current !== input.presentedHash) return { outcome: 'invalid' };
       if (this.liveRecord(input.successorHash, storeNow)) throw conflictError('refresh token hash');
       record.state = 'spent';
       record.spentAt = now;
       record.successor = input.successorHash;
+      record.proof = input.checks.graceProof(input.presentedHash, record.sid, input.successorHash, now);
+      family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: false };
     }
@@ -182,6 +213,7 @@ export class MemoryTokenStore implements TokenStore {
     // family instead. Keep graceMs short (seconds).
     if (
       input.graceMs > 0 &&
+      proven &&
       record.spentAt !== undefined &&
       now - record.spentAt <= input.graceMs &&
       record.successor === family.current
@@ -190,11 +222,14 @@ export class MemoryTokenStore implements TokenStore {
       // The superseded successor becomes unknown (`invalid`), not reuse: it was never delivered.
       this.refresh.delete(record.successor);
       record.successor = input.successorHash;
+      record.proof = input.checks.graceProof(input.presentedHash, record.sid, input.successorHash, record.spentAt);
+      family.parent = input.presentedHash;
       this.addSuccessor(family, input, now);
       return { outcome: 'rotated', session: this.toSession(family, generation), generation, viaGrace: true };
     }
 
     // Reuse of a spent token: someone holds a copy. Kill the family and tell every verifier.
+    delete record.proof;
     family.revoked = true;
     const event = this.revokeSessionNow(family.sid, input.revocationUntil, REUSE_REVOCATION_REASON, storeNow);
     return { outcome: 'reused', session: this.toSession(family, generation), event };
@@ -222,6 +257,11 @@ export class MemoryTokenStore implements TokenStore {
       case 'sid':
         return this.revokeSessionNow(input.id, input.until, input.reason, now);
       case 'sub': {
+        for (const sid of this.subjectSessions.get(input.id) ?? []) {
+          const family = this.liveFamily(sid, now);
+          if (family) this.dropProofs(family);
+        }
+        this.subjectSessions.delete(input.id);
         const gen = (this.generations.get(input.id) ?? 0) + 1;
         this.generations.set(input.id, gen);
         return this.append({ kind: 'sub', id: input.id, gen, until: input.until, reason: input.reason }, now);
@@ -366,6 +406,8 @@ export class MemoryTokenStore implements TokenStore {
       sid: family.sid,
       state: 'live',
       expiresAt: input.successorExpiresAt,
+      issuedAt: now,
+      proof: input.checks.liveProof(input.successorHash, family.sid, input.successorExpiresAt, now),
       dropAt: family.absoluteExpiresAt,
     });
     family.current = input.successorHash;
@@ -374,8 +416,16 @@ export class MemoryTokenStore implements TokenStore {
 
   private revokeSessionNow(sid: string, until: number, reason: string | undefined, now: number): RevocationEvent {
     const family = this.liveFamily(sid, now);
-    if (family) family.revoked = true;
+    if (family) {
+      family.revoked = true;
+      this.dropProofs(family);
+    }
     return this.idempotentAppend('sid', sid, until, reason, now);
+  }
+
+  /** Liveness evidence dies with a session: clearing `revoked` again cannot revive it. */
+  private dropProofs(family: Family): void {
+    for (const h of [family.current, family.parent]) if (h !== undefined) delete this.refresh.get(h)?.proof;
   }
 
   private idempotentAppend(
@@ -429,6 +479,10 @@ export class MemoryTokenStore implements TokenStore {
   private sweep(now: number): void {
     for (const [hash, r] of this.refresh) if (now > r.dropAt) this.refresh.delete(hash);
     for (const [sid, f] of this.families) if (now > f.absoluteExpiresAt) this.families.delete(sid);
+    for (const [sub, sids] of this.subjectSessions) {
+      for (const sid of sids) if (!this.families.has(sid)) sids.delete(sid);
+      if (sids.size === 0) this.subjectSessions.delete(sub);
+    }
     for (const [key, m] of this.markers) if (now > m.until) this.markers.delete(key);
     for (const [id, r] of this.receipts) if (now > r.expiresAt) this.receipts.delete(id);
   }

@@ -16,10 +16,16 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  *
  * | key (after `<prefix>{ta}:`) | type   | contents                                                      | expires                         |
  * | ---------------------------- | ------ | ------------------------------------------------------------- | ------------------------------- |
- * | `rt:<refreshHash>`           | hash   | sid, state (live/spent), exp, succ (successor hash), spentAt  | PEXPIREAT family's absolute exp |
- * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON), gen, createdAt, absExp,    | PEXPIREAT absolute exp          |
- * |                              |        | lastUsedAt, revoked (0/1), current (hash of the live token)   |                                 |
+ * | `rt:<refreshKey>`            | hash   | sid, state (live/spent), exp, iat (issued at), succ (successor| PEXPIREAT family's absolute exp |
+ * |                              |        | key), spentAt, proof (live: MAC(key,sid,exp,iat); spent:      |                                 |
+ * |                              |        | MAC(key,succ,spentAt); deleted when the session is revoked)   |                                 |
+ * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON; extra holds client_id, the  | PEXPIREAT absolute exp          |
+ * |                              |        | sealed ta_cap and the ta_seal), gen, createdAt, absExp,       |                                 |
+ * |                              |        | lastUsedAt, revoked (0/1), current (key of the live token),   |                                 |
+ * |                              |        | parent (key of current's parent)                              |                                 |
  * | `gen:<sub>`                  | string | the subject's generation (absent = 0); INCR on `sub` revoke   | never (see below)               |
+ * | `subsess:<sub>`              | set    | sids of the subject's sessions since its last `sub` revoke,   | PEXPIREAT the latest absolute   |
+ * |                              |        | whose record proofs that revoke deletes (then DEL)            | exp of its sessions             |
  * | `seq`                        | string | the newest revocation sequence number (INCR)                  | never                           |
  * | `log`                        | stream | ID `<seq>-0`, fields `e` = event JSON (wire format), `at` (ms)| trimmed by `at` (XTRIM MINID)   |
  * | `rev:jti:<jti>`              | string | the event JSON of the jti revocation (idempotency marker)     | PXAT the revocation's `until`   |
@@ -38,6 +44,11 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | channel `feed` on a Cluster  | shard  | as `feed`, but SPUBLISH/SSUBSCRIBE (sharded pub/sub) in the   | —                               |
  * |                              | channel| `{ta}` slot (redis-scripts.ts, redis-connection.ts)           |                                 |
  *
+ * `<refreshKey>` is HMAC-SHA256 of the refresh token under a secret derived from the session seal's
+ * (src/authority/refresh-integrity.ts), computed by the authority: the store and anyone reading it
+ * see an opaque string, and nobody without the secret can make a token map to a record or forge a
+ * proof. Records written before this format are keyed by plain SHA-256 and are refused.
+ *
  * Subject generations never expire: a session created under generation g stays revoked only while
  * the counter is > g, and a session may live (absolute lifetime) far longer than any access token.
  * Only subjects that were ever "signed out everywhere" have a key, one small integer each.
@@ -49,6 +60,7 @@ export const KeySegments = {
   refresh: 'rt:',
   session: 'sess:',
   generation: 'gen:',
+  subjectSessions: 'subsess:',
   seq: 'seq',
   log: 'log',
   revokedJti: 'rev:jti:',

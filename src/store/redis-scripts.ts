@@ -36,6 +36,7 @@ local PUBLISH_CMD = '${publish}'
 local K_RT, K_SESS, K_GEN = base .. '${KeySegments.refresh}', base .. '${KeySegments.session}', base .. '${KeySegments.generation}'
 local K_SEQ, K_LOG, K_FEED = base .. '${KeySegments.seq}', base .. '${KeySegments.log}', base .. '${KeySegments.feed}'
 local K_RECEIPTS = base .. '${KeySegments.receipts}'
+local K_SUBSESS = base .. '${KeySegments.subjectSessions}'
 local K_REV = { jti = base .. '${KeySegments.revokedJti}', sid = base .. '${KeySegments.revokedSid}' }
 
 local function int(n) return string.format('%d', n) end
@@ -97,10 +98,38 @@ local function idempotent_append(kind, id, until_ms, reason, now, retention)
   return ev
 end
 
+-- Liveness evidence dies with a session: the proofs of its current token and of that token's
+-- parent (grace) are the authority's, so clearing \`revoked\` (or resetting a generation) again
+-- revives nothing.
+local function drop_proofs(fam)
+  local ptrs = redis.call('HMGET', fam, 'current', 'parent')
+  for i = 1, 2 do
+    if ptrs[i] then redis.call('HDEL', K_RT .. ptrs[i], 'proof') end
+  end
+end
+
 local function revoke_session(sid, until_ms, reason, now, retention)
   local fam = K_SESS .. sid
-  if redis.call('EXISTS', fam) == 1 then redis.call('HSET', fam, 'revoked', '1') end
+  if redis.call('EXISTS', fam) == 1 then
+    redis.call('HSET', fam, 'revoked', '1')
+    drop_proofs(fam)
+  end
   return idempotent_append('sid', sid, until_ms, reason, now, retention)
+end
+
+-- Everything a rotation decides on, as one digest: the token's record, its session and the
+-- subject's generation. LOAD_REFRESH returns it with the data the authority checks; ROTATE_REFRESH
+-- proceeds only if it is unchanged (compare-and-set on what was checked).
+local function fingerprint(rt_key)
+  local rec = redis.call('HMGET', rt_key, 'sid', 'state', 'exp', 'iat', 'succ', 'spentAt', 'proof')
+  local parts = { rec, false, false }
+  if rec[1] then
+    local f = redis.call('HMGET', K_SESS .. rec[1], 'sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp',
+      'lastUsedAt', 'revoked', 'current', 'parent')
+    parts[2] = f
+    if f[2] then parts[3] = redis.call('GET', K_GEN .. f[2]) or false end
+  end
+  return redis.sha1hex(cjson.encode(parts))
 end
 
 local function subject_generation(sub)
@@ -110,7 +139,7 @@ end
 
 /**
  * createSession. KEYS: gen(sub), sess(sid), rt(hash).
- * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash.
+ * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash, proof.
  * Returns {'ok', generation} or {'conflict', what}.
  */
 const CREATE_SESSION = (p: FeedPublishCommand) => `${prelude(p)}
@@ -121,9 +150,14 @@ local abs_exp = ARGV[8]
 redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'sub', ARGV[3], 'aud', ARGV[4], 'scopes', ARGV[5], 'extra', ARGV[6],
   'gen', int(gen), 'createdAt', ARGV[9], 'absExp', abs_exp, 'lastUsedAt', ARGV[9], 'revoked', '0', 'current', ARGV[10])
 redis.call('PEXPIREAT', KEYS[2], abs_exp)
-redis.call('HSET', KEYS[3], 'sid', ARGV[2], 'state', 'live', 'exp', ARGV[7])
+redis.call('HSET', KEYS[3], 'sid', ARGV[2], 'state', 'live', 'exp', ARGV[7], 'iat', ARGV[9], 'proof', ARGV[11])
 -- Records live as long as their family: a spent one must stay detectable as reuse all that time.
 redis.call('PEXPIREAT', KEYS[3], abs_exp)
+-- The subject's sessions, for a sign-out everywhere to delete their proofs.
+local subsess = K_SUBSESS .. ARGV[3]
+redis.call('SADD', subsess, ARGV[2])
+local ttl = redis.call('PTTL', subsess)
+if ttl < 0 or tonumber(ARGV[9]) + ttl < tonumber(abs_exp) then redis.call('PEXPIREAT', subsess, abs_exp) end
 return { 'ok', gen }
 `;
 
@@ -131,18 +165,23 @@ return { 'ok', gen }
  * rotateRefresh: the whole state machine (see RotateResult and memory-token-store.ts, which
  * implements the same steps). KEYS: rt(presented), rt(successor).
  * ARGV: base, presentedHash, successorHash, successorExpiresAt, now, graceMs, idleTimeoutMs,
- *       revocationUntil, retentionMs.
+ *       revocationUntil, retentionMs, fingerprint (from LOAD_REFRESH), proven ('1'/'0': the
+ *       authority verified the record's proof), successorProof, parentProof.
  * Returns {outcome, sessionFields, currentGeneration, viaGrace ('0'/'1'), eventJson?}
- * or {'invalid'} / {'conflict', what}.
+ * or {'invalid', 'unproven'?} / {'conflict', what} / {'stale'} (changed since LOAD_REFRESH: load again).
  */
 const ROTATE_REFRESH = (p: FeedPublishCommand) => `${prelude(p)}
 local presented, successor = ARGV[2], ARGV[3]
 local succ_exp, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 local grace, idle = tonumber(ARGV[6]), tonumber(ARGV[7])
 local rev_until, retention = tonumber(ARGV[8]), tonumber(ARGV[9])
+local proven, succ_proof, parent_proof = ARGV[11] == '1', ARGV[12], ARGV[13]
+
+-- 0. decide only on what the authority checked
+if fingerprint(KEYS[1]) ~= ARGV[10] then return { 'stale' } end
 
 -- 1. unknown token
-local rec = redis.call('HMGET', KEYS[1], 'sid', 'state', 'exp', 'succ', 'spentAt')
+local rec = redis.call('HMGET', KEYS[1], 'sid', 'state', 'exp', 'succ', 'spentAt', 'iat')
 local sid = rec[1]
 if not sid then return { 'invalid' } end
 local fam = K_SESS .. sid
@@ -155,24 +194,28 @@ local abs_exp = tonumber(f[3])
 if f[5] == '1' or tonumber(f[2]) < cur_gen then
   return { 'revoked', redis.call('HGETALL', fam), int(cur_gen), '0' }
 end
--- 3. token, absolute or idle expiry
-if now >= tonumber(rec[3]) or now >= abs_exp or (idle > 0 and now - tonumber(f[4]) >= idle) then
+-- 3. token, absolute or idle expiry. A live token's last use is its own (proven) issue time.
+local last_use = tonumber(f[4])
+if rec[2] == 'live' then last_use = tonumber(rec[6] or '0') end
+if now >= tonumber(rec[3]) or now >= abs_exp or (idle > 0 and now - last_use >= idle) then
   return { 'expired', redis.call('HGETALL', fam), int(cur_gen), '0' }
 end
 
 local function add_successor()
-  redis.call('HSET', KEYS[2], 'sid', sid, 'state', 'live', 'exp', int(succ_exp))
+  redis.call('HSET', KEYS[2], 'sid', sid, 'state', 'live', 'exp', int(succ_exp), 'iat', int(now), 'proof', succ_proof)
   redis.call('PEXPIREAT', KEYS[2], int(abs_exp))
-  redis.call('HSET', fam, 'current', successor, 'lastUsedAt', int(now))
+  redis.call('HSET', fam, 'current', successor, 'parent', presented, 'lastUsedAt', int(now))
 end
 
 -- 4. the live token: spend it, record the successor
 if rec[2] == 'live' then
   -- A live record that is not current cannot arise (superseded successors are deleted); refuse
   -- it without punishing the family, since it proves no theft.
+  if not proven then return { 'invalid', 'unproven' } end
   if f[6] ~= presented then return { 'invalid' } end
   if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'refresh token hash' } end
-  redis.call('HSET', KEYS[1], 'state', 'spent', 'spentAt', int(now), 'succ', successor)
+  -- The live proof goes: a spent record can never pass for live again.
+  redis.call('HSET', KEYS[1], 'state', 'spent', 'spentAt', int(now), 'succ', successor, 'proof', parent_proof)
   add_successor()
   return { 'rotated', redis.call('HGETALL', fam), int(cur_gen), '0' }
 end
@@ -180,17 +223,18 @@ end
 -- 5. grace: the parent again, shortly after, while its successor is unused. Trade-off: an
 -- attacker holding the parent within the window obtains a successor too (and supersedes the
 -- legitimate one); without grace that race would revoke the family instead. Keep it short.
-if grace > 0 and rec[5] and now - tonumber(rec[5]) <= grace and rec[4] == f[6] then
+if grace > 0 and proven and rec[5] and now - tonumber(rec[5]) <= grace and rec[4] == f[6] then
   if redis.call('EXISTS', KEYS[2]) == 1 then return { 'conflict', 'refresh token hash' } end
   -- The superseded successor was never delivered: it becomes unknown (invalid), not reuse.
   redis.call('DEL', K_RT .. rec[4])
-  redis.call('HSET', KEYS[1], 'succ', successor)
+  redis.call('HSET', KEYS[1], 'succ', successor, 'proof', parent_proof)
   add_successor()
   return { 'rotated', redis.call('HGETALL', fam), int(cur_gen), '1' }
 end
 
 -- 6. reuse of a spent token: someone holds a copy. Kill the family and tell every verifier,
 -- exactly as revoke() does for a sid.
+redis.call('HDEL', KEYS[1], 'proof')
 local ev = revoke_session(sid, rev_until, '${REUSE_REVOCATION_REASON}', now_ms(), retention)
 return { 'reused', redis.call('HGETALL', fam), int(cur_gen), '0', ev }
 `;
@@ -201,6 +245,20 @@ local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {} end
 local sub = redis.call('HGET', KEYS[1], 'sub')
 return { fields, int(subject_generation(sub)) }
+`;
+
+/**
+ * loadRefresh (read-only): what a rotation decides on. KEYS: rt(hash). ARGV: base.
+ * Returns {recordFields, sessionFields, currentGeneration, fingerprint} or {} (unknown token or session).
+ */
+const LOAD_REFRESH = (p: FeedPublishCommand) => `${prelude(p)}
+local rec = redis.call('HGETALL', KEYS[1])
+local sid = redis.call('HGET', KEYS[1], 'sid')
+if not sid then return {} end
+local fam = K_SESS .. sid
+local fields = redis.call('HGETALL', fam)
+if #fields == 0 then return {} end
+return { rec, fields, int(subject_generation(redis.call('HGET', fam, 'sub'))), fingerprint(KEYS[1]) }
 `;
 
 /** findSessionByRefresh. KEYS: rt(hash). ARGV: base. Same reply as GET_SESSION. */
@@ -222,7 +280,10 @@ local kind, id, until_ms, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4]
 local now = now_ms()
 if kind == 'jti' then return idempotent_append('jti', id, until_ms, reason, now, retention) end
 if kind == 'sid' then return revoke_session(id, until_ms, reason, now, retention) end
--- sub: tokens with gen < the new generation are revoked; always a new entry.
+-- sub: tokens with gen < the new generation are revoked; always a new entry. The proofs of every
+-- session of the subject go too, so resetting the generation later revives none of them.
+for _, sid in ipairs(redis.call('SMEMBERS', K_SUBSESS .. id)) do drop_proofs(K_SESS .. sid) end
+redis.call('DEL', K_SUBSESS .. id)
 local gen = redis.call('INCR', K_GEN .. id)
 return append('sub', id, gen, until_ms, reason, now, retention)
 `;
@@ -367,6 +428,7 @@ return out
 export interface RedisScripts {
   readonly CREATE_SESSION: string;
   readonly ROTATE_REFRESH: string;
+  readonly LOAD_REFRESH: string;
   readonly GET_SESSION: string;
   readonly FIND_SESSION_BY_REFRESH: string;
   readonly REVOKE: string;
@@ -382,6 +444,7 @@ function build(publish: FeedPublishCommand): RedisScripts {
   return Object.freeze({
     CREATE_SESSION: CREATE_SESSION(publish),
     ROTATE_REFRESH: ROTATE_REFRESH(publish),
+    LOAD_REFRESH: LOAD_REFRESH(publish),
     GET_SESSION: GET_SESSION(publish),
     FIND_SESSION_BY_REFRESH: FIND_SESSION_BY_REFRESH(publish),
     REVOKE: REVOKE(publish),

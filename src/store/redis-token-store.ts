@@ -64,6 +64,7 @@ type ScriptFn = (...args: Array<string | number>) => Promise<Reply>;
 interface ScriptCommands {
   taCreateSession: ScriptFn;
   taRotateRefresh: ScriptFn;
+  taLoadRefresh: ScriptFn;
   taGetSession: ScriptFn;
   taFindSessionByRefresh: ScriptFn;
   taRevoke: ScriptFn;
@@ -145,6 +146,7 @@ export class RedisTokenStore implements TokenStore {
     for (const [name, script, numberOfKeys, readOnly] of [
       ['taCreateSession', lua.CREATE_SESSION, 3, false],
       ['taRotateRefresh', lua.ROTATE_REFRESH, 2, false],
+      ['taLoadRefresh', lua.LOAD_REFRESH, 1, true],
       ['taGetSession', lua.GET_SESSION, 1, true],
       ['taFindSessionByRefresh', lua.FIND_SESSION_BY_REFRESH, 1, true],
       ['taRevoke', lua.REVOKE, 3, false],
@@ -183,6 +185,7 @@ export class RedisTokenStore implements TokenStore {
         input.absoluteExpiresAt,
         input.now,
         input.refreshHash,
+        input.refreshProof,
       ),
     )) as [string, number | string];
     if (reply[0] === 'conflict') throw conflictError(String(reply[1]));
@@ -191,7 +194,42 @@ export class RedisTokenStore implements TokenStore {
 
   async rotateRefresh(input: RotateRefreshInput): Promise<RotateResult> {
     checkRotate(input);
+    // Read, let the authority check, write only if nothing changed since; a concurrent change
+    // (another rotation of the same token) means: read and check again.
+    for (let attempt = 0; attempt < MAX_ROTATE_ATTEMPTS; attempt++) {
+      const result = await this.rotateOnce(input);
+      if (result !== 'stale') return result;
+    }
+    throw storeUnavailable(`Redis rotateRefresh failed: the token's records kept changing (${MAX_ROTATE_ATTEMPTS} attempts)`);
+  }
+
+  private async rotateOnce(input: RotateRefreshInput): Promise<RotateResult | 'stale'> {
     const k = this.keys;
+    const loaded = (await this.run('rotateRefresh', () =>
+      this.scripts.taLoadRefresh(k.refresh(input.presentedHash), k.base),
+    )) as [string[], string[], string, string] | [];
+    if (loaded.length === 0) return { outcome: 'invalid' };
+    const [recFlat, sessFlat, gen, fp] = loaded;
+    const rec = toMap(recFlat);
+    const currentGeneration = Number(gen);
+    const sess = toMap(sessFlat);
+    const state = rec.state === 'live' ? 'live' : 'spent';
+    const { proven } = input.checks.check({
+      key: input.presentedHash,
+      sessionId: rec.sid ?? '',
+      state,
+      expiresAt: Number(rec.exp),
+      issuedAt: Number(rec.iat ?? 0),
+      ...(rec.succ !== undefined ? { successor: rec.succ } : {}),
+      ...(rec.spentAt !== undefined ? { spentAt: Number(rec.spentAt) } : {}),
+      ...(rec.proof !== undefined ? { proof: rec.proof } : {}),
+      session: toSession(sessFlat, currentGeneration),
+      current: sess.current ?? '',
+      currentGeneration,
+    });
+    const spentAt = state === 'live' ? input.now : Number(rec.spentAt ?? 0);
+    const successorProof = input.checks.liveProof(input.successorHash, rec.sid ?? '', input.successorExpiresAt, input.now);
+    const parentProof = input.checks.graceProof(input.presentedHash, rec.sid ?? '', input.successorHash, spentAt);
     const reply = (await this.run('rotateRefresh', () =>
       this.scripts.taRotateRefresh(
         k.refresh(input.presentedHash),
@@ -205,12 +243,17 @@ export class RedisTokenStore implements TokenStore {
         input.idleTimeoutMs,
         input.revocationUntil,
         this.retentionMs,
+        fp,
+        proven ? '1' : '0',
+        successorProof,
+        parentProof,
       ),
     )) as [string, string[]?, string?, string?, string?];
-    const [outcome, fields, gen, viaGrace, eventJson] = reply;
-    if (outcome === 'invalid') return { outcome: 'invalid' };
+    const [outcome, fields, replyGen, viaGrace, eventJson] = reply;
+    if (outcome === 'stale') return 'stale';
+    if (outcome === 'invalid') return { outcome: 'invalid', ...(String(fields) === 'unproven' ? { unproven: true } : {}) };
     if (outcome === 'conflict') throw conflictError(String(fields));
-    const generation = Number(gen);
+    const generation = Number(replyGen);
     const session = toSession(fields ?? [], generation);
     switch (outcome) {
       case 'rotated':
@@ -439,6 +482,15 @@ export class RedisTokenStore implements TokenStore {
       this.redis.on('close', onClose);
     });
   }
+}
+
+/** Rounds of load + compare-and-set before giving up (only concurrent rotations of one token race). */
+const MAX_ROTATE_ATTEMPTS = 16;
+
+function toMap(flat: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
 }
 
 const SESSION_FIELDS = ['sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp', 'lastUsedAt', 'revoked'];

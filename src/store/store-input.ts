@@ -35,6 +35,7 @@ export function checkCreateSession(input: CreateSessionInput): void {
   nonEmpty('sessionId', input.sessionId);
   nonEmpty('subject', input.subject);
   nonEmpty('refreshHash', input.refreshHash);
+  nonEmpty('refreshProof', input.refreshProof);
   if (!Array.isArray(input.audience) || !Array.isArray(input.scopes)) {
     throw invalidArgument('audience and scopes must be arrays');
   }
@@ -53,6 +54,7 @@ export function checkRotate(input: RotateRefreshInput): void {
   durationMs('graceMs', input.graceMs);
   durationMs('idleTimeoutMs', input.idleTimeoutMs);
   epochMs('revocationUntil', input.revocationUntil);
+  if (typeof input.checks?.check !== 'function') throw invalidArgument('checks must be given');
 }
 
 export function checkRevoke(input: RevokeInput): void {

@@ -7,8 +7,11 @@ import type { RevocationSource } from '../verifier/revocation-source.js';
  * single process) and `RedisTokenStore`. One contract suite (test/contract/token-store.contract.ts)
  * runs against both.
  *
- * All times are epoch milliseconds. Refresh tokens never reach the store: only their SHA-256 hash
- * (base64url), computed by the authority.
+ * All times are epoch milliseconds. Refresh tokens never reach the store: only an opaque key per
+ * token (an HMAC under a secret the store never sees, computed by the authority; named `…Hash` here
+ * for history). Refresh records carry a `proof` the store cannot make or check: rotation hands
+ * every record it read to the caller's {@link RotateChecks} before anything is written, and writes
+ * only if nothing changed since (see rotateRefresh).
  *
  * Failures: every method rejects with TokenAuthorityError(ERR_STORE_UNAVAILABLE) when the backend
  * cannot be reached or does not answer within its command timeout; never hangs.
@@ -26,6 +29,14 @@ export interface TokenStore extends RevocationSource {
    * calls with the same token, exactly one gets `rotated`; see RotateResult for the rest.
    * Reuse of a spent token revokes the whole family (refresh tokens dead, a `sid` revocation
    * appended to the log and published) in that same atomic step.
+   *
+   * Check before write: the store reads the token's record and session, passes them to
+   * `input.checks.check` (which may throw: then nothing is written), and applies the state machine
+   * only to exactly what was checked (a concurrent change makes it read and check again). A live
+   * token rotates only if `check` found its proof valid; a spent one is re-accepted in grace only
+   * if its grace proof is valid. Spending a token replaces its live proof by a grace proof;
+   * revoking the session (by sid or on reuse) deletes the proofs of its current token and of that
+   * token's parent, so no later edit of `revoked`/`state` fields can make them rotate again.
    */
   rotateRefresh(input: RotateRefreshInput): Promise<RotateResult>;
 
@@ -93,6 +104,39 @@ export interface SessionRecord {
   revoked: boolean;
 }
 
+/** What rotateRefresh read, handed to {@link RotateChecks.check} before any write. */
+export interface RefreshSnapshot {
+  /** The presented token's key. */
+  key: string;
+  sessionId: string;
+  state: 'live' | 'spent';
+  expiresAt: number;
+  /** When this token was issued (0 if the record does not say). */
+  issuedAt: number;
+  successor?: string;
+  spentAt?: number;
+  /** Live: the binding proof written with it; spent: the grace proof; absent once revoked. */
+  proof?: string;
+  /** `generation` is the session's creation generation; `revoked` the effective state. */
+  session: SessionRecord;
+  /** The session's current (live) token key. */
+  current: string;
+  currentGeneration: number;
+}
+
+/** The authority's side of a rotation: checks and proofs the store can neither make nor verify. */
+export interface RotateChecks {
+  /**
+   * Decide on what was read. Throw to refuse (nothing is written). `proven`: the record's proof
+   * is valid for what it claims (a live token may be spent; a spent one may use the grace window).
+   */
+  check(snapshot: RefreshSnapshot): { proven: boolean };
+  /** The proof stored with a new live record. */
+  liveProof(key: string, sessionId: string, expiresAt: number, issuedAt: number): string;
+  /** The proof stored on a spent record: its session, its successor and the time it was spent. */
+  graceProof(key: string, sessionId: string, successor: string, spentAt: number): string;
+}
+
 export interface CreateSessionInput {
   sessionId: string;
   subject: string;
@@ -100,6 +144,8 @@ export interface CreateSessionInput {
   scopes: string[];
   extra: Record<string, string>;
   refreshHash: string;
+  /** RotateChecks.liveProof(refreshHash, sessionId, refreshExpiresAt, now), made by the authority. */
+  refreshProof: string;
   refreshExpiresAt: number;
   absoluteExpiresAt: number;
   now: number;
@@ -117,13 +163,14 @@ export interface RotateRefreshInput {
   idleTimeoutMs: number;
   /** For a reuse-triggered revocation: when its `sid` log entry may be dropped. */
   revocationUntil: number;
+  checks: RotateChecks;
 }
 
 export type RotateResult =
   /** The token was live: spent now, successor recorded. `generation` is the subject's current one. */
   | { outcome: 'rotated'; session: SessionRecord; generation: number; viaGrace: boolean }
-  /** No such token (never issued, superseded, or expired and gone). */
-  | { outcome: 'invalid' }
+  /** No such token (never issued, superseded, or expired and gone), or its proof is not valid. */
+  | { outcome: 'invalid'; unproven?: boolean }
   /** The token or its session (idle or absolute) expired. */
   | { outcome: 'expired'; session: SessionRecord }
   /** The session was revoked earlier, or its subject's generation moved past it. */

@@ -84,6 +84,11 @@ export interface Verifier {
   verifySync(token: unknown, requirements?: VerifyRequirements): VerifyResult;
   /** Apply a revocation now, ahead of the feed (the authority does this for its own Revoke). */
   applyRevocation(event: RevocationEvent): void;
+  /**
+   * Does a live revocation entry cover this session (its sid, or its subject below this
+   * generation)? The authority asks before it refreshes a session, whatever the store says.
+   */
+  isSessionRevoked(session: { sessionId: string; subject: string; generation: number }): boolean;
   /** Load keys (a remote JWKS is fetched), subscribe to revocations and load the log. Resolves once loaded (or after startTimeoutMs). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -203,6 +208,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     verifyNow,
     async verify(token, req) {
       return verifyNow(token, req);
+    },
+    isSessionRevoked({ sessionId, subject, generation }) {
+      return state.isRevoked({ tokenId: '', sessionId, subject, generation } as VerifiedClaims, clock.nowMs());
     },
     applyRevocation(event) {
       if (sync) sync.applyLocal(event);

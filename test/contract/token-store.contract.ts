@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../src/shared/clock.js';
 import { ErrorCodes } from '../../src/shared/errors.js';
 import type { RevocationEvent } from '../../src/shared/revocation-event.js';
-import type { RotateRefreshInput, RotateResult, TokenStore } from '../../src/store/token-store.js';
+import type { RefreshSnapshot, RotateRefreshInput, RotateResult, TokenStore } from '../../src/store/token-store.js';
 import { FeedCollector } from './feed-collector.js';
+import { testChecks, testGraceProof, testLiveProof } from '../helpers/refresh-checks.js';
 
 /** What a store under contract test comes with. */
 export interface ContractContext {
@@ -84,6 +85,7 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         scopes: ['orders:read', 'orders:write'],
         extra: { tenant: 'acme', 'x/y': 'ü"q' },
         refreshHash,
+        refreshProof: testLiveProof(refreshHash, sessionId, now + (opts.refreshTtlMs ?? 1 * HOUR), now),
         refreshExpiresAt: now + (opts.refreshTtlMs ?? 1 * HOUR),
         absoluteExpiresAt: now + (opts.absoluteTtlMs ?? 24 * HOUR),
         now,
@@ -101,6 +103,7 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         graceMs: 0,
         idleTimeoutMs: 0,
         revocationUntil: now + 15 * MIN,
+        checks: testChecks,
         ...over,
       };
     }
@@ -170,11 +173,11 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
           now,
         };
         await assert.rejects(
-          store().createSession({ ...base, sessionId: s.sessionId, refreshHash: hash() }),
+          store().createSession({ ...base, sessionId: s.sessionId, refreshHash: hash(), refreshProof: 'p' }),
           { code: ErrorCodes.INTERNAL },
         );
         await assert.rejects(
-          store().createSession({ ...base, sessionId: `sid-${id()}`, refreshHash: s.refreshHash }),
+          store().createSession({ ...base, sessionId: `sid-${id()}`, refreshHash: s.refreshHash, refreshProof: 'p' }),
           { code: ErrorCodes.INTERNAL },
         );
         assert.equal((await store().getSession(s.sessionId))?.subject, s.subject);
@@ -337,6 +340,80 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         expectOutcome((await rotate(r2.input.successorHash, { idleTimeoutMs: 60_000 })).result, 'expired');
         // No idle timeout configured: the same token still rotates.
         expectOutcome((await rotate(r2.input.successorHash, { idleTimeoutMs: 0 })).result, 'rotated');
+      });
+
+      it('hands the caller exactly what it read, and writes nothing when the check throws', async () => {
+        const s = await newSession();
+        const seen: RefreshSnapshot[] = [];
+        const refuse = { ...testChecks, check: (snap: RefreshSnapshot) => { seen.push(snap); throw new Error('refused by the check'); } };
+        await assert.rejects(store().rotateRefresh(rotateInput(s.refreshHash, { checks: refuse })), /refused by the check/);
+        assert.equal(seen.length, 1);
+        const snap = seen[0]!;
+        assert.equal(snap.key, s.refreshHash);
+        assert.equal(snap.sessionId, s.sessionId);
+        assert.equal(snap.state, 'live');
+        assert.equal(snap.current, s.refreshHash);
+        assert.equal(snap.issuedAt, s.createdAt);
+        assert.equal(snap.proof, testLiveProof(s.refreshHash, s.sessionId, snap.expiresAt, s.createdAt));
+        assert.equal(snap.session.subject, s.subject);
+        // Nothing was spent: the token still rotates.
+        expectOutcome((await rotate(s.refreshHash)).result, 'rotated');
+      });
+
+      it('rotates a live token only if its proof holds; an unproven one is invalid and stays as it was', async () => {
+        const now = t.nowMs();
+        const sessionId = `sid-${id()}`;
+        const refreshHash = hash();
+        await store().createSession({
+          sessionId, subject: 'u', audience: ['a'], scopes: [], extra: {}, refreshHash,
+          refreshProof: testLiveProof(refreshHash, 'another-session', now + HOUR, now),
+          refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + 2 * HOUR, now,
+        });
+        const r = expectOutcome((await rotate(refreshHash)).result, 'invalid');
+        assert.equal(r.unproven, true);
+        assert.equal((await store().getSession(sessionId))?.lastUsedAt, now, 'nothing written');
+        assert.equal((await store().readLog(0, 10)).headSeq, 0, 'no revocation: an unproven record proves no theft');
+      });
+
+      it('replaces a spent token\'s live proof by a grace proof; revoking the session deletes the proofs of its current token and its parent', async () => {
+        const s = await newSession();
+        const first = await rotate(s.refreshHash);
+        expectOutcome(first.result, 'rotated');
+        const b = first.input.successorHash;
+        const snaps = new Map<string, RefreshSnapshot>();
+        const record = { ...testChecks, check: (snap: RefreshSnapshot) => { snaps.set(snap.key, snap); throw new Error('look only'); } };
+        const look = async (h: string) => {
+          await assert.rejects(store().rotateRefresh(rotateInput(h, { checks: record })), /look only/);
+          return snaps.get(h)!;
+        };
+        const parent = await look(s.refreshHash);
+        assert.equal(parent.state, 'spent');
+        assert.equal(parent.proof, testGraceProof(s.refreshHash, s.sessionId, b, first.input.now));
+        const live = await look(b);
+        assert.equal(live.proof, testLiveProof(b, s.sessionId, first.input.successorExpiresAt, first.input.now));
+        assert.equal(live.issuedAt, first.input.now);
+
+        await store().revoke({ kind: 'sid', id: s.sessionId, until: t.nowMs() + HOUR });
+        assert.equal((await look(b)).proof, undefined, 'the current token\'s proof is gone');
+        assert.equal((await look(s.refreshHash)).proof, undefined, 'the parent\'s grace proof is gone');
+      });
+
+      it('signing a subject out everywhere deletes the proofs of all its sessions, sparing later ones and other subjects', async () => {
+        const a1 = await newSession({ subject: 'sue' });
+        const a2 = await newSession({ subject: 'sue' });
+        const other = await newSession({ subject: 'tom' });
+        const proofOf = async (h: string) => {
+          let proof: string | undefined = 'unseen';
+          const look = { ...testChecks, check: (snap: RefreshSnapshot) => { proof = snap.proof; throw new Error('look only'); } };
+          await assert.rejects(store().rotateRefresh(rotateInput(h, { checks: look })), /look only/);
+          return proof;
+        };
+        await store().revoke({ kind: 'sub', id: 'sue', until: t.nowMs() + HOUR });
+        assert.equal(await proofOf(a1.refreshHash), undefined);
+        assert.equal(await proofOf(a2.refreshHash), undefined);
+        assert.notEqual(await proofOf(other.refreshHash), undefined, 'other subjects keep theirs');
+        const later = await newSession({ subject: 'sue' });
+        expectOutcome((await rotate(later.refreshHash)).result, 'rotated');
       });
 
       it('refuses a successor hash that already exists and leaves the presented token live', async () => {

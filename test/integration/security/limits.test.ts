@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import { hashRefreshToken } from '../../../src/authority/opaque-tokens.js';
 import { VerifyFailureReason } from '../../../src/gen/tokenauthority/v1/token_authority.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import { expectStatus, type AuthorityClient } from '../../helpers/grpc-client.js';
@@ -43,8 +42,8 @@ describe('per-caller rate limits (by IP address without client certificates)', (
       const other = await fresh.client.issue({ subject: 'w', audience: ['orders'] });
       await fresh.client.refresh({ refreshToken: issued.refreshToken });
       await expectStatus(fresh.client.refresh({ refreshToken: other.refreshToken }), status.RESOURCE_EXHAUSTED);
-      const session = await fresh.running.store.findSessionByRefresh(hashRefreshToken(other.refreshToken));
-      assert.ok(session, 'the refused Refresh left the family untouched');
+      const session = await fresh.running.store.getSession(other.sessionId);
+      assert.ok(session && session.lastUsedAt === session.createdAt, 'the refused Refresh left the family untouched');
     } finally {
       await fresh.close();
     }

@@ -23,7 +23,7 @@ describe('session seal: write access to Redis does not mint tokens', function ()
     await redis?.stop();
   });
 
-  it('refuses to refresh a session planted in the store with a refresh token of the attacker\'s choosing', async () => {
+  it('refuses a session planted under the pre-upgrade key (SHA-256) of a token of the attacker\'s choosing, as pre-upgrade', async () => {
     const planted = newRefreshToken();
     const now = Date.now();
     await ta.running.store.createSession({
@@ -33,11 +33,12 @@ describe('session seal: write access to Redis does not mint tokens', function ()
       scopes: ['admin:all'],
       extra: { client_id: 'token-authority' },
       refreshHash: hashRefreshToken(planted),
+      refreshProof: 'forged',
       refreshExpiresAt: now + 60_000,
       absoluteExpiresAt: now + 3_600_000,
       now,
     });
-    const err = await expectStatus(ta.client.refresh({ refreshToken: planted }), status.UNAUTHENTICATED, 'integrity check');
+    const err = await expectStatus(ta.client.refresh({ refreshToken: planted }), status.UNAUTHENTICATED, 'issued before the storage format upgrade; sign in again');
     assert.equal(err.metadata.get('ta-error-code')[0], 'ERR_REFRESH_INVALID');
   });
 

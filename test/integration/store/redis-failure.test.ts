@@ -5,6 +5,7 @@ import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import type { TokenStore } from '../../../src/store/token-store.js';
 import { FeedCollector } from '../../contract/feed-collector.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import { testChecks } from '../../helpers/refresh-checks.js';
 
 const COMMAND_TIMEOUT_MS = 400;
 /** Scheduling slack on a shared 2-core machine; far below anything that would count as a hang. */
@@ -41,8 +42,8 @@ describe('RedisTokenStore when Redis fails (real redis-server)', function () {
     const now = Date.now();
     const h = () => randomBytes(32).toString('base64url');
     return [
-      ['createSession', () => s.createSession({ sessionId: `s-${h()}`, subject: 'u', audience: ['a'], scopes: [], extra: {}, refreshHash: h(), refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + HOUR, now })],
-      ['rotateRefresh', () => s.rotateRefresh({ presentedHash: h(), successorHash: h(), successorExpiresAt: now + HOUR, now, graceMs: 0, idleTimeoutMs: 0, revocationUntil: now + HOUR })],
+      ['createSession', () => s.createSession({ sessionId: `s-${h()}`, subject: 'u', audience: ['a'], scopes: [], extra: {}, refreshHash: h(), refreshProof: 'p', refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + HOUR, now })],
+      ['rotateRefresh', () => s.rotateRefresh({ presentedHash: h(), successorHash: h(), successorExpiresAt: now + HOUR, now, graceMs: 0, idleTimeoutMs: 0, revocationUntil: now + HOUR, checks: testChecks })],
       ['findSessionByRefresh', () => s.findSessionByRefresh(h())],
       ['getSession', () => s.getSession('s-1')],
       ['revoke', () => s.revoke({ kind: 'jti', id: `j-${h()}`, until: now + HOUR })],
@@ -128,7 +129,7 @@ describe('RedisTokenStore when Redis fails (real redis-server)', function () {
     const { redis, store } = await setUp(true);
     const now = Date.now();
     const sessionId = 'sid-durable';
-    await store.createSession({ sessionId, subject: 'erin', audience: ['a'], scopes: [], extra: {}, refreshHash: 'rt-durable', refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + HOUR, now });
+    await store.createSession({ sessionId, subject: 'erin', audience: ['a'], scopes: [], extra: {}, refreshHash: 'rt-durable', refreshProof: 'p', refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + HOUR, now });
     const e1 = await store.revoke({ kind: 'sub', id: 'erin', until: now + HOUR });
     const e2 = await store.revoke({ kind: 'sid', id: sessionId, until: now + HOUR, reason: 'logout' });
     await redis.kill();

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { startRedis } from '../../helpers/redis-server.js';
+import { testChecks, testLiveProof } from '../../helpers/refresh-checks.js';
 
 const N = 1000;
 const HOUR = 3_600_000;
@@ -39,9 +40,11 @@ async function run(aof: boolean): Promise<void> {
     lines.push(
       await measure('createSession', async () => {
         const refreshHash = h();
+        const sessionId = `sid-${h()}`;
         tokens.push(refreshHash);
         await store.createSession({
-          sessionId: `sid-${h()}`,
+          sessionId,
+          refreshProof: testLiveProof(refreshHash, sessionId, now + HOUR, now),
           subject: `user-${tokens.length % 100}`,
           audience: ['api://orders'],
           scopes: ['orders:read'],
@@ -64,6 +67,7 @@ async function run(aof: boolean): Promise<void> {
           graceMs: 0,
           idleTimeoutMs: 0,
           revocationUntil: now + HOUR,
+          checks: testChecks,
         });
         if (r.outcome !== 'rotated') throw new Error(`unexpected ${r.outcome}`);
       }),

@@ -6,6 +6,7 @@ import { createRedisRevocationSource } from '../../../src/store/redis-revocation
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { FeedCollector } from '../../contract/feed-collector.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import { testChecks, testLiveProof } from '../../helpers/refresh-checks.js';
 
 const HOUR = 3_600_000;
 
@@ -49,11 +50,11 @@ describe('RedisTokenStore key layout, options and feed hygiene (real redis-serve
       const now = Date.now();
       await store.createSession({
         sessionId: 's1', subject: 'u1', audience: ['a'], scopes: [], extra: {},
-        refreshHash: 'h1', refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + 2 * HOUR, now,
+        refreshHash: 'h1', refreshProof: testLiveProof('h1', 's1', now + HOUR, now), refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + 2 * HOUR, now,
       });
       await store.rotateRefresh({
         presentedHash: 'h1', successorHash: 'h2', successorExpiresAt: now + HOUR, now,
-        graceMs: 0, idleTimeoutMs: 0, revocationUntil: now + HOUR,
+        graceMs: 0, idleTimeoutMs: 0, revocationUntil: now + HOUR, checks: testChecks,
       });
       const jti = await store.revoke({ kind: 'jti', id: 'j1', until: now + HOUR });
       await store.revoke({ kind: 'sid', id: 's1', until: now + HOUR });

@@ -36,8 +36,8 @@ describe('client policy file: validation', () => {
   it('accepts the documented example', () => {
     const p = parse(EXAMPLE);
     assert.equal(p.clients.size, 3);
-    assert.deepEqual(p.clients.get('spiffe://corp/login')?.issue, { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000 });
-    assert.deepEqual(p.clients.get('spiffe://corp/any')?.issue, {}, '"*" means any: no restriction in the grant');
+    assert.deepEqual(p.clients.get('spiffe://corp/login')?.issue, { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000, clientIds: ['spiffe://corp/login'] });
+    assert.deepEqual(p.clients.get('spiffe://corp/any')?.issue, { clientIds: ['spiffe://corp/any'] }, '"*" means any: no restriction in the grant but its own client_id');
     assert.equal(p.clients.get('ops-cli.corp.internal')?.issue, undefined);
     assert.equal(p.loopbackIsPrivileged, false);
   });
@@ -66,7 +66,17 @@ describe('client policy file: validation', () => {
 
   it('requires scopes to be listed (an empty list grants none; ["*"] grants any)', () => {
     assert.match(thrown(() => parse({ version: 1, clients: { a: { issue: { audiences: ['x'] } } } })).message, /\$\.clients\.a\.issue\.scopes: /);
-    assert.deepEqual(parse({ version: 1, clients: { a: { issue: { audiences: ['x'], scopes: [] } } } }).clients.get('a')?.issue, { audiences: ['x'], scopes: [] });
+    assert.deepEqual(parse({ version: 1, clients: { a: { issue: { audiences: ['x'], scopes: [] } } } }).clients.get('a')?.issue, { audiences: ['x'], scopes: [], clientIds: ['a'] });
+  });
+
+  it('limits client_id to the client\'s own identity unless clientIds lists others or "*"; extraClaims is an optional allow-list', () => {
+    const issue = (extra: Record<string, unknown>) => parse({ version: 1, clients: { a: { issue: { audiences: ['x'], scopes: [], ...extra } } } }).clients.get('a')?.issue;
+    assert.deepEqual(issue({}), { audiences: ['x'], scopes: [], clientIds: ['a'] });
+    assert.deepEqual(issue({ clientIds: ['web', 'a'], extraClaims: ['tenant'] }), { audiences: ['x'], scopes: [], clientIds: ['web', 'a'], extraClaims: ['tenant'] });
+    assert.deepEqual(issue({ clientIds: ['*'], extraClaims: ['*'] }), { audiences: ['x'], scopes: [] });
+    assert.deepEqual(issue({ extraClaims: [] }), { audiences: ['x'], scopes: [], clientIds: ['a'], extraClaims: [] }, '[] allows no extra claim');
+    assert.match(thrown(() => issue({ clientIds: [] })).message, /\$\.clients\.a\.issue\.clientIds: list at least one client_id/);
+    assert.match(thrown(() => issue({ extraClaims: ['*', 'tenant'] })).message, /\$\.clients\.a\.issue\.extraClaims: /);
   });
 
   it('refuses "*" mixed with names', () => {
@@ -93,7 +103,7 @@ describe('client policy: decisions', () => {
     const login = remote('spiffe://corp/login');
     p.authorize(login, 'issue');
     p.authorize(login, 'revoke:session');
-    assert.deepEqual(p.issueGrant(login), { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000 });
+    assert.deepEqual(p.issueGrant(login), { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000, clientIds: ['spiffe://corp/login'] });
     p.authorize(remote('ops-cli.corp.internal'), 'revoke:subject');
   });
 
@@ -175,7 +185,7 @@ describe('client policy: decisions', () => {
   });
 });
 
-const EXAMPLE_LOGIN_GRANT = { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000 };
+const EXAMPLE_LOGIN_GRANT = { audiences: ['orders', 'billing'], scopes: ['read', 'write'], maxAccessTtlMs: 900_000, clientIds: ['spiffe://corp/login'] };
 
 describe('client policy file: duplicate keys', () => {
   const parseText = (text: string) => parseClientPolicy(text, '/etc/ta/policy.json');
