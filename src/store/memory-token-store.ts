@@ -257,11 +257,7 @@ export class MemoryTokenStore implements TokenStore {
       case 'sid':
         return this.revokeSessionNow(input.id, input.until, input.reason, now);
       case 'sub': {
-        for (const sid of this.subjectSessions.get(input.id) ?? []) {
-          const family = this.liveFamily(sid, now);
-          if (family) this.dropProofs(family);
-        }
-        this.subjectSessions.delete(input.id);
+        this.dropSubjectProofs(input.id, now);
         const gen = (this.generations.get(input.id) ?? 0) + 1;
         this.generations.set(input.id, gen);
         return this.append({ kind: 'sub', id: input.id, gen, until: input.until, reason: input.reason }, now);
@@ -279,6 +275,7 @@ export class MemoryTokenStore implements TokenStore {
       if (e.kind === 'sub') {
         const gen = e.gen as number;
         if ((this.generations.get(e.id) ?? 0) >= gen) continue;
+        this.dropSubjectProofs(e.id, now);
         this.generations.set(e.id, gen);
         out.push(this.append({ kind: 'sub', id: e.id, gen, until: e.until, reason: RESTORED_REVOCATION_REASON }, now));
         continue;
@@ -286,10 +283,7 @@ export class MemoryTokenStore implements TokenStore {
       const markerKey = `${e.kind}:${e.id}`;
       const existing = this.liveMarker(markerKey, now);
       if (existing && existing.until >= e.until) continue;
-      if (e.kind === 'sid') {
-        const family = this.families.get(e.id);
-        if (family) family.revoked = true;
-      }
+      if (e.kind === 'sid') this.markSessionRevoked(e.id, now);
       const event = this.append({ kind: e.kind, id: e.id, until: e.until, reason: RESTORED_REVOCATION_REASON }, now);
       this.markers.set(markerKey, event);
       out.push(event);
@@ -415,12 +409,26 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   private revokeSessionNow(sid: string, until: number, reason: string | undefined, now: number): RevocationEvent {
+    this.markSessionRevoked(sid, now);
+    return this.idempotentAppend('sid', sid, until, reason, now);
+  }
+
+  /** The effect of a `sid` revocation (Revoke, logout, reuse, restore): revoked, proofs gone. */
+  private markSessionRevoked(sid: string, now: number): void {
     const family = this.liveFamily(sid, now);
     if (family) {
       family.revoked = true;
       this.dropProofs(family);
     }
-    return this.idempotentAppend('sid', sid, until, reason, now);
+  }
+
+  /** Part of a `sub` revocation's effect: the proofs of every session of the subject go. */
+  private dropSubjectProofs(subject: string, now: number): void {
+    for (const sid of this.subjectSessions.get(subject) ?? []) {
+      const family = this.liveFamily(sid, now);
+      if (family) this.dropProofs(family);
+    }
+    this.subjectSessions.delete(subject);
   }
 
   /** Liveness evidence dies with a session: clearing `revoked` again cannot revive it. */

@@ -108,12 +108,24 @@ local function drop_proofs(fam)
   end
 end
 
-local function revoke_session(sid, until_ms, reason, now, retention)
+-- The effect of a sid revocation (Revoke, logout, reuse, restore): revoked, and its proofs gone.
+local function mark_session_revoked(sid)
   local fam = K_SESS .. sid
   if redis.call('EXISTS', fam) == 1 then
     redis.call('HSET', fam, 'revoked', '1')
     drop_proofs(fam)
   end
+end
+
+-- Part of a sub revocation's effect: the proofs of every session of the subject go too, so
+-- resetting the generation later revives none of them.
+local function drop_subject_proofs(sub)
+  for _, sid in ipairs(redis.call('SMEMBERS', K_SUBSESS .. sub)) do drop_proofs(K_SESS .. sid) end
+  redis.call('DEL', K_SUBSESS .. sub)
+end
+
+local function revoke_session(sid, until_ms, reason, now, retention)
+  mark_session_revoked(sid)
   return idempotent_append('sid', sid, until_ms, reason, now, retention)
 end
 
@@ -280,10 +292,8 @@ local kind, id, until_ms, reason, retention = ARGV[2], ARGV[3], tonumber(ARGV[4]
 local now = now_ms()
 if kind == 'jti' then return idempotent_append('jti', id, until_ms, reason, now, retention) end
 if kind == 'sid' then return revoke_session(id, until_ms, reason, now, retention) end
--- sub: tokens with gen < the new generation are revoked; always a new entry. The proofs of every
--- session of the subject go too, so resetting the generation later revives none of them.
-for _, sid in ipairs(redis.call('SMEMBERS', K_SUBSESS .. id)) do drop_proofs(K_SESS .. sid) end
-redis.call('DEL', K_SUBSESS .. id)
+-- sub: tokens with gen < the new generation are revoked; always a new entry.
+drop_subject_proofs(id)
 local gen = redis.call('INCR', K_GEN .. id)
 return append('sub', id, gen, until_ms, reason, now, retention)
 `;
@@ -303,6 +313,7 @@ for _, e in ipairs(list) do
     if kind == 'sub' then
       local gen = tonumber(e[4])
       if subject_generation(id) < gen then
+        drop_subject_proofs(id)
         redis.call('SET', K_GEN .. id, int(gen))
         out[#out + 1] = append('sub', id, gen, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
       end
@@ -315,7 +326,7 @@ for _, e in ipairs(list) do
         covered = ok and type(prior) == 'table' and tonumber(prior['until']) ~= nil and tonumber(prior['until']) >= until_ms
       end
       if not covered then
-        if kind == 'sid' and redis.call('EXISTS', K_SESS .. id) == 1 then redis.call('HSET', K_SESS .. id, 'revoked', '1') end
+        if kind == 'sid' then mark_session_revoked(id) end
         local ev = append(kind, id, nil, until_ms, '${RESTORED_REVOCATION_REASON}', now, retention)
         redis.call('SET', marker, ev, 'PXAT', int(until_ms))
         out[#out + 1] = ev

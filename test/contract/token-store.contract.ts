@@ -548,6 +548,23 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         );
         await assert.rejects(store().restoreRevocations([{ kind: 'sub', id: 'x', until }]), { code: ErrorCodes.INVALID_ARGUMENT });
       });
+
+      it('applies the same effect as revoke: the restored sessions and subjects lose their refresh proofs', async () => {
+        const bySid = await newSession({ subject: 'ruth' });
+        const bySub = await newSession({ subject: 'sam' });
+        const untouched = await newSession({ subject: 'tia' });
+        const proofOf = async (h: string) => {
+          let proof: string | undefined = 'unseen';
+          const look = { ...testChecks, check: (snap: RefreshSnapshot) => { proof = snap.proof; throw new Error('look only'); } };
+          await assert.rejects(store().rotateRefresh(rotateInput(h, { checks: look })), /look only/);
+          return proof;
+        };
+        const until = storeNow() + 10 * MIN;
+        await store().restoreRevocations([{ kind: 'sid', id: bySid.sessionId, until }, { kind: 'sub', id: 'sam', until, gen: 1 }]);
+        assert.equal(await proofOf(bySid.refreshHash), undefined, 'a restored sid revocation deletes the session\'s proofs');
+        assert.equal(await proofOf(bySub.refreshHash), undefined, 'a restored sub revocation deletes the proofs of the subject\'s sessions');
+        assert.notEqual(await proofOf(untouched.refreshHash), undefined);
+      });
     });
 
     // ---------------------------------------------------------------- log
