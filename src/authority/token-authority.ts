@@ -9,7 +9,7 @@ import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } fr
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
-import type { AccessPolicy } from './access-policy.js';
+import type { AccessPolicy, IssueGrant } from './access-policy.js';
 import { SEAL_FIELD, type SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
@@ -292,6 +292,62 @@ export class TokenAuthority {
     const payload = this.payload(t, nowMs, ttlMs, tokenId);
     return { accessToken: signer.sign(payload), accessExpiresAt: payload.exp * 1000, tokenId, keyId: signer.kid };
   }
+
+  // ---- For the OAuth HTTP endpoints (oauth-endpoints.ts): read-only views and policy questions ----
+
+  /** Throws UNAUTHENTICATED / PERMISSION_DENIED unless the caller may introspect tokens (RFC 7662 §4). */
+  authorizeIntrospection(caller: Caller): void {
+    this.deps.policy.authorize(caller, 'introspect');
+  }
+
+  /** The caller's `issue` grant (its audiences, scopes and max TTL); throws as Issue would when it has none. */
+  issueGrantOf(caller: Caller): IssueGrant {
+    this.deps.policy.authorize(caller, 'issue');
+    return this.deps.policy.issueGrant(caller);
+  }
+
+  /**
+   * What introspection may say about a refresh token: its session while that is live (not revoked,
+   * its subject not revoked, within its absolute, idle and refresh lifetimes, record intact), else
+   * undefined. Known limit: the store's lookup does not say whether this token is the session's
+   * current one or an already rotated one, so a spent token of a live session reads as active (and
+   * presenting it to the token endpoint ends the session as reuse).
+   */
+  async introspectRefresh(refreshToken: string): Promise<RefreshIntrospection | undefined> {
+    const { store, clock, settings } = this.deps;
+    if (!looksLikeRefreshToken(refreshToken)) return undefined;
+    const s = await store.findSessionByRefresh(hashRefreshToken(refreshToken));
+    if (!s || s.revoked) return undefined;
+    const now = clock.nowMs();
+    const idleEndsAt = settings.sessionIdleTimeoutMs > 0 ? s.lastUsedAt + settings.sessionIdleTimeoutMs : Infinity;
+    const expiresAt = Math.min(s.lastUsedAt + settings.refreshTtlMs, s.absoluteExpiresAt, idleEndsAt);
+    if (now >= expiresAt) return undefined;
+    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
+    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
+    if (!this.deps.sessionSeal.check(sealed, seal)) return undefined;
+    return {
+      sessionId: s.sessionId,
+      subject: s.subject,
+      audience: s.audience,
+      scopes: s.scopes,
+      clientId: sealedExtra.client_id ?? 'token-authority',
+      issuedAt: s.lastUsedAt,
+      expiresAt,
+    };
+  }
+}
+
+/** A live refresh token's session, as introspection reports it. Times are epoch ms. */
+export interface RefreshIntrospection {
+  sessionId: string;
+  subject: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  clientId: string;
+  /** When the session's current refresh token was issued (its last rotation). */
+  issuedAt: number;
+  /** When it stops being usable: refresh TTL, idle timeout or the session's absolute lifetime. */
+  expiresAt: number;
 }
 
 /** What goes into an access token besides times and its id. */
