@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { REFRESH_TOKEN_PREFIX } from '../../../src/authority/opaque-tokens.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import type { AuthorityClient } from '../../helpers/grpc-client.js';
@@ -173,6 +174,11 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
       await rejects(client.clientCredentialsGrant(app), 'invalid_client', 401);
     });
 
+    it('takes no identity from a certificate another CA signed, whatever it claims', async () => {
+      const rogue = await discover('spiffe://corp/login', pki.rogue);
+      await rejects(client.clientCredentialsGrant(rogue), 'invalid_client', 401);
+    });
+
     it('refuses a client_id that is not the certificate\'s identity', async () => {
       const liar = await discover('spiffe://corp/payments', pki.login);
       await rejects(client.clientCredentialsGrant(liar), 'invalid_client', 401);
@@ -208,7 +214,7 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
     it('answers exactly {"active": false} for revoked, garbage and unknown tokens', async () => {
       const issued = await userSession();
       await grpcLogin.revoke({ target: { $case: 'sessionId', sessionId: issued.sessionId } });
-      for (const token of [issued.accessToken, issued.refreshToken, 'garbage', 'eyJhbGciOiJub25lIn0.e30.', `rt1.${'A'.repeat(43)}`]) {
+      for (const token of [issued.accessToken, issued.refreshToken, 'garbage', 'eyJhbGciOiJub25lIn0.e30.', `${REFRESH_TOKEN_PREFIX}${'A'.repeat(43)}`]) {
         const raw = await post('/oauth2/introspect', new URLSearchParams({ token }).toString(), undefined, gatewayCert);
         assert.equal(raw.status, 200);
         assert.equal(raw.text, '{"active":false}', `for ${token.slice(0, 12)}…`);
@@ -221,6 +227,9 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
       const issued = await userSession();
       await rejects(client.tokenIntrospection(app, issued.accessToken), 'invalid_client', 401);
       await rejects(client.tokenIntrospection(login, issued.accessToken), 'unauthorized_client', 400);
+      await rejects(client.tokenIntrospection(await discover('spiffe://corp/stranger', pki.stranger), issued.accessToken), 'unauthorized_client', 400);
+      const rogueGateway = pki.rogue; // signed by another CA: its claims count for nothing
+      await rejects(client.tokenIntrospection(await discover('spiffe://corp/login', rogueGateway), issued.accessToken), 'invalid_client', 401);
     });
 
     it('reports an expired access token inactive', async () => {
@@ -239,7 +248,7 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
   describe('revocation', () => {
     it('answers 200 for unknown and malformed tokens', async () => {
       await client.tokenRevocation(app, 'garbage');
-      await client.tokenRevocation(app, `rt1.${'A'.repeat(43)}`);
+      await client.tokenRevocation(app, `${REFRESH_TOKEN_PREFIX}${'A'.repeat(43)}`);
       await client.tokenRevocation(app, 'eyJhbGciOiJub25lIn0.e30.');
     });
 
