@@ -303,9 +303,21 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
 describe('OAuth endpoints in development mode (no client policy, plain HTTP)', () => {
   let ta: TestAuthority;
   before(async () => {
-    ta = await startTestAuthority();
+    ta = await startTestAuthority({ TA_RATE_LIMIT_REVOKE: '1/h:2' });
   });
   after(() => ta?.close());
+
+  it('counts revocations against the same per-caller Revoke budget as gRPC (429 when spent)', async () => {
+    const tokens = await Promise.all([1, 2, 3].map(() => ta.client.issue({ subject: 'carol', audience: ['orders'] })));
+    await ta.client.revoke({ target: { $case: 'token', token: tokens[0]!.accessToken } });
+    const revoke = (token: string) => fetch(`${ta.httpBase}/oauth2/revoke`, { method: 'POST', body: new URLSearchParams({ token }) });
+    assert.equal((await revoke(tokens[1]!.accessToken)).status, 200);
+    const limited = await revoke(tokens[2]!.accessToken);
+    assert.equal(limited.status, 429);
+    const body = (await limited.json()) as { error: string; error_description: string };
+    assert.equal(body.error, 'temporarily_unavailable');
+    assert.match(body.error_description, /Revoke rate limit exceeded/);
+  });
 
   it('lets a loopback caller introspect, as privileged gRPC calls are allowed from loopback, and says so', async () => {
     const disco = (await (await fetch(`${ta.httpBase}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
