@@ -41,6 +41,7 @@ export async function readFormBody(req: IncomingMessage, limitBytes: number = MA
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -60,9 +61,16 @@ export async function readFormBody(req: IncomingMessage, limitBytes: number = MA
       cleanup();
       reject(new FormBodyError(400, `the body could not be read: ${err.message}`));
     };
+    // A client gone before the end of its body: settle rather than wait forever (after 'end' a
+    // settled promise ignores this).
+    const onClose = () => {
+      cleanup();
+      reject(new FormBodyError(400, 'the connection closed before the body ended'));
+    };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onClose);
   });
   return new FormParams(new URLSearchParams(text));
 }

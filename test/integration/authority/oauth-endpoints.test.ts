@@ -223,6 +223,18 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
       }
     });
 
+    it('reports a refresh token inactive once its subject is revoked everywhere', async () => {
+      const issued = await userSession();
+      const ops = tlsClient(ta.running.grpcPort, pki.ca, pki.opsCli);
+      try {
+        await ops.revoke({ target: { $case: 'subject', subject: 'alice' } });
+      } finally {
+        ops.close();
+      }
+      assert.equal((await client.tokenIntrospection(gateway, issued.refreshToken)).active, false);
+      assert.equal((await client.tokenIntrospection(gateway, issued.accessToken)).active, false);
+    });
+
     it('refuses callers that are not authenticated or hold no introspect right', async () => {
       const issued = await userSession();
       await rejects(client.tokenIntrospection(app, issued.accessToken), 'invalid_client', 401);
