@@ -16,7 +16,7 @@ import { GrpcServer } from '../grpc/server.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { HttpServer, metricsRoute } from '../http/http-server.js';
 import { authorityHttpRoutes } from './authority-http.js';
-import { authorityHttpsOptions } from './http-caller.js';
+import { authorityHttpsOptions, warnIfPlaintextOAuth } from './http-caller.js';
 import { oauthMetadata, oauthRoutes } from './oauth-endpoints.js';
 import type { AccessPolicy } from './access-policy.js';
 import { prepareCallerSecurity } from './caller-security.js';
@@ -110,6 +110,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   registerGauges(metrics, keys, verifier, clock);
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const oauth = oauthMetadata(config.issuer, { mtls: config.tlsClientCa !== undefined, introspectionByCertificate: security.filePolicy !== undefined });
+  if (single) warnIfPlaintextOAuth(config, logger);
   const http = single
     ? new HttpServer({
         address: config.httpAddr,

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import { isLoopback } from '../config/config.js';
 import { certificateIdentities, type Caller } from '../grpc/caller.js';
 import { readServerTls } from '../grpc/credentials.js';
+import type { Logger } from '../shared/logger.js';
 
 /**
  * HTTPS options for the authority's HTTP listener from TA_TLS_CERT/TA_TLS_KEY (checked as for
@@ -39,4 +40,17 @@ export function httpCaller(req: IncomingMessage): Caller {
     if (cert && Object.keys(cert).length > 0) identities.push(...certificateIdentities(cert.subjectaltname, cert.subject?.CN));
   }
   return { peer, loopback: isLoopback(host), identities };
+}
+
+/**
+ * The OAuth endpoints carry refresh and access tokens: say so at start when they are served over
+ * plaintext HTTP beyond loopback (fine behind a TLS-terminating proxy on a trusted network, a
+ * token leak anywhere else).
+ */
+export function warnIfPlaintextOAuth(config: Pick<Config, 'tlsCert' | 'httpAddr'>, logger: Logger): void {
+  if (config.tlsCert !== undefined || isLoopback(config.httpAddr.host)) return;
+  logger.warn(
+    { http: config.httpAddr.text },
+    'the OAuth endpoints (token, introspection, revocation) are served over plaintext HTTP on a non-loopback address: set TA_TLS_CERT/TA_TLS_KEY, or keep the port reachable only from a TLS-terminating proxy',
+  );
 }
