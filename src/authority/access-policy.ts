@@ -2,7 +2,7 @@ import { permissionDenied } from '../shared/errors.js';
 import type { Caller } from '../grpc/caller.js';
 
 /** Privileged actions: the ones holding a token does not entitle anyone to. */
-export type PrivilegedAction = 'issue' | 'revoke:subject' | 'revoke:session' | 'revoke:token_id';
+export type PrivilegedAction = 'issue' | 'revoke:subject' | 'revoke:session' | 'revoke:token_id' | 'introspect';
 
 export interface IssueGrant {
   /** Audiences this caller may mint tokens for (undefined = any the server allows). */

@@ -7,6 +7,7 @@ import { HttpServer, type Route } from '../http/http-server.js';
 import { KeyManager } from '../keys/key-manager.js';
 import { systemClock } from '../shared/clock.js';
 import { authorityHttpRoutes } from './authority-http.js';
+import { authorityHttpsOptions } from './http-caller.js';
 import { createKeyStore } from './create-key-store.js';
 import { relayHangupToWorkers } from './caller-security.js';
 import { createTokenStore, startAuthority, startHeartbeat } from './authority-server.js';
@@ -99,7 +100,9 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
 
   await keys.start();
   const heartbeat = startHeartbeat(store, config.heartbeatIntervalMs, logger);
-  const http = new HttpServer({ address: config.httpAddr, logger, routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
+  // The OAuth endpoints need a TokenAuthority, which lives in the workers: the primary does not
+  // serve them (and its discovery documents do not list them); HTTPS as configured.
+  const http = new HttpServer({ address: config.httpAddr, logger, tls: authorityHttpsOptions(config), routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
   const httpPort = await http.start();
   logger.info({ workers: config.workers, httpPort, grpc: config.grpcAddr.text }, 'token authority serving');
 

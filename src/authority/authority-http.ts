@@ -12,23 +12,20 @@ export interface AuthorityHttpDeps {
   metrics: () => Route;
   /** This process's verifier, when it has one (not the cluster primary). */
   verifierStatus?: () => VerifierStatus;
+  /** The OAuth endpoints' metadata (oauth-endpoints.ts), when this process serves them. */
+  oauth?: Record<string, unknown>;
 }
 
-/** The authority's HTTP routes: JWKS, discovery, metrics and health. */
+/** The authority's HTTP routes: JWKS, discovery (OpenID and RFC 8414), metrics and health. */
 export function authorityHttpRoutes(deps: AuthorityHttpDeps): Record<string, Route> {
   const { config, keys, store } = deps;
+  // Only what is true: no ID tokens, no authorization endpoint; OAuth endpoints when served.
+  const discovery = JSON.stringify({ issuer: config.issuer, jwks_uri: `${config.issuer}/.well-known/jwks.json`, ...deps.oauth });
+  const discoveryRoute: Route = () => ({ status: 200, body: discovery, headers: { 'cache-control': 'public, max-age=300' } });
   return {
     '/.well-known/jwks.json': jwksRoute(() => ({ json: keys.jwksJson(), maxAgeSec: keys.jwksMaxAgeSec() })),
-    '/.well-known/openid-configuration': () => ({
-      status: 200,
-      // Only what is true: where the keys are. This is no OpenID provider (no ID tokens, no
-      // authorization or token endpoint; Issue is a gRPC call), so no field claims otherwise.
-      body: JSON.stringify({
-        issuer: config.issuer,
-        jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-      }),
-      headers: { 'cache-control': 'public, max-age=300' },
-    }),
+    '/.well-known/openid-configuration': discoveryRoute,
+    '/.well-known/oauth-authorization-server': discoveryRoute,
     '/metrics': deps.metrics(),
     '/healthz': healthRoute(async () => {
       const storeOk = await store.ping();

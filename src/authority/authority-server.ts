@@ -19,6 +19,8 @@ import { GrpcServer } from '../grpc/server.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { HttpServer, metricsRoute } from '../http/http-server.js';
 import { authorityHttpRoutes } from './authority-http.js';
+import { authorityHttpsOptions, warnIfPlaintextOAuth } from './http-caller.js';
+import { oauthMetadata, oauthRoutes } from './oauth-endpoints.js';
 import type { AccessPolicy } from './access-policy.js';
 import { prepareCallerSecurity } from './caller-security.js';
 import { createAuthorityService } from './authority-service.js';
@@ -118,8 +120,16 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   });
   registerGauges(metrics, keys, verifier, clock);
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
+  const oauth = oauthMetadata(config.issuer, { mtls: config.tlsClientCa !== undefined, introspectionByCertificate: security.filePolicy !== undefined });
+  if (single) warnIfPlaintextOAuth(config, logger);
   const http = single
-    ? new HttpServer({ address: config.httpAddr, logger, routes: authorityHttpRoutes({ config, keys, store, metrics: () => metricsRoute(metrics), verifierStatus: () => verifier.status() }) })
+    ? new HttpServer({
+        address: config.httpAddr,
+        logger,
+        tls: authorityHttpsOptions(config),
+        routes: authorityHttpRoutes({ config, keys, store, metrics: () => metricsRoute(metrics), verifierStatus: () => verifier.status(), oauth }),
+        postRoutes: oauthRoutes({ authority, settings: config, rateLimiter: security.rateLimiter, logger: logger.child({ component: 'oauth' }) }),
+      })
     : undefined;
   let grpcPort: number;
   let httpPort: number;

@@ -16,6 +16,8 @@ export interface ClientRights {
   /** Absent: the client may not Issue. */
   readonly issue?: IssueGrant;
   readonly revoke: ReadonlySet<RevokeRight>;
+  /** May call the OAuth introspection endpoint (RFC 7662). */
+  readonly introspect?: boolean;
 }
 
 /** A parsed, validated client policy file. */
@@ -53,6 +55,7 @@ const clientSchema = z.strictObject({
     })
     .optional(),
   revoke: z.array(z.enum(REVOKE_RIGHTS)).optional(),
+  introspect: z.boolean().optional(),
 });
 
 const fileSchema = z.strictObject({
@@ -113,7 +116,7 @@ export function parseClientPolicy(text: string, path: string): ClientPolicyDocum
       ...(c.issue.clientIds?.[0] === ANY ? {} : { clientIds: Object.freeze([...(c.issue.clientIds ?? [identity])]) }),
       ...(c.issue.extraClaims === undefined || c.issue.extraClaims[0] === ANY ? {} : { extraClaims: Object.freeze([...c.issue.extraClaims]) }),
     };
-    clients.set(identity, { ...(issue ? { issue } : {}), revoke: new Set(c.revoke ?? []) });
+    clients.set(identity, { ...(issue ? { issue } : {}), revoke: new Set(c.revoke ?? []), ...(c.introspect ? { introspect: true } : {}) });
   }
   const names = new Map<string, string>();
   for (const id of clients.keys()) {
@@ -165,13 +168,15 @@ const ACTION_LABEL: Readonly<Record<PrivilegedAction, string>> = {
   'revoke:subject': 'Revoke by subject',
   'revoke:session': 'Revoke by session_id',
   'revoke:token_id': 'Revoke by token_id',
+  introspect: 'Token introspection',
 };
 
 function rightsOf(r: ClientRights): string[] {
-  return [...(r.issue ? ['issue'] : []), ...REVOKE_RIGHTS.filter((x) => r.revoke.has(x)).map((x) => `revoke:${x}`)];
+  return [...(r.issue ? ['issue'] : []), ...REVOKE_RIGHTS.filter((x) => r.revoke.has(x)).map((x) => `revoke:${x}`), ...(r.introspect ? ['introspect'] : [])];
 }
 
 function allows(r: ClientRights, action: PrivilegedAction): boolean {
+  if (action === 'introspect') return r.introspect === true;
   return action === 'issue' ? r.issue !== undefined : r.revoke.has(action.slice('revoke:'.length) as RevokeRight);
 }
 

@@ -9,7 +9,7 @@ import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } fr
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
-import type { AccessPolicy } from './access-policy.js';
+import type { AccessPolicy, IssueGrant } from './access-policy.js';
 import { CAP_FIELD, SEAL_FIELD, type SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
@@ -365,6 +365,71 @@ export class TokenAuthority {
     const payload = this.payload(t, nowMs, ttlMs, tokenId);
     return { accessToken: signer.sign(payload), accessExpiresAt: payload.exp * 1000, tokenId, keyId: signer.kid };
   }
+
+  // ---- For the OAuth HTTP endpoints (oauth-endpoints.ts): read-only views and policy questions ----
+
+  /** Throws UNAUTHENTICATED / PERMISSION_DENIED unless the caller may introspect tokens (RFC 7662 §4). */
+  authorizeIntrospection(caller: Caller): void {
+    this.deps.policy.authorize(caller, 'introspect');
+  }
+
+  /** The caller's `issue` grant (its audiences, scopes and max TTL); throws as Issue would when it has none. */
+  issueGrantOf(caller: Caller): IssueGrant {
+    this.deps.policy.authorize(caller, 'issue');
+    return this.deps.policy.issueGrant(caller);
+  }
+
+  /**
+   * What introspection may say about a refresh token: its session while this token is the
+   * session's current, proven, unexpired one (RFC 7662 §2.2: a token that may be used now), and the
+   * session is live (not revoked, its subject not signed out, within its absolute and idle
+   * lifetimes, record and seal intact); else undefined. The same checks as Refresh, read only:
+   * a spent or superseded token is inactive.
+   */
+  async introspectRefresh(refreshToken: string): Promise<RefreshIntrospection | undefined> {
+    const { store, clock, settings } = this.deps;
+    if (!looksLikeRefreshToken(refreshToken)) return undefined;
+    const now = clock.nowMs();
+    for (const key of this.deps.sessionSeal.refresh.keys(refreshToken)) {
+      const snap = await store.loadRefresh(key);
+      if (!snap) continue;
+      const s = snap.session;
+      if (snap.state !== 'live' || snap.current !== key || s.revoked || s.generation < snap.currentGeneration) return undefined;
+      let proven: boolean;
+      try {
+        proven = this.checkSnapshot(snap);
+      } catch {
+        return undefined;
+      }
+      if (!proven) return undefined;
+      const idleEndsAt = settings.sessionIdleTimeoutMs > 0 ? snap.issuedAt + settings.sessionIdleTimeoutMs : Infinity;
+      const expiresAt = Math.min(snap.expiresAt, s.absoluteExpiresAt, idleEndsAt);
+      if (now >= expiresAt) return undefined;
+      return {
+        sessionId: s.sessionId,
+        subject: s.subject,
+        audience: s.audience,
+        scopes: s.scopes,
+        clientId: s.extra.client_id ?? 'token-authority',
+        issuedAt: snap.issuedAt,
+        expiresAt,
+      };
+    }
+    return undefined;
+  }
+}
+
+/** A live refresh token's session, as introspection reports it. Times are epoch ms. */
+export interface RefreshIntrospection {
+  sessionId: string;
+  subject: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  clientId: string;
+  /** When the session's current refresh token was issued (its last rotation). */
+  issuedAt: number;
+  /** When it stops being usable: refresh TTL, idle timeout or the session's absolute lifetime. */
+  expiresAt: number;
 }
 
 /** What goes into an access token besides times and its id. */

@@ -27,14 +27,22 @@ function certificate(pem: Buffer, path: string, what: string): X509Certificate {
   }
 }
 
+/** The checked PEM bytes of a TLS server: certificate chain, key, and the client CA for mutual TLS. */
+export interface ServerTlsMaterial {
+  certPem: Buffer;
+  keyPem: Buffer;
+  clientCaPem: Buffer | null;
+}
+
 /**
- * Server credentials from PEM files: plaintext when none are given (config allows that only on
+ * Read and check the TLS files (undefined when none are given; config allows that only on
  * loopback or with TA_INSECURE). The files are checked here, at start, so that a wrong file is a
  * clear message naming it instead of every handshake failing later: each must parse, the key must
- * belong to the certificate, and the certificate must be within its validity period.
+ * belong to the certificate, and the certificate must be within its validity period. The gRPC
+ * server and the authority's HTTPS listener both use this.
  */
-export function serverCredentials(files: TlsFiles, nowMs: number = Date.now()): ServerCredentials {
-  if (!files.tlsCert || !files.tlsKey) return ServerCredentials.createInsecure();
+export function readServerTls(files: TlsFiles, nowMs: number = Date.now()): ServerTlsMaterial | undefined {
+  if (!files.tlsCert || !files.tlsKey) return undefined;
   const certPem = read(files.tlsCert, 'TA_TLS_CERT');
   const keyPem = read(files.tlsKey, 'TA_TLS_KEY');
   const ca = files.tlsClientCa ? read(files.tlsClientCa, 'TA_TLS_CLIENT_CA') : null;
@@ -49,5 +57,13 @@ export function serverCredentials(files: TlsFiles, nowMs: number = Date.now()): 
   if (Date.parse(cert.validTo) < nowMs) throw configError(`TA_TLS_CERT ${files.tlsCert} expired on ${cert.validTo}`);
   if (Date.parse(cert.validFrom) > nowMs) throw configError(`TA_TLS_CERT ${files.tlsCert} is not valid before ${cert.validFrom}`);
   if (ca && files.tlsClientCa) certificate(ca, files.tlsClientCa, 'TA_TLS_CLIENT_CA');
-  return ServerCredentials.createSsl(ca, [{ cert_chain: certPem, private_key: keyPem }], ca !== null);
+  return { certPem, keyPem, clientCaPem: ca };
+}
+
+/** gRPC server credentials from the checked files: plaintext when none are given. */
+export function serverCredentials(files: TlsFiles, nowMs: number = Date.now()): ServerCredentials {
+  const tls = readServerTls(files, nowMs);
+  if (!tls) return ServerCredentials.createInsecure();
+  const ca = tls.clientCaPem;
+  return ServerCredentials.createSsl(ca, [{ cert_chain: tls.certPem, private_key: tls.keyPem }], ca !== null);
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type ServerOptions as TlsServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
@@ -22,18 +23,27 @@ export interface HttpServerOptions {
    * any method: forward-auth proxies send the original request's method. Bodies are never read.
    */
   prefixRoutes?: Record<string, Route>;
+  /**
+   * Exact paths served for POST only (GET/HEAD answer 405). The route reads its own body, with a
+   * bounded reader such as readFormBody (form-body.ts).
+   */
+  postRoutes?: Record<string, Route>;
+  /** Serve HTTPS with these options (key, cert; ca + requestCert for mutual TLS) instead of HTTP. */
+  tls?: TlsServerOptions;
   logger: Logger;
 }
 
 /**
- * The small HTTP side: JWKS, discovery, metrics, health and forward-auth. No request body is ever
- * read, so a hostile client cannot make it buffer anything.
+ * The small HTTP side: JWKS, discovery, metrics, health, forward-auth and the OAuth endpoints. Only
+ * POST routes read a body, each through a reader with a hard size limit, so a hostile client
+ * cannot make it buffer more than that.
  */
 export class HttpServer {
   private readonly server: Server;
 
   constructor(private readonly opts: HttpServerOptions) {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.server = opts.tls ? createTlsServer(opts.tls, handler) : createServer(handler);
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 10_000;
     this.server.keepAliveTimeout = 5_000;
@@ -63,10 +73,12 @@ export class HttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     const prefixed = this.prefixRoute(path);
-    const route = prefixed ?? this.opts.routes[path];
+    const post = prefixed ? undefined : this.opts.postRoutes?.[path];
+    const route = prefixed ?? post ?? this.opts.routes[path];
     let answer: HttpAnswer;
     if (!route) answer = { status: 404, body: JSON.stringify({ error: 'not found' }) };
-    else if (!prefixed && req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
+    else if (post && req.method !== 'POST') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'POST' } };
+    else if (!prefixed && !post && req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
     else {
       try {
         answer = await route(req);

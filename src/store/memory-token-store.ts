@@ -18,6 +18,7 @@ import {
 import { RESTORED_REVOCATION_REASON } from './token-store.js';
 import type {
   CreateSessionInput,
+  RefreshSnapshot,
   RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
@@ -164,19 +165,7 @@ export class MemoryTokenStore implements TokenStore {
     if (!family) return { outcome: 'invalid' };
     const generation = this.generations.get(family.subject) ?? 0;
     // Decide only on what the authority checked (may throw: then nothing changes).
-    const { proven } = input.checks.check({
-      key: input.presentedHash,
-      sessionId: record.sid,
-      state: record.state,
-      expiresAt: record.expiresAt,
-      issuedAt: record.issuedAt,
-      ...(record.successor !== undefined ? { successor: record.successor } : {}),
-      ...(record.spentAt !== undefined ? { spentAt: record.spentAt } : {}),
-      ...(record.proof !== undefined ? { proof: record.proof } : {}),
-      session: this.toSession(family, generation),
-      current: family.current,
-      currentGeneration: generation,
-    });
+    const { proven } = input.checks.check(this.snapshot(input.presentedHash, record, family, generation));
 
     if (family.revoked || family.generation < generation) {
       return { outcome: 'revoked', session: this.toSession(family, generation) };
@@ -233,6 +222,31 @@ export class MemoryTokenStore implements TokenStore {
     family.revoked = true;
     const event = this.revokeSessionNow(family.sid, input.revocationUntil, REUSE_REVOCATION_REASON, storeNow);
     return { outcome: 'reused', session: this.toSession(family, generation), event };
+  }
+
+  async loadRefresh(refreshHash: string): Promise<RefreshSnapshot | undefined> {
+    this.assertOpen();
+    const now = this.clock.nowMs();
+    const record = this.liveRecord(refreshHash, now);
+    const family = record ? this.liveFamily(record.sid, now) : undefined;
+    if (!record || !family) return undefined;
+    return this.snapshot(refreshHash, record, family, this.generations.get(family.subject) ?? 0);
+  }
+
+  private snapshot(key: string, record: RefreshRecord, family: Family, generation: number): RefreshSnapshot {
+    return {
+      key,
+      sessionId: record.sid,
+      state: record.state,
+      expiresAt: record.expiresAt,
+      issuedAt: record.issuedAt,
+      ...(record.successor !== undefined ? { successor: record.successor } : {}),
+      ...(record.spentAt !== undefined ? { spentAt: record.spentAt } : {}),
+      ...(record.proof !== undefined ? { proof: record.proof } : {}),
+      session: this.toSession(family, generation),
+      current: family.current,
+      currentGeneration: generation,
+    };
   }
 
   async findSessionByRefresh(refreshHash: string): Promise<SessionRecord | undefined> {

@@ -28,6 +28,7 @@ import {
 } from './store-input.js';
 import type {
   CreateSessionInput,
+  RefreshSnapshot,
   RestoreRevocationInput,
   RevokeInput,
   RotateRefreshInput,
@@ -203,21 +204,23 @@ export class RedisTokenStore implements TokenStore {
     throw storeUnavailable(`Redis rotateRefresh failed: the token's records kept changing (${MAX_ROTATE_ATTEMPTS} attempts)`);
   }
 
-  private async rotateOnce(input: RotateRefreshInput): Promise<RotateResult | 'stale'> {
+  async loadRefresh(refreshHash: string): Promise<RefreshSnapshot | undefined> {
+    return (await this.load('loadRefresh', refreshHash))?.snapshot;
+  }
+
+  /** The record, session and generation of a key, with the fingerprint ROTATE_REFRESH compares. */
+  private async load(op: string, refreshHash: string): Promise<{ snapshot: RefreshSnapshot; fingerprint: string } | undefined> {
     const k = this.keys;
-    const loaded = (await this.run('rotateRefresh', () =>
-      this.scripts.taLoadRefresh(k.refresh(input.presentedHash), k.base),
-    )) as [string[], string[], string, string] | [];
-    if (loaded.length === 0) return { outcome: 'invalid' };
-    const [recFlat, sessFlat, gen, fp] = loaded;
+    const loaded = (await this.run(op, () => this.scripts.taLoadRefresh(k.refresh(refreshHash), k.base))) as [string[], string[], string, string] | [];
+    if (loaded.length === 0) return undefined;
+    const [recFlat, sessFlat, gen, fingerprint] = loaded;
     const rec = toMap(recFlat);
     const currentGeneration = Number(gen);
     const sess = toMap(sessFlat);
-    const state = rec.state === 'live' ? 'live' : 'spent';
-    const { proven } = input.checks.check({
-      key: input.presentedHash,
+    const snapshot: RefreshSnapshot = {
+      key: refreshHash,
       sessionId: rec.sid ?? '',
-      state,
+      state: rec.state === 'live' ? 'live' : 'spent',
       expiresAt: Number(rec.exp),
       issuedAt: Number(rec.iat ?? 0),
       ...(rec.succ !== undefined ? { successor: rec.succ } : {}),
@@ -226,10 +229,19 @@ export class RedisTokenStore implements TokenStore {
       session: toSession(sessFlat, currentGeneration),
       current: sess.current ?? '',
       currentGeneration,
-    });
-    const spentAt = state === 'live' ? input.now : Number(rec.spentAt ?? 0);
-    const successorProof = input.checks.liveProof(input.successorHash, rec.sid ?? '', input.successorExpiresAt, input.now);
-    const parentProof = input.checks.graceProof(input.presentedHash, rec.sid ?? '', input.successorHash, spentAt);
+    };
+    return { snapshot, fingerprint };
+  }
+
+  private async rotateOnce(input: RotateRefreshInput): Promise<RotateResult | 'stale'> {
+    const k = this.keys;
+    const loaded = await this.load('rotateRefresh', input.presentedHash);
+    if (!loaded) return { outcome: 'invalid' };
+    const { snapshot, fingerprint: fp } = loaded;
+    const { proven } = input.checks.check(snapshot);
+    const spentAt = snapshot.state === 'live' ? input.now : (snapshot.spentAt ?? 0);
+    const successorProof = input.checks.liveProof(input.successorHash, snapshot.sessionId, input.successorExpiresAt, input.now);
+    const parentProof = input.checks.graceProof(input.presentedHash, snapshot.sessionId, input.successorHash, spentAt);
     const reply = (await this.run('rotateRefresh', () =>
       this.scripts.taRotateRefresh(
         k.refresh(input.presentedHash),

@@ -40,6 +40,13 @@ export interface TokenStore extends RevocationSource {
    */
   rotateRefresh(input: RotateRefreshInput): Promise<RotateResult>;
 
+  /**
+   * What the store holds for a refresh-token key: its record, its session and the subject's
+   * generation, exactly as rotateRefresh hands them to `checks.check` (read only). Undefined when
+   * the key or its session is unknown.
+   */
+  loadRefresh(refreshHash: string): Promise<RefreshSnapshot | undefined>;
+
   /** The session a refresh token belongs to, if the token is known (live or spent). */
   findSessionByRefresh(refreshHash: string): Promise<SessionRecord | undefined>;
 

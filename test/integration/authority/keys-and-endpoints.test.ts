@@ -83,9 +83,22 @@ describe('authority endpoints: health, reflection, discovery, metrics', () => {
     assert.equal(disco.jwks_uri, `${TEST_ISSUER}/.well-known/jwks.json`);
   });
 
-  it('advertises in discovery only what the service offers (no ID tokens, no token endpoint)', async () => {
+  it('advertises in discovery only what the service offers (no ID tokens; the OAuth endpoints it serves)', async () => {
     const disco = (await (await fetch(`${ta.httpBase}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(disco).sort(), ['issuer', 'jwks_uri']);
+    assert.deepEqual(Object.keys(disco).sort(), [
+      'grant_types_supported',
+      'introspection_endpoint',
+      'introspection_endpoint_auth_methods_supported',
+      'issuer',
+      'jwks_uri',
+      'revocation_endpoint',
+      'revocation_endpoint_auth_methods_supported',
+      'token_endpoint',
+      'token_endpoint_auth_methods_supported',
+    ]);
+    assert.ok(!Object.keys(disco).some((k) => k.startsWith('id_token') || k === 'response_types_supported' || k === 'subject_types_supported'));
+    const rfc8414 = await (await fetch(`${ta.httpBase}/.well-known/oauth-authorization-server`)).json();
+    assert.deepEqual(rfc8414, disco, 'RFC 8414 metadata and the OpenID document agree');
   });
 
   it('answers /healthz and exposes RPC, verify-outcome and key-age metrics', async () => {
