@@ -66,6 +66,8 @@ export interface TokenAuthorityDeps {
   sessionSeal: SessionSeal;
   clock: Clock;
   logger: Logger;
+  /** Called once per refresh-token reuse detected (a metric). */
+  onReuseDetected?: () => void;
 }
 
 /**
@@ -152,6 +154,7 @@ export class TokenAuthority {
         throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
       case 'reused':
         verifier.applyRevocation(result.event);
+        this.deps.onReuseDetected?.();
         Object.assign(log, { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true });
         this.deps.logger.warn({ sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq }, 'refresh token reuse detected: session revoked');
         throw new TokenAuthorityError(

@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
+import { counter, createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
@@ -54,7 +54,9 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     commandTimeoutMs: config.redisCommandTimeoutMs,
     retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
     logger: logger.child({ component: 'redis' }),
+    onCommandError: counter(metrics, 'ta_redis_errors_total', 'Redis commands that failed: Redis unreachable, timed out, or an error reply.'),
   });
+  if (store instanceof RedisTokenStore) gauge(metrics, 'ta_redis_connected', '1 while the Redis command connection is up, else 0.', () => (store.connected ? 1 : 0));
   const keys = new RemoteKeyResolver({
     jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
     cooldownMs: config.jwksCooldownMs,
@@ -118,6 +120,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     logger,
   });
   registerVerifierGauges(metrics, verifier);
+  gauge(metrics, 'ta_jwks_fetch_failures_total', 'Failed fetches of the authority JWKS since start (the last good key set is kept).', () => keys.stats().failures);
+  gauge(metrics, 'ta_jwks_keys', 'Verification keys loaded from the authority JWKS.', () => keys.stats().kids.length);
   const http = new HttpServer({
     address: config.httpAddr,
     logger,
