@@ -191,3 +191,54 @@ export function dockerHealthcheck(): { script: string } | undefined {
   const cmd = /CMD\s+(\[.*\])\s*$/.exec(h.args);
   return cmd ? { script: execForm(cmd[1]!).slice(-1)[0]! } : undefined;
 }
+
+// ---- PromQL in the dashboard and the alert rules ----
+
+const PROMQL_WORDS = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool',
+  'inf', 'nan',
+]);
+
+/** The metric names an expression selects, each with the `job` its selector requires (if any). */
+export function promqlMetrics(expr: string): Array<{ name: string; job?: string }> {
+  const jobs = new Map<string, string | undefined>();
+  const s = expr
+    .replace(/\$__\w+/g, '1m')
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\[[^\]]*\]/g, '')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, '');
+  for (const m of expr.matchAll(/(?<![\w:.])([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}/g)) {
+    jobs.set(m[1]!, /\bjob\s*=\s*"([^"]*)"/.exec(m[2]!)?.[1]);
+  }
+  const out: Array<{ name: string; job?: string }> = [];
+  for (const m of s.matchAll(/(?<![\w:.])([a-zA-Z_:][\w:]*)(\s*\{[^}]*\})?(\s*\()?/g)) {
+    const name = m[1]!;
+    if (m[3] || PROMQL_WORDS.has(name.toLowerCase())) continue; // a function call or a keyword
+    const job = jobs.get(name);
+    out.push(job === undefined ? { name } : { name, job });
+  }
+  return out;
+}
+
+/** Every PromQL expression of the Grafana dashboard, with the panel it belongs to. */
+export function dashboardExpressions(): Array<{ where: string; expr: string }> {
+  const d = JSON.parse(read('deploy/grafana/token-authority.json')) as { panels: Array<{ title: string; type: string; targets?: Array<{ expr: string; refId: string }> }> };
+  return d.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `deploy/grafana/token-authority.json panel "${p.title}" query ${t.refId}`, expr: t.expr })));
+}
+
+/** Every alert expression of the Prometheus rules. */
+export function ruleExpressions(): Array<{ where: string; expr: string }> {
+  const f = parseYaml('deploy/prometheus/token-authority-rules.yml')[0] as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> };
+  return f.groups.flatMap((g) => g.rules.map((r) => ({ where: `deploy/prometheus/token-authority-rules.yml alert ${r.alert ?? r.record}`, expr: String(r.expr) })));
+}
+
+/** Metric names in a Prometheus text exposition: families (# TYPE) and every sample's name. */
+export function exposedMetricNames(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const t = /^# TYPE (\S+) /.exec(line);
+    if (t) names.add(t[1]!);
+    else if (line && !line.startsWith('#')) names.add(/^[^{\s]+/.exec(line)![0]);
+  }
+  return names;
+}

@@ -315,3 +315,37 @@ describe('deploy/ artifacts', () => {
     assert.match(read(deployment.file), /Sizing[\s\S]*Issue\/s[\s\S]*per core/, 'the authority manifest states its sizing reasoning');
   });
 });
+
+describe('deploy/grafana dashboard', () => {
+  interface Panel { id: number; type: string; title: string; gridPos: { x: number; y: number; w: number; h: number }; datasource?: { uid: string }; targets?: Array<{ expr: string; refId: string; datasource?: { uid: string } }> }
+  const dashboard = () => JSON.parse(read('deploy/grafana/token-authority.json')) as { uid: string; panels: Panel[]; templating: { list: Array<{ type: string; name: string }> } };
+
+  it('is importable: unique panel ids, queries on the ${datasource} variable, panels that do not overlap', () => {
+    const d = dashboard();
+    assert.ok(d.uid, 'a stable uid');
+    assert.ok(d.templating.list.some((v) => v.type === 'datasource' && v.name === 'datasource'), 'a Prometheus datasource variable');
+    const ids = d.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+    const cells = new Map<string, string>();
+    for (const p of d.panels) {
+      assert.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title}: fits the 24-column grid`);
+      for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) {
+        for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+          const other = cells.get(`${x},${y}`);
+          assert.ok(!other, `panels "${other}" and "${p.title}" overlap at ${x},${y}`);
+          cells.set(`${x},${y}`, p.title);
+        }
+      }
+      if (p.type === 'row') continue;
+      assert.ok((p.targets ?? []).length > 0, `${p.title}: has a query`);
+      for (const t of p.targets!) assert.equal(t.datasource?.uid, '${datasource}', `${p.title} ${t.refId}: queries the selected datasource`);
+    }
+  });
+
+  it('the README describes every panel in words', () => {
+    const readme = read('README.md');
+    const m = /\n### Dashboard\n([\s\S]*?)\n##/.exec(readme);
+    assert.ok(m, 'README has a "### Dashboard" section');
+    for (const p of dashboard().panels.filter((x) => x.type !== 'row')) assert.ok(m[1]!.includes(`**${p.title}**`), `README "Dashboard" describes the panel **${p.title}**`);
+  });
+});
