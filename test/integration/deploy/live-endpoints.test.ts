@@ -43,7 +43,7 @@ describe('deploy/ against a running authority and sidecar', function () {
   before(async () => {
     redis = await startRedis();
     keyDir = await mkdtemp(join(tmpdir(), 'ta-deploy-keys-'));
-    authority = await startAuthorityProcess('deploy-authority', { TA_REDIS_URL: redis.url, TA_ISSUER: TEST_ISSUER, TA_KEY_DIR: keyDir, TA_HEARTBEAT_INTERVAL: '200ms' });
+    authority = await startAuthorityProcess('deploy-authority', { TA_REDIS_URL: redis.url, TA_ISSUER: TEST_ISSUER, TA_KEY_DIR: keyDir, TA_HEARTBEAT_INTERVAL: '200ms', TA_RATE_LIMIT_ISSUE: '1/h:2' });
     sidecar = await startSidecarProcess({ authorityHttpPort: authority.httpPort, redisUrl: redis.url, instanceId: 'deploy-sidecar', env: { TA_AUDIENCE: 'orders' } });
 
     // Traffic that makes every labelled series appear: Issue, Verify at both, Refresh, a reuse, forward-auth.
@@ -117,5 +117,33 @@ describe('deploy/ against a running authority and sidecar', function () {
     assert.equal(run(`0.0.0.0:${authority.httpPort}`), 0, 'authority healthy');
     assert.equal(run(`0.0.0.0:${sidecar.httpPort}`), 0, 'sidecar healthy');
     assert.equal(run('127.0.0.1:1'), 1, 'nothing on the port: unhealthy');
+  });
+
+  it('the metrics added for the dashboard and alerts count their events', async () => {
+    const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"[\]]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    let a = await metricsText(base().authority);
+    assert.equal(value(a, 'ta_refresh_reuse_detected_total'), 1, 'the one reuse is counted');
+    const nextRotation = value(a, 'ta_signing_key_next_rotation_seconds');
+    assert.ok(nextRotation > 7 * 86400 - 120 && nextRotation <= 7 * 86400, `next rotation in ~7 d (TA_KEY_ROTATION_INTERVAL default): ${nextRotation}`);
+    assert.equal(value(a, 'ta_redis_connected'), 1);
+    assert.equal(value(a, 'ta_redis_errors_total'), 0);
+    assert.equal(value(a, 'ta_rate_limit_refusals_total{method="Issue"}'), 0, 'shown at 0 before any refusal');
+    // TA_RATE_LIMIT_ISSUE=1/h:2: one Issue was made, the next passes, the third is refused.
+    await authority.client.issue({ subject: 'dash2', audience: ['orders'] });
+    await expectStatus(authority.client.issue({ subject: 'dash3', audience: ['orders'] }), status.RESOURCE_EXHAUSTED);
+    assert.equal(value(await metricsText(base().authority), 'ta_rate_limit_refusals_total{method="Issue"}'), 1);
+    const sc = await metricsText(base().sidecar);
+    assert.ok(value(sc, 'ta_jwks_keys') >= 1, 'the sidecar holds the authority keys');
+    assert.equal(value(sc, 'ta_jwks_fetch_failures_total'), 0);
+    // Redis goes away: both processes say so.
+    await redis.stop();
+    await eventually(async () => {
+      a = await metricsText(base().authority);
+      return value(a, 'ta_redis_connected') === 0 && value(a, 'ta_redis_errors_total') > 0 && value(a, 'ta_propagation_receipts') === -1;
+    }, 10_000, 'the authority reports Redis down, failed commands, and unreadable receipts');
+    await eventually(async () => {
+      const t = await metricsText(base().sidecar);
+      return value(t, 'ta_redis_connected') === 0 && value(t, 'ta_redis_errors_total') > 0;
+    }, 10_000, 'the sidecar reports Redis down and failed commands');
   });
 });
