@@ -4,6 +4,7 @@ import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { counter, createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { createKeyStore } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
@@ -50,16 +51,6 @@ export function createTokenStore(config: Config, clock: Clock, logger: Logger, o
   const retentionMs = config.maxAccessTtlMs + config.clockSkewMs;
   if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
   return new RedisTokenStore({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, retentionMs, logger: logger.child({ component: 'redis' }), ...(onCommandError ? { onCommandError } : {}) });
-}
-
-/** Redis health of one process: failed commands, and whether the command connection is up. */
-export function registerRedisMetrics(metrics: Metrics): { onCommandError: () => void; watch(store: TokenStore): void } {
-  return {
-    onCommandError: counter(metrics, 'ta_redis_errors_total', 'Redis commands that failed: Redis unreachable, timed out, or an error reply.'),
-    watch(store) {
-      if (store instanceof RedisTokenStore) gauge(metrics, 'ta_redis_connected', '1 while the Redis command connection is up, else 0.', () => (store.connected ? 1 : 0));
-    },
-  };
 }
 
 /** Start the authority: keys, store, local verifier, gRPC and HTTP servers. */
@@ -119,8 +110,12 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     logger,
   });
   registerGauges(metrics, keys, verifier, clock, config.keyRotationIntervalMs);
-  gauge(metrics, 'ta_propagation_receipts', 'Verifiers with a live propagation receipt (reported within the receipt TTL); -1 when the store cannot be read.', () =>
-    store.listApplied().then((r) => r.length, () => -1),
+  gauge(
+    metrics,
+    'ta_propagation_receipts',
+    'Verifiers with a live propagation receipt (reported within the receipt TTL); -1 when the store cannot be read.',
+    () => store.listApplied().then((r) => r.length, () => -1),
+    'max',
   );
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const http = single
@@ -191,6 +186,6 @@ function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType
     const activatedAt = keys.list().find((k) => k.state === 'active')?.activatedAt;
     if (rotationIntervalMs === 0 || activatedAt === undefined) return Infinity;
     return (activatedAt + rotationIntervalMs - clock.nowMs()) / 1000;
-  });
+  }, 'min');
   registerVerifierGauges(metrics, verifier);
 }

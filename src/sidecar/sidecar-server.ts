@@ -4,7 +4,8 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../config/options.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { counter, createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
+import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
+import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
@@ -49,14 +50,15 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
   logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
 
+  const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
     logger: logger.child({ component: 'redis' }),
-    onCommandError: counter(metrics, 'ta_redis_errors_total', 'Redis commands that failed: Redis unreachable, timed out, or an error reply.'),
+    onCommandError: redisMetrics.onCommandError,
   });
-  if (store instanceof RedisTokenStore) gauge(metrics, 'ta_redis_connected', '1 while the Redis command connection is up, else 0.', () => (store.connected ? 1 : 0));
+  redisMetrics.watch(store);
   const keys = new RemoteKeyResolver({
     jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
     cooldownMs: config.jwksCooldownMs,

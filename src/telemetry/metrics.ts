@@ -55,12 +55,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   };
 }
 
-/** Register a gauge whose value is read at scrape time (a promise is awaited by the scrape). */
-export function gauge(metrics: Metrics, name: string, help: string, read: () => number | Promise<number>): void {
+/**
+ * Register a gauge whose value is read at scrape time (a promise is awaited by the scrape).
+ * `aggregator`: how the TA_WORKERS>1 primary combines the workers' values (default: sum).
+ */
+export function gauge(metrics: Metrics, name: string, help: string, read: () => number | Promise<number>, aggregator?: 'min' | 'max'): void {
   new Gauge({
     name,
     help,
     registers: [metrics.registry],
+    ...(aggregator ? { aggregator } : {}),
     collect() {
       const value = read();
       if (typeof value === 'number') this.set(value);
