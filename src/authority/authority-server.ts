@@ -3,7 +3,8 @@ import type { Config } from '../config/config.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { counter, createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
+import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { createKeyStore } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
@@ -51,10 +52,10 @@ export interface RunningAuthority {
   stop(): Promise<void>;
 }
 
-export function createTokenStore(config: Config, clock: Clock, logger: Logger): TokenStore {
+export function createTokenStore(config: Config, clock: Clock, logger: Logger, onCommandError?: (op: string) => void): TokenStore {
   const retentionMs = config.maxAccessTtlMs + config.clockSkewMs;
   if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
-  return new RedisTokenStore({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, retentionMs, logger: logger.child({ component: 'redis' }) });
+  return new RedisTokenStore({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, retentionMs, logger: logger.child({ component: 'redis' }), ...(onCommandError ? { onCommandError } : {}) });
 }
 
 /** Start the authority: keys, store, local verifier, gRPC and HTTP servers. */
@@ -66,7 +67,9 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   if (!config.redisUrl) logger.warn('embedded in-memory store: sessions and revocations live in this process only and are lost on restart; set TA_REDIS_URL for anything shared or durable');
   const security = prepareCallerSecurity(config, { clock, logger, policy: overrides.policy });
 
-  const store = overrides.store ?? createTokenStore(config, clock, logger);
+  const redisMetrics = registerRedisMetrics(metrics);
+  const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError);
+  redisMetrics.watch(store);
   const keys = new KeyManager({
     store: overrides.keyStore ?? (await createKeyStore(config, logger)),
     algorithm: config.keyAlgorithm,
@@ -103,6 +106,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     clock,
     logger: logger.child({ component: 'authority' }),
     revocationTtlMs: accessTtl.current,
+    onReuseDetected: counter(metrics, 'ta_refresh_reuse_detected_total', 'Refresh-token reuse detected (a spent refresh token presented again): its session was revoked.'),
   });
 
   const single = (overrides.role ?? 'single') === 'single';
@@ -118,7 +122,14 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     protoFiles: ['tokenauthority/v1/token_authority.proto'],
     logger,
   });
-  registerGauges(metrics, keys, verifier, clock);
+  registerGauges(metrics, keys, verifier, clock, config.keyRotationIntervalMs);
+  gauge(
+    metrics,
+    'ta_propagation_receipts',
+    'Verifiers with a live propagation receipt (reported within the receipt TTL); -1 when the store cannot be read.',
+    () => store.listApplied().then((r) => r.length, () => -1),
+    'max',
+  );
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const oauth = oauthMetadata(config.issuer, { mtls: config.tlsClientCa !== undefined, introspectionByCertificate: security.filePolicy !== undefined });
   if (single) warnIfPlaintextOAuth(config, logger);
@@ -251,9 +262,14 @@ export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Lo
   return { stop: () => clearInterval(timer) };
 }
 
-function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType<typeof createVerifier>, clock: Clock): void {
+function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType<typeof createVerifier>, clock: Clock, rotationIntervalMs: number): void {
   labelledGauge(metrics, 'ta_signing_key_age_seconds', 'Age of each published signing key, by kid and state.', ['kid', 'state'], () =>
     keys.list().map((k) => ({ labels: { kid: k.kid, state: k.state }, value: (clock.nowMs() - k.createdAt) / 1000 })),
   );
+  gauge(metrics, 'ta_signing_key_next_rotation_seconds', 'Seconds until the scheduled key rotation (negative: overdue; +Inf: TA_KEY_ROTATION_INTERVAL=0).', () => {
+    const activatedAt = keys.list().find((k) => k.state === 'active')?.activatedAt;
+    if (rotationIntervalMs === 0 || activatedAt === undefined) return Infinity;
+    return (activatedAt + rotationIntervalMs - clock.nowMs()) / 1000;
+  }, 'min');
   registerVerifierGauges(metrics, verifier);
 }

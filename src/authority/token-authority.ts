@@ -71,6 +71,8 @@ export interface TokenAuthorityDeps {
    * settings.maxAccessTtlMs): session and subject revocation entries live that long. Default: the setting.
    */
   revocationTtlMs?: () => number;
+  /** Called once per refresh-token reuse detected (a metric). */
+  onReuseDetected?: () => void;
 }
 
 /**
@@ -199,6 +201,7 @@ export class TokenAuthority {
         throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
       case 'reused':
         verifier.applyRevocation(result.event);
+        this.deps.onReuseDetected?.();
         Object.assign(log, { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true });
         this.deps.logger.warn({ sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq }, 'refresh token reuse detected: session revoked');
         throw new TokenAuthorityError(

@@ -47,6 +47,8 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
   };
   const accessLog = logger.isLevelEnabled?.('info') ?? true;
   const limiter = rateLimiter?.applies(method) ? rateLimiter : undefined;
+  const refused = limiter && metrics ? metrics.rateLimitRefusals.labels(method) : undefined;
+  refused?.inc(0); // present at 0 on /metrics, so a dashboard and alerts see the series
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now();
     let caller: Caller | undefined;
@@ -84,7 +86,14 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     let result: Res | Promise<Res>;
     try {
       if ((call.request as unknown) instanceof UndecodableRequest) throw (call.request as unknown as UndecodableRequest).error(method);
-      limiter?.check(method, ctx.caller);
+      if (limiter) {
+        try {
+          limiter.check(method, ctx.caller);
+        } catch (err) {
+          refused?.inc();
+          throw err;
+        }
+      }
       result = handler(call.request, ctx);
     } catch (err) {
       const e = toServiceError(err, logger, method);

@@ -5,6 +5,7 @@ import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
+import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
@@ -59,12 +60,15 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     );
   }
 
+  const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
     logger: logger.child({ component: 'redis' }),
+    onCommandError: redisMetrics.onCommandError,
   });
+  redisMetrics.watch(store);
   const keys = new RemoteKeyResolver({
     jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
     cooldownMs: config.jwksCooldownMs,
@@ -130,6 +134,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     logger,
   });
   registerVerifierGauges(metrics, verifier);
+  gauge(metrics, 'ta_jwks_fetch_failures_total', 'Failed fetches of the authority JWKS since start (the last good key set is kept).', () => keys.stats().failures);
+  gauge(metrics, 'ta_jwks_keys', 'Verification keys loaded from the authority JWKS.', () => keys.stats().kids.length);
   const http = new HttpServer({
     address: config.httpAddr,
     logger,

@@ -51,6 +51,8 @@ export interface RedisTokenStoreOptions {
   /** Log retention by entry age: the maximum access-token TTL plus clock skew. */
   retentionMs: number;
   logger?: Logger;
+  /** Called once per command that fails (Redis unreachable, timed out, or an error reply): a metric. */
+  onCommandError?: (op: string) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -104,6 +106,7 @@ export class RedisTokenStore implements TokenStore {
   private closed = false;
   private down = false;
   private dropped = 0;
+  private readonly onCommandError: ((op: string) => void) | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
@@ -113,6 +116,7 @@ export class RedisTokenStore implements TokenStore {
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     );
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.onCommandError = options.onCommandError;
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
     if (typeof options.url === 'string') {
       this.target = parseRedisUrl(options.url);
@@ -161,6 +165,11 @@ export class RedisTokenStore implements TokenStore {
       this.redis.defineCommand(name, { lua: script, numberOfKeys, readOnly });
     }
     this.scripts = this.redis as unknown as ScriptCommands;
+  }
+
+  /** True while the command connection is up (a metric: Redis reachable from this process). */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
   }
 
   /** Feed messages that were not valid v1 messages and were dropped (a version skew signal). */
@@ -459,10 +468,16 @@ export class RedisTokenStore implements TokenStore {
    */
   private async run<T>(op: string, command: () => Promise<T>): Promise<T> {
     if (this.closed) throw storeUnavailable('the token store is closed');
-    await this.whenConnected(op);
+    try {
+      await this.whenConnected(op);
+    } catch (err) {
+      this.onCommandError?.(op);
+      throw err;
+    }
     try {
       return await command();
     } catch (err) {
+      this.onCommandError?.(op);
       if (err instanceof TokenAuthorityError) throw err;
       const reason = err instanceof Error ? err.message : String(err);
       // A fresh cause: ioredis errors carry the command's arguments.

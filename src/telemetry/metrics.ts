@@ -9,6 +9,8 @@ export interface Metrics {
   readonly rpcTotal: Counter<'method' | 'code'>;
   readonly rpcSeconds: Histogram<'method'>;
   readonly verifyOutcomes: Counter<'outcome'>;
+  /** Calls refused by the per-caller rate limiter (RESOURCE_EXHAUSTED), by method. */
+  readonly rateLimitRefusals: Counter<'method'>;
   /** Count one Verify answer ('valid' or the reason); label children are resolved once. */
   countVerifyOutcome(outcome: string): void;
 }
@@ -31,6 +33,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       if (!child) outcomeChildren.set(outcome, (child = verifyOutcomes.labels(outcome)));
       child.inc();
     },
+    rateLimitRefusals: new Counter({
+      name: 'ta_rate_limit_refusals_total',
+      help: 'Calls refused by the per-caller rate limit (RESOURCE_EXHAUSTED), by method.',
+      labelNames: ['method'],
+      registers: [registry],
+    }),
     rpcTotal: new Counter({
       name: 'ta_grpc_requests_total',
       help: 'gRPC calls handled, by method and status code.',
@@ -47,16 +55,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   };
 }
 
-/** Register a gauge whose value is read at scrape time. */
-export function gauge(metrics: Metrics, name: string, help: string, read: () => number): void {
+/**
+ * Register a gauge whose value is read at scrape time (a promise is awaited by the scrape).
+ * `aggregator`: how the TA_WORKERS>1 primary combines the workers' values (default: sum).
+ */
+export function gauge(metrics: Metrics, name: string, help: string, read: () => number | Promise<number>, aggregator?: 'min' | 'max'): void {
   new Gauge({
     name,
     help,
     registers: [metrics.registry],
+    ...(aggregator ? { aggregator } : {}),
     collect() {
-      this.set(read());
+      const value = read();
+      if (typeof value === 'number') this.set(value);
+      else return value.then((v) => this.set(v));
     },
   });
+}
+
+/** Register an unlabelled counter (shown at 0 from the start); returns its increment. */
+export function counter(metrics: Metrics, name: string, help: string): () => void {
+  const c = new Counter({ name, help, registers: [metrics.registry] });
+  return () => c.inc();
 }
 
 /** Register a labelled gauge whose values are read at scrape time. */
