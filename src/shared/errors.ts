@@ -41,14 +41,30 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
-/** The one error class of the project: a stable `code`, a message for humans, an optional cause. */
+/** Marks every TokenAuthorityError, whichever installed copy of the package made it. */
+const BRAND = Symbol.for('token-authority.error');
+
+/**
+ * The one error class of the project: a stable `code`, a message for humans, an optional cause.
+ * `instanceof TokenAuthorityError` also recognises errors made by another installed copy of the
+ * package (two versions in one dependency tree), by a brand registered with `Symbol.for`, as
+ * nice-grpc does for its errors.
+ */
 export class TokenAuthorityError extends Error {
   override readonly name = 'TokenAuthorityError';
   readonly code: ErrorCode;
+  declare readonly [BRAND]: true;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // A subclass keeps ordinary prototype-chain semantics.
+    if (this !== TokenAuthorityError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true && typeof (value as { code?: unknown }).code === 'string';
   }
 }
 
