@@ -112,6 +112,12 @@ export class RedisTokenStore implements TokenStore {
   private readonly subscriptions = new Set<RedisFeedSubscription>();
   /** The write scripts, each acknowledged only once `wait.replicas` replicas hold it. */
   private readonly durable: ScriptCommands;
+  /**
+   * The connection of durable writes when they wait for replicas: WAIT blocks its connection until
+   * the replicas answer (or its timeout), so on the shared one it would hold up every other
+   * command — Issue, reads, heartbeats — behind it.
+   */
+  private readonly durableRedis: RedisClient | undefined;
   /** The replica wait of durable writes (replicas 0 = none). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
   private closed = false;
@@ -181,6 +187,18 @@ export class RedisTokenStore implements TokenStore {
     }
     if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
+    }
+    if (this.wait.replicas > 0) {
+      this.durableRedis = this.connect({
+        commandTimeout: this.commandTimeoutMs,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        connectionName: 'token-authority-durable',
+      });
+      this.durableRedis.on('error', () => {
+        // Reported by the command connection's handler; each write fails with UNAVAILABLE.
+      });
     }
     const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};
     for (const [name, script, numberOfKeys] of [
@@ -394,6 +412,10 @@ export class RedisTokenStore implements TokenStore {
     // Also after quit: with Sentinel, ioredis keeps its failover-detector connections to the
     // sentinels open (and reconnecting) until disconnect() is called.
     this.redis.disconnect();
+    if (this.durableRedis) {
+      await this.durableRedis.quit().catch(() => undefined);
+      this.durableRedis.disconnect();
+    }
   }
 
   private connectionOptions(overrides: RedisConnectionOptions): RedisConnectionOptions {
@@ -446,9 +468,11 @@ export class RedisTokenStore implements TokenStore {
   private async replicated(name: string, lua: string, numberOfKeys: number, args: Array<string | number>): Promise<Reply> {
     const { replicas, timeoutMs, aof } = this.wait;
     const sha = (this.shas[name] ??= createHash('sha1').update(lua).digest('hex'));
+    const redis = this.durableRedis!;
+    await this.whenConnected(name, redis);
     let useEval = false;
     for (let attempt = 1; ; attempt++) {
-      const p = this.redis.pipeline();
+      const p = redis.pipeline();
       p.call(useEval ? 'EVAL' : 'EVALSHA', useEval ? lua : sha, numberOfKeys, ...args);
       if (aof) p.call('WAITAOF', 0, replicas, timeoutMs);
       else p.call('WAIT', replicas, timeoutMs);
@@ -461,8 +485,8 @@ export class RedisTokenStore implements TokenStore {
           useEval = true;
           continue;
         }
-        if (this.redis instanceof Cluster && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(message) && attempt < 4) {
-          this.redis.refreshSlotsCache();
+        if (redis instanceof Cluster && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(message) && attempt < 4) {
+          redis.refreshSlotsCache();
           await new Promise((r) => setTimeout(r, 100));
           continue;
         }
@@ -482,8 +506,8 @@ export class RedisTokenStore implements TokenStore {
 
   private readonly shas: Record<string, string> = {};
 
-  private async whenConnected(op: string): Promise<void> {
-    const status = this.redis.status;
+  private async whenConnected(op: string, redis: RedisClient = this.redis): Promise<void> {
+    const status = redis.status;
     if (status === 'ready') return;
     if (status !== 'connecting' && status !== 'connect' && status !== 'wait') {
       throw storeUnavailable(`Redis ${op} failed: Redis is unreachable (${status})`);
@@ -491,8 +515,8 @@ export class RedisTokenStore implements TokenStore {
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        this.redis.off('close', onClose);
+        redis.off('ready', onReady);
+        redis.off('close', onClose);
         if (err) reject(err);
         else resolve();
       };
@@ -502,8 +526,8 @@ export class RedisTokenStore implements TokenStore {
         () => done(storeUnavailable(`Redis ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
         this.commandTimeoutMs,
       );
-      this.redis.on('ready', onReady);
-      this.redis.on('close', onClose);
+      redis.on('ready', onReady);
+      redis.on('close', onClose);
     });
   }
 }
