@@ -117,7 +117,7 @@ export class RedisTokenStore implements TokenStore {
    * the replicas answer (or its timeout), so on the shared one it would hold up every other
    * command — Issue, reads, heartbeats — behind it.
    */
-  private readonly durableRedis: RedisClient | undefined;
+  private durableRedis: RedisClient | undefined;
   /** The replica wait of durable writes (replicas 0 = none). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
   private closed = false;
@@ -187,18 +187,6 @@ export class RedisTokenStore implements TokenStore {
     }
     if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
-    }
-    if (this.wait.replicas > 0) {
-      this.durableRedis = this.connect({
-        commandTimeout: this.commandTimeoutMs,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        connectionName: 'token-authority-durable',
-      });
-      this.durableRedis.on('error', () => {
-        // Reported by the command connection's handler; each write fails with UNAVAILABLE.
-      });
     }
     const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};
     for (const [name, script, numberOfKeys] of [
@@ -468,7 +456,20 @@ export class RedisTokenStore implements TokenStore {
   private async replicated(name: string, lua: string, numberOfKeys: number, args: Array<string | number>): Promise<Reply> {
     const { replicas, timeoutMs, aof } = this.wait;
     const sha = (this.shas[name] ??= createHash('sha1').update(lua).digest('hex'));
-    const redis = this.durableRedis!;
+    if (this.closed) throw storeUnavailable('the token store is closed');
+    // Opened on first use: a sidecar or a library verifier never writes, and never opens it.
+    const redis = (this.durableRedis ??= this.connect({
+      commandTimeout: this.commandTimeoutMs,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: 'token-authority-durable',
+    }));
+    if (redis.listenerCount('error') === 0) {
+      redis.on('error', () => {
+        // The command connection's handler reports Redis being down; each write here fails with UNAVAILABLE.
+      });
+    }
     await this.whenConnected(name, redis);
     let useEval = false;
     for (let attempt = 1; ; attempt++) {
