@@ -162,7 +162,7 @@ export class RedisTokenStore implements TokenStore {
       this.down = false;
     });
     const lua = redisScripts(isClusterTarget(this.target));
-    for (const [name, script, numberOfKeys, readOnly] of [
+    const commands = [
       ['taCreateSession', lua.CREATE_SESSION, 3, false],
       ['taRotateRefresh', lua.ROTATE_REFRESH, 2, false],
       ['taGetSession', lua.GET_SESSION, 1, true],
@@ -172,7 +172,8 @@ export class RedisTokenStore implements TokenStore {
       ['taHeartbeat', lua.HEARTBEAT, 3, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
       ['taListApplied', lua.LIST_APPLIED, 1, false],
-    ] as const) {
+    ] as const;
+    for (const [name, script, numberOfKeys, readOnly] of commands) {
       this.redis.defineCommand(name, { lua: script, numberOfKeys, readOnly });
     }
     this.scripts = this.redis as unknown as ScriptCommands;
@@ -188,12 +189,11 @@ export class RedisTokenStore implements TokenStore {
     if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
     }
+    // Every write script can be run durably; the call sites say which writes must be (revoke,
+    // rotateRefresh with its reuse detection).
     const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};
-    for (const [name, script, numberOfKeys] of [
-      ['taCreateSession', lua.CREATE_SESSION, 3],
-      ['taRotateRefresh', lua.ROTATE_REFRESH, 2],
-      ['taRevoke', lua.REVOKE, 3],
-    ] as const) {
+    for (const [name, script, numberOfKeys, readOnly] of commands) {
+      if (readOnly) continue;
       durable[name] =
         this.wait.replicas === 0
           ? (...args) => this.scripts[name](...args)
