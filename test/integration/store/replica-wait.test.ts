@@ -6,7 +6,8 @@ import { eventually } from '../../helpers/eventually.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 
 const HOUR = 3_600_000;
-const WAIT_MS = 200;
+// Generous: the replica shares a busy machine, and a confirmation must not time out by accident.
+const WAIT_MS = 1000;
 
 async function unavailable(p: Promise<unknown>): Promise<string> {
   try {
@@ -24,7 +25,7 @@ describe('RedisTokenStore: writes acknowledged only once a replica holds them (W
   let replica: RedisServer;
   const stores: RedisTokenStore[] = [];
   const store = (waitReplicas: number) => {
-    const s = new RedisTokenStore({ url: primary.url, retentionMs: HOUR, commandTimeoutMs: 1000, waitReplicas, waitTimeoutMs: WAIT_MS });
+    const s = new RedisTokenStore({ url: primary.url, retentionMs: HOUR, commandTimeoutMs: 3000, waitReplicas, waitTimeoutMs: WAIT_MS });
     stores.push(s);
     return s;
   };
@@ -63,10 +64,10 @@ describe('RedisTokenStore: writes acknowledged only once a replica holds them (W
     const t = performance.now();
     const message = await unavailable(s.revoke({ kind: 'jti', id: 'two-replicas', until: Date.now() + HOUR }));
     const ms = performance.now() - t;
-    assert.match(message, /1 of 2 replicas confirmed it within 200 ms/);
+    assert.match(message, /1 of 2 replicas confirmed it within 1000 ms/);
     assert.match(message, /may or may not have applied/);
     assert.match(message, /retrying is safe/);
-    assert.ok(ms < WAIT_MS + 500, `answered after ${ms.toFixed(0)} ms`);
+    assert.ok(ms < WAIT_MS + 1500, `answered after ${ms.toFixed(0)} ms`);
   });
 
   it('a replica that stops answering: Revoke and Refresh refused (Refresh naming the grace window); other commands are not held up; the retry once it is back returns the same revocation', async () => {
