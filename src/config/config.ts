@@ -19,7 +19,8 @@ export interface Config {
   redisCommandTimeoutMs: number;
   /** Replicas that must confirm a durable write; 'auto' = by topology (see redisWaitReplicasFor). */
   redisWaitReplicas: number | 'auto';
-  redisWaitTimeoutMs: number;
+  /** Unset: 500 ms, or half the command timeout if that is less (see defaultWaitTimeoutMs). */
+  redisWaitTimeoutMs?: number;
   redisWaitAof: boolean;
   issuer: string;
   accessTtlMs: number;
@@ -123,7 +124,7 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
   if (scope === 'authority') {
     if ((c.accessTtlMs as number) > (c.maxAccessTtlMs as number)) say('accessTtlMs', 'must not exceed TA_MAX_ACCESS_TTL');
     if ((c.refreshTtlMs as number) > (c.sessionMaxLifetimeMs as number)) say('refreshTtlMs', 'must not exceed TA_SESSION_MAX_LIFETIME');
-    if ((c.redisWaitTimeoutMs as number) >= (c.redisCommandTimeoutMs as number)) {
+    if (c.redisWaitTimeoutMs !== undefined && (c.redisWaitTimeoutMs as number) >= (c.redisCommandTimeoutMs as number)) {
       say('redisWaitTimeoutMs', 'must be below TA_REDIS_COMMAND_TIMEOUT: the wait is one Redis command, and the command timeout would cut it short');
     }
     if (c.redisUrl === undefined && typeof c.redisWaitReplicas === 'number' && c.redisWaitReplicas > 0) {

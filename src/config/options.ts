@@ -167,8 +167,8 @@ export const OPTIONS: readonly OptionSpec[] = [
       return n;
     }),
     description: 'Replicas that must confirm (Redis WAIT) every revocation, logout, reuse-detection revocation and refresh rotation before the call is acknowledged; fewer within TA_REDIS_WAIT_TIMEOUT → UNAVAILABLE (the write may or may not have applied; retrying is safe). `auto` = 1 for `redis-sentinel://` and `redis-cluster://`, 0 for one server. See "What an acknowledged revocation survives".' },
-  { key: 'redisWaitTimeoutMs', env: 'TA_REDIS_WAIT_TIMEOUT', flag: '--redis-wait-timeout', scope: 'authority', default: '500ms', schema: duration('the replica wait timeout', { min: 1 }),
-    description: 'How long a write waits for TA_REDIS_WAIT_REPLICAS replicas; must be below TA_REDIS_COMMAND_TIMEOUT.' },
+  { key: 'redisWaitTimeoutMs', env: 'TA_REDIS_WAIT_TIMEOUT', flag: '--redis-wait-timeout', scope: 'authority', schema: duration('the replica wait timeout', { min: 1 }),
+    description: 'How long a write waits for TA_REDIS_WAIT_REPLICAS replicas; must be below TA_REDIS_COMMAND_TIMEOUT. Default: 500ms, or half TA_REDIS_COMMAND_TIMEOUT if that is less.' },
   { key: 'redisWaitAof', env: 'TA_REDIS_WAIT_AOF', flag: '--redis-wait-aof', scope: 'authority', default: 'false', schema: bool,
     description: 'Wait with WAITAOF (Redis ≥ 7.2) instead of WAIT: the replicas must have written the write to their append-only file (fsync), not only hold it in memory. Needs `appendonly yes` on the replicas.' },
   { key: 'issuer', env: 'TA_ISSUER', flag: '--issuer', scope: 'common', schema: url('issuer URL', ['http:', 'https:']),

@@ -54,7 +54,7 @@ export interface RedisTokenStoreOptions {
    * on one server (see {@link replicasToWaitFor}). 0 = no wait.
    */
   waitReplicas?: number | 'auto';
-  /** How long a write waits for them; must be below `commandTimeoutMs`. Default 500. */
+  /** How long a write waits for them; must be below `commandTimeoutMs`. Default 500, or half `commandTimeoutMs` if less. */
   waitTimeoutMs?: number;
   /** WAITAOF (Redis ≥ 7.2): the replicas must have fsynced the write to their AOF. */
   waitAof?: boolean;
@@ -180,7 +180,7 @@ export class RedisTokenStore implements TokenStore {
 
     this.wait = {
       replicas: replicasToWaitFor(options.waitReplicas, this.target),
-      timeoutMs: positiveIntOption('waitTimeoutMs', options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS),
+      timeoutMs: positiveIntOption('waitTimeoutMs', options.waitTimeoutMs ?? Math.max(1, Math.min(DEFAULT_WAIT_TIMEOUT_MS, Math.floor(this.commandTimeoutMs / 2)))),
       aof: options.waitAof ?? false,
     };
     if (!Number.isInteger(this.wait.replicas) || this.wait.replicas < 0) {

@@ -70,6 +70,22 @@ describe('RedisTokenStore: writes acknowledged only once a replica holds them (W
     assert.ok(ms < WAIT_MS + 1500, `answered after ${ms.toFixed(0)} ms`);
   });
 
+  it('TA_REDIS_WAIT_AOF: WAITAOF where the server has it (Redis ≥ 7.2); on an older server every durable write is refused, naming WAITAOF', async () => {
+    const s = new RedisTokenStore({ url: primary.url, retentionMs: HOUR, commandTimeoutMs: 3000, waitReplicas: 1, waitTimeoutMs: WAIT_MS, waitAof: true });
+    stores.push(s);
+    const admin = new Redis(primary.url);
+    const version = /redis_version:(\d+)\.(\d+)/.exec(await admin.info('server'))!;
+    admin.disconnect();
+    const hasWaitAof = Number(version[1]) > 7 || (Number(version[1]) === 7 && Number(version[2]) >= 2);
+    const revoking = s.revoke({ kind: 'jti', id: 'waitaof', until: Date.now() + HOUR });
+    if (hasWaitAof) {
+      // The replica runs without AOF here: it can never confirm an fsync.
+      assert.match(await unavailable(revoking), /0 of 1 replica confirmed it/);
+    } else {
+      assert.match(await unavailable(revoking), /WAITAOF failed \(ERR unknown command/);
+    }
+  });
+
   it('a replica that stops answering: Revoke and Refresh refused (Refresh naming the grace window); other commands are not held up; the retry once it is back returns the same revocation', async () => {
     const s = store(1);
     const now = Date.now();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { parseRedisUrl } from '../../../src/store/redis-connection.js';
-import { replicasToWaitFor } from '../../../src/store/redis-token-store.js';
+import { RedisTokenStore, replicasToWaitFor } from '../../../src/store/redis-token-store.js';
 
 function problems(env: Record<string, string>): string {
   try {
@@ -18,7 +18,7 @@ describe('configuration of the replica wait (TA_REDIS_WAIT_REPLICAS, TA_REDIS_WA
   it('defaults: auto, 500 ms, WAIT (not WAITAOF)', () => {
     const c = loadConfig('authority', { env: { TA_REDIS_URL: 'redis-sentinel://127.0.0.1:26379/m' } });
     assert.equal(c.redisWaitReplicas, 'auto');
-    assert.equal(c.redisWaitTimeoutMs, 500);
+    assert.equal(c.redisWaitTimeoutMs, undefined, 'unset: the store takes 500 ms or half the command timeout');
     assert.equal(c.redisWaitAof, false);
   });
 
@@ -48,6 +48,17 @@ describe('configuration of the replica wait (TA_REDIS_WAIT_REPLICAS, TA_REDIS_WA
       /TA_REDIS_WAIT_TIMEOUT \(--redis-wait-timeout\): must be below TA_REDIS_COMMAND_TIMEOUT/,
     );
     assert.equal(loadConfig('authority', { env: { TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '1s', TA_REDIS_COMMAND_TIMEOUT: '2s' } }).redisWaitTimeoutMs, 1000);
+  });
+
+  it('unset, the wait timeout follows a short command timeout instead of refusing it', () => {
+    const c = loadConfig('authority', { env: { TA_REDIS_URL: 'redis-sentinel://h:26379/m', TA_REDIS_COMMAND_TIMEOUT: '300ms' } });
+    assert.equal(c.redisWaitTimeoutMs, undefined);
+    const store = new RedisTokenStore({ url: 'redis-sentinel://127.0.0.1:1/m', retentionMs: 60_000, commandTimeoutMs: 300 });
+    assert.deepEqual(store.wait, { replicas: 1, timeoutMs: 150, aof: false });
+    const longer = new RedisTokenStore({ url: 'redis://127.0.0.1:1', retentionMs: 60_000, commandTimeoutMs: 5000, waitReplicas: 1 });
+    assert.deepEqual(longer.wait, { replicas: 1, timeoutMs: 500, aof: false });
+    void store.close();
+    void longer.close();
   });
 
   it('waiting for replicas needs Redis: the embedded store has none', () => {
