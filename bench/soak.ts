@@ -10,9 +10,16 @@
  * (real processes, loopback only), then runs the fault suite's mixed load (test/helpers/load.ts:
  * Issue → Verify at the authority and at the sidecar → Refresh → Revoke → Verify) from `--loops`
  * concurrent loops. Every `--interval` seconds it prints ops/s by method, errors by code, p99
- * latency by method and the RSS of the authority and the sidecar (VmRSS from /proc/<pid>/status),
- * and at the end the RSS trend (average of the first third of the samples against the last
- * third). Everything goes to bench/results/soak-<date>.json.
+ * latency by method, the RSS of the authority, the sidecar and redis-server (VmRSS from
+ * /proc/<pid>/status) and the V8 heap in use of the two Node processes (from their /metrics), and
+ * at the end the RSS trend (average of the first third of the samples against the last third).
+ * Everything goes to bench/results/soak-<date>.json.
+ *
+ * Heap snapshots: both Node children run with --heapsnapshot-signal=SIGUSR2 in a directory of
+ * their own (printed at start; `--heap-dir <dir>` to choose it). The soak signals the sidecar and
+ * the authority once the warm-up is over, at half time and just before the end, so the three
+ * snapshots can be compared in Chrome DevTools (Memory → Comparison) for objects that only
+ * accumulate. `--no-heap-snapshots` turns this off.
  *
  * Lifetimes are short by default (access tokens 30 s, sessions 2 min, leeway 5 s): the state the
  * design keeps on purpose — revocation entries until the tokens they cover expire, sessions until
@@ -44,6 +51,8 @@ interface Options {
   sessionLifetime: string;
   clockSkew: string;
   out: string | undefined;
+  heapDir: string | undefined;
+  heapSnapshots: boolean;
 }
 
 function options(): Options {
@@ -56,11 +65,13 @@ function options(): Options {
       'session-lifetime': { type: 'string', default: '2m' },
       'clock-skew': { type: 'string', default: '5s' },
       out: { type: 'string' },
+      'heap-dir': { type: 'string' },
+      'no-heap-snapshots': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: soak [--duration <s>=600] [--interval <s>=10] [--loops <n>=4] [--access-ttl 30s] [--session-lifetime 2m] [--clock-skew 5s] [--out <file.json>]\n');
+    process.stdout.write('usage: soak [--duration <s>=600] [--interval <s>=10] [--loops <n>=4] [--access-ttl 30s] [--session-lifetime 2m] [--clock-skew 5s] [--out <file.json>] [--heap-dir <dir>] [--no-heap-snapshots]\n');
     process.exit(0);
   }
   for (const name of ['access-ttl', 'session-lifetime', 'clock-skew'] as const) {
@@ -85,6 +96,8 @@ function options(): Options {
     sessionLifetime: values['session-lifetime'],
     clockSkew: values['clock-skew'],
     out: values.out,
+    heapDir: values['heap-dir'],
+    heapSnapshots: !values['no-heap-snapshots'],
   };
 }
 
@@ -104,10 +117,14 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-async function startServer(name: string, command: 'serve' | 'sidecar', env: Record<string, string>): Promise<Server> {
+async function startServer(name: string, command: 'serve' | 'sidecar', env: Record<string, string>, heapDir?: string): Promise<Server> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [CLI, command], {
+  // With heapDir: SIGUSR2 writes a heap snapshot into it (the child's working directory).
+  const cwd = heapDir ? join(heapDir, name) : undefined;
+  if (cwd) mkdirSync(cwd, { recursive: true });
+  const child = spawn(process.execPath, [...(cwd ? ['--heapsnapshot-signal=SIGUSR2'] : []), CLI, command], {
+    cwd,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
@@ -167,13 +184,25 @@ function rssMiB(pid: number | undefined): number {
   }
 }
 
+/** V8 heap in use (MiB) from a Node child's Prometheus /metrics; NaN when it does not answer. */
+async function heapUsedMiB(httpPort: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const m = /^ta_process_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)/m.exec(text);
+    return m ? r1(Number(m[1]) / 1024 / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 interface Sample {
   /** Seconds since the load started. */
   t: number;
   opsPerSec: Record<string, number>;
   errors: Record<string, Record<string, number>>;
   p99Ms: Record<string, number>;
-  rssMiB: { authority: number; sidecar: number };
+  rssMiB: { authority: number; sidecar: number; redis: number };
+  heapUsedMiB: { authority: number; sidecar: number };
   redisUsedMiB: number;
   sidecar: { appliedSeq: number; revocationEntries: number; cacheSize: number };
 }
@@ -204,6 +233,7 @@ async function main(): Promise<void> {
 
   const redis = await startRedis();
   const keyDir = mkdtempSync(join(tmpdir(), 'ta-soak-keys-'));
+  const heapDir = opts.heapSnapshots ? (opts.heapDir ?? mkdtempSync(join(tmpdir(), 'ta-soak-heap-'))) : undefined;
   let authority: Server | undefined;
   let sidecar: Server | undefined;
   const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -228,7 +258,7 @@ async function main(): Promise<void> {
       TA_RATE_LIMIT_ISSUE: 'off',
       TA_RATE_LIMIT_REFRESH: 'off',
       TA_RATE_LIMIT_REVOKE: 'off',
-    });
+    }, heapDir);
     sidecar = await startServer('sidecar', 'sidecar', {
       TA_REDIS_URL: redis.url,
       TA_AUTHORITY_URL: `http://127.0.0.1:${authority.httpPort}`,
@@ -236,8 +266,18 @@ async function main(): Promise<void> {
       TA_CLOCK_SKEW: opts.clockSkew,
       TA_INSTANCE_ID: 'soak-sidecar',
       TA_AUDIENCE: '*',
-    });
+    }, heapDir);
     await admin.connect();
+    const redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))?.[1]);
+    if (heapDir) console.log(`soak: heap snapshots (SIGUSR2) go to ${heapDir}/{authority,sidecar}`);
+    const snapshots: { t: number; label: string }[] = [];
+    const snapshot = (label: string, t: number) => {
+      if (!heapDir) return;
+      authority!.child.kill('SIGUSR2');
+      sidecar!.child.kill('SIGUSR2');
+      snapshots.push({ t, label });
+      console.log(`soak: heap snapshot "${label}" requested at ${t} s`);
+    };
     console.log(`soak: redis ${redis.url}, authority pid ${authority.child.pid} (gRPC ${authority.grpcPort}), sidecar pid ${sidecar.child.pid} (gRPC ${sidecar.grpcPort})`);
 
     const authorityRpc = authorityClient(authority.grpcPort, { deadlineMs: 10_000 });
@@ -246,6 +286,12 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     const totals: Record<string, { calls: number; errors: Record<string, number>; worstP99Ms: number }> = {};
 
+    // Snapshot times: after the warm-up (the state kept by design is full), half time, the end.
+    const warmUpS = Math.max(parseDurationMs(opts.accessTtl)! + parseDurationMs(opts.clockSkew)!, parseDurationMs(opts.sessionLifetime)!) / 1000 + opts.intervalS;
+    const pendingSnapshots =
+      opts.durationS > 3 * warmUpS
+        ? [{ at: warmUpS, label: 'after-warm-up' }, { at: opts.durationS / 2, label: 'half-time' }, { at: opts.durationS - 2 * opts.intervalS, label: 'end' }]
+        : [];
     const t0 = performance.now();
     load.start();
     const endAt = t0 + opts.durationS * 1000;
@@ -267,7 +313,8 @@ async function main(): Promise<void> {
         opsPerSec: {},
         errors: {},
         p99Ms: {},
-        rssMiB: { authority: rssMiB(authority.child.pid), sidecar: rssMiB(sidecar.child.pid) },
+        rssMiB: { authority: rssMiB(authority.child.pid), sidecar: rssMiB(sidecar.child.pid), redis: rssMiB(redisPid) },
+        heapUsedMiB: { authority: await heapUsedMiB(authority.httpPort), sidecar: await heapUsedMiB(sidecar.httpPort) },
         redisUsedMiB: usedRss ? r1(Number(usedRss[1]) / 1024 / 1024) : NaN,
         sidecar: {
           appliedSeq: status.revocation.appliedSeq,
@@ -285,11 +332,12 @@ async function main(): Promise<void> {
         tot.worstP99Ms = Math.max(tot.worstP99Ms, s.p99Ms);
       }
       samples.push(sample);
+      while (pendingSnapshots.length > 0 && sample.t >= pendingSnapshots[0]!.at) snapshot(pendingSnapshots.shift()!.label, sample.t);
       const errs = Object.entries(sample.errors).map(([m, e]) => `${m} ${JSON.stringify(e)}`).join(' ');
       console.log(
         `[${sample.t.toFixed(0).padStart(4)} s] ops/s ${Object.entries(sample.opsPerSec).map(([m, v]) => `${m} ${v}`).join(', ')} | ` +
           `p99 ms ${Object.entries(sample.p99Ms).map(([m, v]) => `${m} ${v}`).join(', ')} | errors ${errs || 'none'} | ` +
-          `RSS MiB authority ${sample.rssMiB.authority}, sidecar ${sample.rssMiB.sidecar} | redis ${sample.redisUsedMiB} MiB | sidecar entries ${sample.sidecar.revocationEntries}`,
+          `RSS MiB authority ${sample.rssMiB.authority}, sidecar ${sample.rssMiB.sidecar}, redis ${sample.rssMiB.redis} | heap MiB authority ${sample.heapUsedMiB.authority}, sidecar ${sample.heapUsedMiB.sidecar} | redis used ${sample.redisUsedMiB} MiB | sidecar entries ${sample.sidecar.revocationEntries}`,
       );
     }
     await load.stop();
@@ -299,11 +347,12 @@ async function main(): Promise<void> {
     const rss = {
       authority: trend(samples.map((s) => s.rssMiB.authority)),
       sidecar: trend(samples.map((s) => s.rssMiB.sidecar)),
-      redis: trend(samples.map((s) => s.redisUsedMiB)),
+      redis: trend(samples.map((s) => s.rssMiB.redis)),
+      authorityHeap: trend(samples.map((s) => s.heapUsedMiB.authority)),
+      sidecarHeap: trend(samples.map((s) => s.heapUsedMiB.sidecar)),
     };
     // The state kept by design fills up for the longest lifetime (revocation entries: access TTL +
     // leeway; sessions in Redis: the session lifetime). Only growth after that can be a leak.
-    const warmUpS = Math.max(parseDurationMs(opts.accessTtl)! + parseDurationMs(opts.clockSkew)!, parseDurationMs(opts.sessionLifetime)!) / 1000 + opts.intervalS;
     const steady = samples.filter((s) => s.t >= warmUpS);
     const rssSteady =
       steady.length >= 6
@@ -311,7 +360,9 @@ async function main(): Promise<void> {
             fromS: warmUpS,
             authority: trend(steady.map((s) => s.rssMiB.authority)),
             sidecar: trend(steady.map((s) => s.rssMiB.sidecar)),
-            redis: trend(steady.map((s) => s.redisUsedMiB)),
+            redis: trend(steady.map((s) => s.rssMiB.redis)),
+            authorityHeap: trend(steady.map((s) => s.heapUsedMiB.authority)),
+            sidecarHeap: trend(steady.map((s) => s.heapUsedMiB.sidecar)),
           }
         : undefined;
     const elapsedS = (performance.now() - t0) / 1000;
@@ -326,6 +377,7 @@ async function main(): Promise<void> {
       revocationsAcked: load.totals.revocationsAcked,
       surprises: load.surprises,
       rssTrendMiB: rss,
+      heapSnapshots: heapDir ? { dir: heapDir, taken: snapshots } : undefined,
       rssTrendAfterWarmUpMiB: rssSteady ?? `not enough samples: run longer than ${warmUpS + 6 * opts.intervalS} s`,
       samples,
     };
@@ -339,12 +391,12 @@ async function main(): Promise<void> {
     }
     if (Object.keys(load.surprises).length > 0) console.log(`  unexpected Verify answers: ${JSON.stringify(load.surprises)}`);
     const printTrend = (who: string, tr: ReturnType<typeof trend>) =>
-      console.log(`  ${who} ${who === 'redis' ? 'used_memory_rss' : 'RSS'} (MiB): first third ${tr.firstThird}, middle ${tr.middleThird}, last third ${tr.lastThird} → ${tr.growthMiB >= 0 ? '+' : ''}${tr.growthMiB} MiB (${tr.growthPct}%): ${tr.verdict}`);
+      console.log(`  ${who} ${who.endsWith('Heap') ? 'V8 heap used' : 'RSS'} (MiB): first third ${tr.firstThird}, middle ${tr.middleThird}, last third ${tr.lastThird} → ${tr.growthMiB >= 0 ? '+' : ''}${tr.growthMiB} MiB (${tr.growthPct}%): ${tr.verdict}`);
     console.log('  whole run:');
     for (const [who, tr] of Object.entries(rss)) printTrend(who, tr);
     if (rssSteady) {
       console.log(`  after the warm-up (t ≥ ${warmUpS} s, once the state kept by design is full):`);
-      for (const who of ['authority', 'sidecar', 'redis'] as const) printTrend(who, rssSteady[who]);
+      for (const who of ['authority', 'sidecar', 'redis', 'authorityHeap', 'sidecarHeap'] as const) printTrend(who, rssSteady[who]);
     } else {
       console.log(`  (no trend after the warm-up of ${warmUpS} s: run longer than ${warmUpS + 6 * opts.intervalS} s for one)`);
     }

@@ -55,7 +55,24 @@ export interface RunningAuthority {
 export function createTokenStore(config: Config, clock: Clock, logger: Logger, onCommandError?: (op: string) => void): TokenStore {
   const retentionMs = config.maxAccessTtlMs + config.clockSkewMs;
   if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
-  return new RedisTokenStore({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, retentionMs, logger: logger.child({ component: 'redis' }), ...(onCommandError ? { onCommandError } : {}) });
+  const store = new RedisTokenStore({
+    url: config.redisUrl,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    retentionMs,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+    waitAof: config.redisWaitAof,
+    logger: logger.child({ component: 'redis' }),
+    ...(onCommandError ? { onCommandError } : {}),
+  });
+  const { replicas, timeoutMs, aof } = store.wait;
+  const auto = config.redisWaitReplicas === 'auto' ? ' (TA_REDIS_WAIT_REPLICAS=auto: 1 on Sentinel and Cluster, 0 on one server)' : '';
+  if (replicas === 0) {
+    logger.warn(`revocations and refresh rotations are acknowledged without waiting for a Redis replica${auto}: a Redis failover or a restart without AOF can lose acknowledged ones; set TA_REDIS_WAIT_REPLICAS on a replicated Redis`);
+  } else {
+    logger.info({ waitReplicas: replicas, waitTimeoutMs: timeoutMs, waitAof: aof }, `revocations and refresh rotations are acknowledged only once ${replicas} Redis replica${replicas === 1 ? ' holds' : 's hold'} them${aof ? ' in its append-only file (WAITAOF)' : ' (WAIT)'}${auto}; fewer within ${timeoutMs} ms → UNAVAILABLE`);
+  }
+  return store;
 }
 
 /** Start the authority: keys, store, local verifier, gRPC and HTTP servers. */

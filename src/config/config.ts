@@ -18,6 +18,11 @@ export interface Config {
   httpAddr: ListenAddress;
   redisUrl?: string;
   redisCommandTimeoutMs: number;
+  /** Replicas that must confirm a durable write; 'auto' = by topology (see redisWaitReplicasFor). */
+  redisWaitReplicas: number | 'auto';
+  /** Unset: 500 ms, or half the command timeout if that is less (see defaultWaitTimeoutMs). */
+  redisWaitTimeoutMs?: number;
+  redisWaitAof: boolean;
   issuer: string;
   accessTtlMs: number;
   maxAccessTtlMs: number;
@@ -122,6 +127,12 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
   if (scope === 'authority') {
     if ((c.accessTtlMs as number) > (c.maxAccessTtlMs as number)) say('accessTtlMs', 'must not exceed TA_MAX_ACCESS_TTL');
     if ((c.refreshTtlMs as number) > (c.sessionMaxLifetimeMs as number)) say('refreshTtlMs', 'must not exceed TA_SESSION_MAX_LIFETIME');
+    if (c.redisWaitTimeoutMs !== undefined && (c.redisWaitTimeoutMs as number) >= (c.redisCommandTimeoutMs as number)) {
+      say('redisWaitTimeoutMs', 'must be below TA_REDIS_COMMAND_TIMEOUT: the wait is one Redis command, and the command timeout would cut it short');
+    }
+    if (c.redisUrl === undefined && typeof c.redisWaitReplicas === 'number' && c.redisWaitReplicas > 0) {
+      say('redisWaitReplicas', 'waiting for replicas needs TA_REDIS_URL: the embedded store has none');
+    }
     if ((c.workers as number) > 1 && c.redisUrl === undefined) say('workers', 'more than one worker needs TA_REDIS_URL: the embedded store lives in one process');
     const rot = c.keyRotationIntervalMs as number;
     if (rot > 0 && rot < 2 * (c.maxAccessTtlMs as number)) {

@@ -153,6 +153,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Redis URL: `redis://` or `rediss://` (TLS) for one server, `redis-sentinel://h1:26379,h2:26379/<master>` for Sentinel, `redis-cluster://h1:6379,h2:6379` for a Cluster (see Scaling). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
   { key: 'redisCommandTimeoutMs', env: 'TA_REDIS_COMMAND_TIMEOUT', flag: '--redis-command-timeout', scope: 'common', default: '1s', schema: duration('the Redis command timeout', { min: 10 }),
     description: 'Every Redis command fails with UNAVAILABLE after this long instead of hanging.' },
+  { key: 'redisWaitReplicas', env: 'TA_REDIS_WAIT_REPLICAS', flag: '--redis-wait-replicas', scope: 'authority', default: 'auto', schema: z.string().transform((text, ctx): number | 'auto' => {
+      if (text.trim() === 'auto') return 'auto';
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0 || n > 100) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" must be "auto" or an integer from 0 to 100 (replicas that must hold a write before it is acknowledged)` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    description: 'Replicas that must confirm (Redis WAIT) every revocation, logout, reuse-detection revocation and refresh rotation before the call is acknowledged; fewer within TA_REDIS_WAIT_TIMEOUT → UNAVAILABLE (the write may or may not have applied; retrying is safe). `auto` = 1 for `redis-sentinel://` and `redis-cluster://`, 0 for one server. See "What an acknowledged revocation survives".' },
+  { key: 'redisWaitTimeoutMs', env: 'TA_REDIS_WAIT_TIMEOUT', flag: '--redis-wait-timeout', scope: 'authority', schema: duration('the replica wait timeout', { min: 1 }),
+    description: 'How long a write waits for TA_REDIS_WAIT_REPLICAS replicas; must be below TA_REDIS_COMMAND_TIMEOUT. Default: 500ms, or half TA_REDIS_COMMAND_TIMEOUT if that is less.' },
+  { key: 'redisWaitAof', env: 'TA_REDIS_WAIT_AOF', flag: '--redis-wait-aof', scope: 'authority', default: 'false', schema: bool,
+    description: 'Wait with WAITAOF (Redis ≥ 7.2) instead of WAIT: the replicas must have written the write to their append-only file (fsync), not only hold it in memory. Needs `appendonly yes` on the replicas.' },
   { key: 'issuer', env: 'TA_ISSUER', flag: '--issuer', scope: 'common', schema: url('issuer URL', ['http:', 'https:']),
     description: 'The `iss` of every token, and the externally visible base URL of the authority\'s HTTP endpoints (discovery lists <issuer>/oauth2/token etc.). Default: http://<TA_HTTP_ADDR>. Must match on every replica and verifier.' },
   { key: 'accessTtlMs', env: 'TA_ACCESS_TTL', flag: '--access-ttl', scope: 'authority', default: '15m', schema: duration('TA_ACCESS_TTL', { min: 1000 }),

@@ -1,4 +1,5 @@
-import type { RedisOptions } from 'ioredis';
+import { createHash } from 'node:crypto';
+import { Cluster, type RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { parseFeedMessage, type RevocationEvent } from '../shared/revocation-event.js';
@@ -50,12 +51,31 @@ export interface RedisTokenStoreOptions {
   commandTimeoutMs?: number;
   /** Log retention by entry age: the maximum access-token TTL plus clock skew. */
   retentionMs: number;
+  /**
+   * Replicas that must confirm every write that must not be lost (revocations, refresh rotations
+   * with their reuse detection) before it is acknowledged: Redis WAIT (WAITAOF with `waitAof`) on
+   * the same connection, right after the script. `auto` (default): 1 on Sentinel and Cluster, 0
+   * on one server (see {@link replicasToWaitFor}). 0 = no wait.
+   */
+  waitReplicas?: number | 'auto';
+  /** How long a write waits for them; must be below `commandTimeoutMs`. Default 500, or half `commandTimeoutMs` if less. */
+  waitTimeoutMs?: number;
+  /** WAITAOF (Redis ≥ 7.2): the replicas must have fsynced the write to their AOF. */
+  waitAof?: boolean;
   logger?: Logger;
   /** Called once per command that fails (Redis unreachable, timed out, or an error reply): a metric. */
   onCommandError?: (op: string) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+export const DEFAULT_WAIT_TIMEOUT_MS = 500;
+
+/** `auto` → 1 replica on Sentinel and Cluster (they have replicas to fail over to), 0 on one server. */
+export function replicasToWaitFor(setting: number | 'auto' | undefined, target: RedisTarget): number {
+  if (typeof setting === 'number') return setting;
+  const topology = 'topology' in target && 'nodes' in target ? target.topology : 'sentinels' in target && target.sentinels ? 'sentinel' : 'standalone';
+  return topology === 'standalone' ? 0 : 1;
+}
 
 /** Reconnect backoff: 50 ms doubling to 1 s, forever — Redis coming back must be noticed quickly. */
 export function reconnectDelayMs(attempt: number): number {
@@ -103,6 +123,16 @@ export class RedisTokenStore implements TokenStore {
   private readonly logger: Logger;
   private readonly target: RedisTarget;
   private readonly subscriptions = new Set<RedisFeedSubscription>();
+  /** The write scripts, each acknowledged only once `wait.replicas` replicas hold it. */
+  private readonly durable: ScriptCommands;
+  /**
+   * The connection of durable writes when they wait for replicas: WAIT blocks its connection until
+   * the replicas answer (or its timeout), so on the shared one it would hold up every other
+   * command — Issue, reads, heartbeats — behind it.
+   */
+  private durableRedis: RedisClient | undefined;
+  /** The replica wait of durable writes (replicas 0 = none). */
+  readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
   private closed = false;
   private down = false;
   private dropped = 0;
@@ -148,7 +178,7 @@ export class RedisTokenStore implements TokenStore {
       this.down = false;
     });
     const lua = redisScripts(isClusterTarget(this.target));
-    for (const [name, script, numberOfKeys, readOnly] of [
+    const commands = [
       ['taCreateSession', lua.CREATE_SESSION, 3, false],
       ['taRotateRefresh', lua.ROTATE_REFRESH, 2, false],
       ['taLoadRefresh', lua.LOAD_REFRESH, 1, true],
@@ -161,10 +191,34 @@ export class RedisTokenStore implements TokenStore {
       ['taRecordAccessTtl', lua.RECORD_ACCESS_TTL, 1, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
       ['taListApplied', lua.LIST_APPLIED, 1, false],
-    ] as const) {
+    ] as const;
+    for (const [name, script, numberOfKeys, readOnly] of commands) {
       this.redis.defineCommand(name, { lua: script, numberOfKeys, readOnly });
     }
     this.scripts = this.redis as unknown as ScriptCommands;
+
+    this.wait = {
+      replicas: replicasToWaitFor(options.waitReplicas, this.target),
+      timeoutMs: positiveIntOption('waitTimeoutMs', options.waitTimeoutMs ?? Math.max(1, Math.min(DEFAULT_WAIT_TIMEOUT_MS, Math.floor(this.commandTimeoutMs / 2)))),
+      aof: options.waitAof ?? false,
+    };
+    if (!Number.isInteger(this.wait.replicas) || this.wait.replicas < 0) {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitReplicas must be "auto" or an integer ≥ 0');
+    }
+    if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
+    }
+    // Every write script can be run durably; the call sites say which writes must be (revoke,
+    // rotateRefresh with its reuse detection).
+    const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};
+    for (const [name, script, numberOfKeys, readOnly] of commands) {
+      if (readOnly) continue;
+      durable[name] =
+        this.wait.replicas === 0
+          ? (...args) => this.scripts[name](...args)
+          : (...args) => this.replicated(name, script, numberOfKeys, args);
+    }
+    this.durable = { ...this.scripts, ...durable } as ScriptCommands;
   }
 
   /** True while the command connection is up (a metric: Redis reachable from this process). */
@@ -252,7 +306,7 @@ export class RedisTokenStore implements TokenStore {
     const successorProof = input.checks.liveProof(input.successorHash, snapshot.sessionId, input.successorExpiresAt, input.now);
     const parentProof = input.checks.graceProof(input.presentedHash, snapshot.sessionId, input.successorHash, spentAt);
     const reply = (await this.run('rotateRefresh', () =>
-      this.scripts.taRotateRefresh(
+      this.durable.taRotateRefresh(
         k.refresh(input.presentedHash),
         k.refresh(input.successorHash),
         k.base,
@@ -309,7 +363,7 @@ export class RedisTokenStore implements TokenStore {
     const target =
       input.kind === 'jti' ? k.revokedJti(input.id) : input.kind === 'sid' ? k.revokedSid(input.id) : k.generation(input.id);
     const json = await this.run('revoke', () =>
-      this.scripts.taRevoke(
+      this.durable.taRevoke(
         k.seq,
         k.log,
         target,
@@ -329,7 +383,7 @@ export class RedisTokenStore implements TokenStore {
     if (entries.length === 0) return [];
     const list = entries.map((e) => (e.kind === 'sub' ? [e.kind, e.id, e.until, e.gen as number] : [e.kind, e.id, e.until]));
     const raw = (await this.run('restoreRevocations', () =>
-      this.scripts.taRestore(this.keys.seq, this.keys.log, this.keys.base, this.retentionMs, JSON.stringify(list)),
+      this.durable.taRestore(this.keys.seq, this.keys.log, this.keys.base, this.retentionMs, JSON.stringify(list)),
     )) as string[];
     return raw.map(toEvent);
   }
@@ -444,6 +498,10 @@ export class RedisTokenStore implements TokenStore {
     // Also after quit: with Sentinel, ioredis keeps its failover-detector connections to the
     // sentinels open (and reconnecting) until disconnect() is called.
     this.redis.disconnect();
+    if (this.durableRedis) {
+      await this.durableRedis.quit().catch(() => undefined);
+      this.durableRedis.disconnect();
+    }
   }
 
   private connectionOptions(overrides: RedisConnectionOptions): RedisConnectionOptions {
@@ -481,12 +539,80 @@ export class RedisTokenStore implements TokenStore {
       if (err instanceof TokenAuthorityError) throw err;
       const reason = err instanceof Error ? err.message : String(err);
       // A fresh cause: ioredis errors carry the command's arguments.
-      throw storeUnavailable(`Redis ${op} failed: ${reason}`, new Error(reason));
+      // A write whose reply did not come may still have run: say so (see replicated()).
+      const unknown = op === 'revoke' || op === 'rotateRefresh' ? `; the write may or may not have applied, ${retryAdvice(op)}` : '';
+      throw storeUnavailable(`Redis ${op} failed: ${reason}${unknown}`, new Error(reason));
     }
   }
 
-  private async whenConnected(op: string): Promise<void> {
-    const status = this.redis.status;
+  /**
+   * One write script, then WAIT (or WAITAOF) for `wait.replicas` replicas, written together as one
+   * pipeline: WAIT confirms the writes made earlier on ITS connection, so it must travel on the
+   * connection that ran the script — on a Cluster, to the node that owns the `{ta}` slot (ioredis
+   * routes a pipeline by the slot of its keys; WAIT has none and goes with the script).
+   *
+   * The script goes as a plain EVALSHA (then EVAL on NOSCRIPT) rather than through ioredis'
+   * defineCommand, whose NOSCRIPT fallback would re-send the script after the WAIT had run. A
+   * Cluster redirect (MOVED/ASK/TRYAGAIN/CLUSTERDOWN) means the script did not run: retried a few
+   * times. Fewer replicas than asked → ERR_STORE_UNAVAILABLE saying the write may or may not have
+   * applied: it did on this primary, and may be lost if that primary fails before a replica has it.
+   */
+  private async replicated(name: string, lua: string, numberOfKeys: number, args: Array<string | number>): Promise<Reply> {
+    const { replicas, timeoutMs, aof } = this.wait;
+    const sha = (this.shas[name] ??= createHash('sha1').update(lua).digest('hex'));
+    if (this.closed) throw storeUnavailable('the token store is closed');
+    // Opened on first use: a sidecar or a library verifier never writes, and never opens it.
+    const redis = (this.durableRedis ??= this.connect({
+      commandTimeout: this.commandTimeoutMs,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: 'token-authority-durable',
+    }));
+    if (redis.listenerCount('error') === 0) {
+      redis.on('error', () => {
+        // The command connection's handler reports Redis being down; each write here fails with UNAVAILABLE.
+      });
+    }
+    await this.whenConnected(name, redis);
+    let useEval = false;
+    for (let attempt = 1; ; attempt++) {
+      const p = redis.pipeline();
+      p.call(useEval ? 'EVAL' : 'EVALSHA', useEval ? lua : sha, numberOfKeys, ...args);
+      if (aof) p.call('WAITAOF', 0, replicas, timeoutMs);
+      else p.call('WAIT', replicas, timeoutMs);
+      const results = (await p.exec()) ?? [];
+      const [writeErr, reply] = results[0] ?? [new Error('no reply')];
+      const [waitErr, waited] = results[1] ?? [new Error('no reply')];
+      if (writeErr) {
+        const message = writeErr.message;
+        if (!useEval && message.startsWith('NOSCRIPT')) {
+          useEval = true;
+          continue;
+        }
+        if (redis instanceof Cluster && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(message) && attempt < 4) {
+          redis.refreshSlotsCache();
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        throw writeErr;
+      }
+      const confirmed = waitErr ? 0 : Number(aof ? (waited as [number, number])[1] : waited);
+      if (confirmed < replicas) {
+        const why = waitErr ? `${aof ? 'WAITAOF' : 'WAIT'} failed (${waitErr.message})` : `${confirmed} of ${replicas} replica${replicas === 1 ? '' : 's'} confirmed it within ${timeoutMs} ms`;
+        const retry = retryAdvice(name === 'taRotateRefresh' ? 'rotateRefresh' : 'revoke');
+        throw storeUnavailable(
+          `Redis could not confirm the write on enough replicas: ${why}. The write may or may not have applied (it may be lost if the primary fails now); ${retry}`,
+        );
+      }
+      return reply;
+    }
+  }
+
+  private readonly shas: Record<string, string> = {};
+
+  private async whenConnected(op: string, redis: RedisClient = this.redis): Promise<void> {
+    const status = redis.status;
     if (status === 'ready') return;
     if (status !== 'connecting' && status !== 'connect' && status !== 'wait') {
       throw storeUnavailable(`Redis ${op} failed: Redis is unreachable (${status})`);
@@ -494,8 +620,8 @@ export class RedisTokenStore implements TokenStore {
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        this.redis.off('close', onClose);
+        redis.off('ready', onReady);
+        redis.off('close', onClose);
         if (err) reject(err);
         else resolve();
       };
@@ -505,8 +631,8 @@ export class RedisTokenStore implements TokenStore {
         () => done(storeUnavailable(`Redis ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
         this.commandTimeoutMs,
       );
-      this.redis.on('ready', onReady);
-      this.redis.on('close', onClose);
+      redis.on('ready', onReady);
+      redis.on('close', onClose);
     });
   }
 }
@@ -518,6 +644,13 @@ function toMap(flat: string[]): Record<string, string> {
   const h: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
   return h;
+}
+
+/** What a caller may do after a write of unknown outcome (README: "What an acknowledged revocation survives"). */
+function retryAdvice(op: 'revoke' | 'rotateRefresh'): string {
+  return op === 'rotateRefresh'
+    ? 'and retrying with the same refresh token is safe within TA_REFRESH_GRACE (without a grace window a retry after an applied rotation counts as reuse)'
+    : 'and retrying is safe (a revocation applied twice is the same revocation)';
 }
 
 const SESSION_FIELDS = ['sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp', 'lastUsedAt', 'revoked'];

@@ -13,6 +13,10 @@ export interface RedisCluster {
   readonly servers: readonly RedisServer[];
   /** The port of the master that owns `key`'s slot now. */
   ownerOf(key: string): Promise<number>;
+  /** The server on `port`. */
+  server(port: number): RedisServer;
+  /** Ports of the replicas of the master on `port` (with `replicas` > 0). */
+  replicasOf(port: number): Promise<number[]>;
   /** Stops every node and removes their directories. Idempotent. */
   stop(): Promise<void>;
 }
@@ -27,17 +31,18 @@ const CLUSTER_READY_TIMEOUT_MS = 20_000;
  * Never skips: if redis-server cannot run a cluster (not installed, too old for sharded pub/sub,
  * built without cluster support) it prints a visible notice and throws, so the suite fails loudly.
  */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+export async function startRedisCluster(masters = 3, opts: { replicas?: number; nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
+  const replicas = opts.replicas ?? 0;
   await assertClusterSupport();
   const servers: RedisServer[] = [];
   const stop = async () => {
     await Promise.all(servers.splice(0).map((s) => s.stop()));
   };
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       // The cluster bus needs a second port; the default (port + 10000) may exceed 65535.
       const busPort = await freePort();
-      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort), '--cluster-node-timeout', '5000'];
+      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort), '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 5000), '--repl-diskless-sync-delay', '0'];
       servers.push(
         await startRedis({ args }).catch((err: unknown) => {
           throw notice(`redis-server would not start in cluster mode: ${err instanceof Error ? err.message : String(err)}`);
@@ -45,8 +50,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       );
     }
     const addresses = servers.map((s) => `127.0.0.1:${s.port}`);
-    await run(findOnPath('redis-cli')!, ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    await run(findOnPath('redis-cli')!, ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
     await waitForClusterOk(servers.map((s) => s.port));
+    if (replicas > 0) await waitForReplicasInSync(servers.map((s) => s.port));
   } catch (err) {
     await stop();
     throw err;
@@ -67,8 +73,40 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         probe.disconnect();
       }
     },
+    server(port: number) {
+      const s = servers.find((x) => x.port === port);
+      if (!s) throw new Error(`no cluster node on port ${port}`);
+      return s;
+    },
+    async replicasOf(port: number) {
+      const probe = new Redis({ port, lazyConnect: true });
+      try {
+        await probe.connect();
+        const info = (await probe.info('replication')) as string;
+        return [...info.matchAll(/^slave\d+:ip=[^,]+,port=(\d+),state=online/gm)].map((m) => Number(m[1]));
+      } finally {
+        probe.disconnect();
+      }
+    },
     stop,
   };
+}
+
+/** Until every replica's link to its master is up (a failover needs a synced replica). */
+async function waitForReplicasInSync(ports: number[]): Promise<void> {
+  const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
+  const clients = ports.map((port) => new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 1 }));
+  try {
+    await Promise.all(clients.map((c) => c.connect()));
+    for (;;) {
+      const infos = await Promise.all(clients.map((c) => c.info('replication')));
+      if (infos.every((i) => /role:master/.test(i) || /master_link_status:up/.test(i))) return;
+      if (Date.now() > deadline) throw notice('the cluster replicas did not sync in time');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
 }
 
 function notice(message: string): Error {

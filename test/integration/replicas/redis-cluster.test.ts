@@ -82,12 +82,14 @@ describe('Redis Cluster (3 masters on loopback, real redis-server processes)', f
       keyPrefix: `cl${++n}:`,
       retentionMs: options?.retentionMs ?? HOUR,
       commandTimeoutMs: 2000,
+      // This cluster has no replicas (test/fault/failover-cluster.test.ts has them).
+      waitReplicas: 0,
     });
     return { store, clock: undefined, cleanup: () => store.close() };
   });
 
   it('keeps every key in the {ta} slot and publishes the feed with sharded pub/sub on that slot\'s owner', async () => {
-    const store = new RedisTokenStore({ url: cluster.url, keyPrefix: 'shard:', retentionMs: HOUR });
+    const store = new RedisTokenStore({ url: cluster.url, keyPrefix: 'shard:', retentionMs: HOUR, waitReplicas: 0 });
     const feed = new FeedCollector();
     try {
       const subscription = await store.subscribe(feed);
@@ -122,7 +124,7 @@ describe('Redis Cluster (3 masters on loopback, real redis-server processes)', f
     let sidecar: SidecarProcess;
 
     before(async () => {
-      ta = await startTestAuthority({ TA_REDIS_URL: cluster.url, TA_KEY_STORE: 'redis', TA_KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex') });
+      ta = await startTestAuthority({ TA_REDIS_URL: cluster.url, TA_REDIS_WAIT_REPLICAS: '0', TA_KEY_STORE: 'redis', TA_KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex') });
       source = createRedisRevocationSource({ url: cluster.url });
       verifier = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${ta.httpBase}/.well-known/jwks.json` }), revocations: source });
       await verifier.start();
