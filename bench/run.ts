@@ -7,7 +7,7 @@
  *   npm run bench -- --only verify,rpc.issue,memory
  *   npm run bench -- --duration 5       seconds per RPC round per side (default 2, 5 rounds)
  *   npm run bench -- --profile          servers under test run with --cpu-prof; summaries go into the results
- *   npm run bench -- --update-readme    also refresh the figures table in README.md
+ *   npm run bench -- --update-readme    also refresh the figures table in docs/performance.md
  *
  * Needs redis-server (for the blacklist baseline, the RPC servers and propagation) and h2load
  * (Debian/Ubuntu: apt-get install -y nghttp2-client) for the RPC figures; without them those rows
@@ -48,7 +48,7 @@ export interface BenchOptions {
 }
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+const README = fileURLToPath(new URL('../../docs/performance.md', import.meta.url));
 
 export function parseArgs(argv: readonly string[]): BenchOptions {
   const has = (f: string) => argv.includes(`--${f}`);
@@ -264,7 +264,7 @@ const USAGE = `npm run bench [-- options]
   --revocations <n>     revocations timed for propagation (default 200)
   --profile             run servers under test with node --cpu-prof; summaries go into the results
   --all-algs            also the uncached verify figure for EdDSA and RS256
-  --update-readme       rewrite the figures table in README.md (full runs)
+  --update-readme       rewrite the figures table in docs/performance.md (full runs)
   --out <dir>           where results go (default bench/results)
 `;
 
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
   const s = results.summary;
   log(`targets: ${s.met} met, ${s.missed} missed, ${s.failed} failed, ${s.notMeasured} not measured (${Math.round(results.durationSeconds)} s)`);
   log(`wrote ${paths.join(', ')}`);
-  if (o.updateReadme) log(updateReadme(README, results) ? 'updated the figures table in README.md' : 'README.md has no bench markers: not updated');
+  if (o.updateReadme) log(updateReadme(README, results) ? 'updated the figures table in docs/performance.md' : 'docs/performance.md has no bench markers: not updated');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

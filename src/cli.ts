@@ -235,7 +235,7 @@ program
 program
   .command('config')
   .description('Print every setting with its env var, flag and default.')
-  .option('--markdown', 'as a Markdown table (the README\'s)')
+  .option('--markdown', 'as a Markdown table (the one in docs/configuration.md)')
   .action((o: { markdown?: boolean }) => {
     const shown = (d: string | undefined) => (d === undefined || d === '' ? '—' : `\`${d}\``);
     const rows = OPTIONS.map((x) => [

@@ -1,7 +1,7 @@
 import { RESERVED_CLAIMS } from '../shared/claims.js';
 import { invalidArgument } from '../shared/errors.js';
 
-/** Input limits. Documented in the README ("Limits"). */
+/** Input limits. Documented in docs/api.md ("Limits"). */
 export const LIMITS = {
   subjectBytes: 256,
   audiences: 16,

@@ -8,7 +8,7 @@ import { parseRateLimit } from './rate-limit-spec.js';
 
 /**
  * Every setting in one table: its env var, its CLI flag, its default and how it is validated.
- * The README's configuration table is printed from here (`token-authority config --markdown`), so
+ * The configuration table in docs/configuration.md is printed from here (`token-authority config --markdown`), so
  * the two cannot drift.
  */
 

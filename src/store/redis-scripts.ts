@@ -397,7 +397,7 @@ return best
  * reportApplied. KEYS: receipt:<instanceId>. ARGV: base, instanceId, seq, ttlMs.
  * Runs as the verifier's Redis user: it writes only its own receipt key and adds its id to the
  * index (derived, not declared: an ACL grants SADD on the index and nothing else, which EVAL's
- * own check of declared keys would refuse), so an ACL (README, "Propagation receipts") can
+ * own check of declared keys would refuse), so an ACL (docs/sidecar-and-gateways.md, "Propagation receipts") can
  * confine each verifier to exactly that.
  */
 const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}

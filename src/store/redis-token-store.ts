@@ -646,7 +646,7 @@ function toMap(flat: string[]): Record<string, string> {
   return h;
 }
 
-/** What a caller may do after a write of unknown outcome (README: "What an acknowledged revocation survives"). */
+/** What a caller may do after a write of unknown outcome (docs/operations.md: "What an acknowledged revocation survives"). */
 function retryAdvice(op: 'revoke' | 'rotateRefresh'): string {
   return op === 'rotateRefresh'
     ? 'and retrying with the same refresh token is safe within TA_REFRESH_GRACE (without a grace window a retry after an applied rotation counts as reuse)'
