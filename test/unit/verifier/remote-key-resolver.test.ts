@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
-import { RemoteKeyResolver } from '../../src/verifier/remote-key-resolver.js';
-import { ManualClock } from '../../src/shared/clock.js';
+import { RemoteKeyResolver } from '../../../src/verifier/remote-key-resolver.js';
+import { ManualClock } from '../../../src/shared/clock.js';
 
 /** A real HTTP JWKS endpoint that counts requests and can fail on demand. */
 async function jwksServer() {
