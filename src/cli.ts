@@ -13,6 +13,11 @@ import { silentLogger } from './shared/logger.js';
 import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
 import { clientCredentials, type ClientTlsFiles } from './grpc/client-credentials.js';
+import { readFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { redactUrl } from './shared/redact-url.js';
+import { formatFleetStatus, type FleetStatus } from './authority/fleet-status.js';
 
 /**
  * The `token-authority` command. Environment variables are read here and in config/ only.
@@ -231,6 +236,63 @@ program
       c.close();
     }
   });
+
+program
+  .command('status')
+  .description('The fleet at a glance: head sequence, key set, and every verifier seen within its receipt retention, live or stale (from the authority\'s GET /fleet). Exit status: 0 every verifier live, 1 any stale, 2 the authority could not be asked.')
+  .addOption(new Option('--url <url>', 'the authority\'s HTTP base URL').default(process.env.TA_AUTHORITY_URL ?? `http://${process.env.TA_HTTP_ADDR ?? '127.0.0.1:8080'}`, '$TA_AUTHORITY_URL, else http://$TA_HTTP_ADDR'))
+  .option('--json', 'print the /fleet document as JSON')
+  .option('--timeout <ms>', 'give up after this long', '5000')
+  .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
+  .action(async (o: { url: string; json?: boolean; timeout: string } & ClientTlsFiles) => {
+    let status: FleetStatus;
+    try {
+      status = await fetchFleetStatus(o.url, Number(o.timeout), o);
+    } catch (err) {
+      process.stderr.write(`token-authority: status: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(o.json ? JSON.stringify(status, null, 2) + '\n' : formatFleetStatus(status));
+    process.exit(status.stale > 0 ? 1 : 0);
+  });
+
+/** GET <url>/fleet (HTTPS with the given CA / client certificate when the URL is https://). */
+function fetchFleetStatus(base: string, timeoutMs: number, tls: ClientTlsFiles): Promise<FleetStatus> {
+  let target: URL;
+  try {
+    target = new URL(base.replace(/\/+$/, '') + '/fleet');
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error('protocol');
+  } catch {
+    return Promise.reject(new Error(`--url must be an http:// or https:// URL, got "${redactUrl(base)}"`));
+  }
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return Promise.reject(new Error('--timeout must be a positive number of milliseconds'));
+  const shown = redactUrl(target.toString());
+  return new Promise((resolve, reject) => {
+    const opts = target.protocol === 'https:'
+      ? { ...(tls.tlsCa ? { ca: readFileSync(tls.tlsCa) } : {}), ...(tls.tlsCert ? { cert: readFileSync(tls.tlsCert) } : {}), ...(tls.tlsKey ? { key: readFileSync(tls.tlsKey) } : {}) }
+      : {};
+    const req = (target.protocol === 'https:' ? httpsGet : httpGet)(target, { ...opts, timeout: timeoutMs, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+        if (body.length > 16 * 1024 * 1024) req.destroy(new Error(`${shown}: answer too large`));
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`${shown} answered ${res.statusCode}: ${body.slice(0, 300)}`));
+        try {
+          const doc = JSON.parse(body) as FleetStatus;
+          if (doc?.v !== 1 || !Array.isArray(doc.verifiers)) throw new Error('not a fleet status document');
+          resolve(doc);
+        } catch (err) {
+          reject(new Error(`${shown}: ${(err as Error).message}`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${shown}: no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => reject(new Error(`${shown}: ${err.message}`)));
+  });
+}
 
 program
   .command('config')

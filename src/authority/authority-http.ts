@@ -3,6 +3,7 @@ import type { KeyManager } from '../keys/key-manager.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { VerifierStatus } from '../verifier/create-verifier.js';
 import { healthRoute, jwksRoute, type Route } from '../http/http-server.js';
+import { fleetRoute } from './fleet-status.js';
 
 export interface AuthorityHttpDeps {
   config: Readonly<Config>;
@@ -16,7 +17,7 @@ export interface AuthorityHttpDeps {
   oauth?: Record<string, unknown>;
 }
 
-/** The authority's HTTP routes: JWKS, discovery (OpenID and RFC 8414), metrics and health. */
+/** The authority's HTTP routes: JWKS, discovery (OpenID and RFC 8414), metrics, health and the fleet view. */
 export function authorityHttpRoutes(deps: AuthorityHttpDeps): Record<string, Route> {
   const { config, keys, store } = deps;
   // Only what is true: no ID tokens, no authorization endpoint; OAuth endpoints when served.
@@ -27,6 +28,8 @@ export function authorityHttpRoutes(deps: AuthorityHttpDeps): Record<string, Rou
     '/.well-known/openid-configuration': discoveryRoute,
     '/.well-known/oauth-authorization-server': discoveryRoute,
     '/metrics': deps.metrics(),
+    // Read-only, as public as /metrics: head sequence, key ids and states, verifier receipts.
+    '/fleet': fleetRoute(store, () => keys.list()),
     '/healthz': healthRoute(async () => {
       const storeOk = await store.ping();
       const details: Record<string, unknown> = { store: storeOk ? 'ok' : 'unreachable' };

@@ -66,6 +66,8 @@ export interface Config {
   authorityUrl?: string;
   audience?: string;
   instanceId?: string;
+  /** Sidecar: how long its propagation receipt is kept (stale) after its last report. */
+  receiptRetentionMs: number;
   stalenessBoundMs: number;
   stalenessPolicy: 'fail-closed' | 'fail-open';
   jwksCooldownMs: number;

@@ -249,6 +249,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Sidecar (required): audience required of every token unless a request names another, or `*` to accept any audience when a request names none (logged as a warning at start).' },
   { key: 'instanceId', env: 'TA_INSTANCE_ID', flag: '--instance-id', scope: 'sidecar', schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits, _ . : - (at most 128)'),
     description: 'Sidecar: name reported in propagation receipts. Default: <hostname>-<pid>.' },
+  { key: 'receiptRetentionMs', env: 'TA_RECEIPT_RETENTION', flag: '--receipt-retention', scope: 'sidecar', default: '10m', schema: duration('TA_RECEIPT_RETENTION', { min: 5000 }),
+    description: 'Sidecar: how long its propagation receipt is kept after its last report (at least 5s, the receipt TTL). Live for 5 s after each report, then stale: `token-authority status` shows a sidecar that stopped reporting as stale for this long, then forgets it.' },
   { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: '5s', schema: duration('TA_STALENESS_BOUND', { min: 100 }),
     description: 'Sidecar: revocation state older than this is stale (no heartbeat or event seen).' },
   { key: 'stalenessPolicy', env: 'TA_STALENESS_POLICY', flag: '--staleness-policy', scope: 'sidecar', default: 'fail-closed', schema: z.enum(['fail-closed', 'fail-open']),

@@ -77,7 +77,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
 
   // Propagation receipts: report the applied sequence at once when it moves, and refresh the
-  // receipt's TTL every second so the authority can tell live verifiers from dead ones.
+  // receipt's TTL every second so the authority can tell live verifiers from dead ones; a receipt
+  // is kept (stale) for TA_RECEIPT_RETENTION after the last report, for `token-authority status`.
   let applied = 0;
   let reported = -1;
   let reporting = false;
@@ -85,7 +86,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     if (reporting) return;
     reporting = true;
     const seq = applied;
-    store.reportApplied(instanceId, seq, RECEIPT_TTL_MS).then(
+    store.reportApplied(instanceId, seq, RECEIPT_TTL_MS, config.receiptRetentionMs ?? RECEIPT_TTL_MS).then(
       () => {
         reported = seq;
         reporting = false;

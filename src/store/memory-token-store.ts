@@ -69,6 +69,9 @@ interface Family {
 interface Receipt {
   seq: number;
   reportedAt: number;
+  /** Live until then; stale after. */
+  liveUntil: number;
+  /** Dropped after then (the retention). */
   expiresAt: number;
 }
 
@@ -350,20 +353,24 @@ export class MemoryTokenStore implements TokenStore {
     return best;
   }
 
-  async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {
+  async reportApplied(instanceId: string, seq: number, ttlMs: number, retainMs?: number): Promise<void> {
     this.assertOpen();
-    checkReceipt(instanceId, seq, ttlMs);
+    checkReceipt(instanceId, seq, ttlMs, retainMs);
     const now = this.clock.nowMs();
-    this.receipts.set(instanceId, { seq, reportedAt: now, expiresAt: now + ttlMs });
+    this.receipts.set(instanceId, { seq, reportedAt: now, liveUntil: now + ttlMs, expiresAt: now + Math.max(ttlMs, retainMs ?? ttlMs) });
   }
 
   async listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>> {
+    return (await this.listReceipts()).filter((r) => r.live).map(({ instanceId, seq, reportedAt }) => ({ instanceId, seq, reportedAt }));
+  }
+
+  async listReceipts(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }>> {
     this.assertOpen();
     const now = this.clock.nowMs();
-    const out: Array<{ instanceId: string; seq: number; reportedAt: number }> = [];
+    const out: Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }> = [];
     for (const [instanceId, r] of this.receipts) {
       if (now > r.expiresAt) this.receipts.delete(instanceId);
-      else out.push({ instanceId, seq: r.seq, reportedAt: r.reportedAt });
+      else out.push({ instanceId, seq: r.seq, reportedAt: r.reportedAt, live: now <= r.liveUntil });
     }
     return out;
   }

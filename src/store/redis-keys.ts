@@ -32,8 +32,10 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | `rev:sid:<sid>`              | string | the event JSON of the sid revocation (idempotency marker)     | PXAT the revocation's `until`   |
  * | `ttl-hw`                     | hash   | access TTL (ms) → until when tokens of that TTL may be valid  | fields pruned when passed       |
  * | `receipts`                   | hash   | instanceId → `<seq>:<reportedAtMs>:<expiresAtMs>`             | fields pruned when expired      |
- * | `receipt:<instanceId>`       | string | that verifier's receipt: `<seq>:<reportedAtMs>`; one key per   | PX the receipt TTL (5 s)        |
- * |                              |        | instance, so an ACL can let each verifier write only its own  |                                 |
+ * | `receipt:<instanceId>`       | string | that verifier's receipt: `<seq>:<reportedAtMs>:<liveUntilMs>`;| PX the receipt retention        |
+ * |                              |        | live until liveUntil (the receipt TTL, 5 s), stale after; one | (TA_RECEIPT_RETENTION, default  |
+ * |                              |        | key per instance, so an ACL can let each verifier write only  | 10 min; at least the TTL)       |
+ * |                              |        | its own                                                       |                                 |
  * | `receipt-ids`                | set    | instance ids that have reported (the verifier SADDs itself;   | members without a receipt key   |
  * |                              |        | listApplied reads `receipt:<id>` of each and SREMs dead ones) | pruned by listApplied           |
  * | `receipts`                   | hash   | legacy (before per-instance receipts): no longer written or   | the heartbeat prunes it         |

@@ -394,28 +394,35 @@ return best
 `;
 
 /**
- * reportApplied. KEYS: receipt:<instanceId>. ARGV: base, instanceId, seq, ttlMs.
+ * reportApplied. KEYS: receipt:<instanceId>. ARGV: base, instanceId, seq, ttlMs, keepMs.
  * Runs as the verifier's Redis user: it writes only its own receipt key and adds its id to the
  * index (derived, not declared: an ACL grants SADD on the index and nothing else, which EVAL's
  * own check of declared keys would refuse), so an ACL (docs/sidecar-and-gateways.md, "Propagation receipts") can
- * confine each verifier to exactly that.
+ * confine each verifier to exactly that. The value `<seq>:<reportedAt>:<liveUntil>` is live until
+ * reportedAt + ttlMs; the key is kept for keepMs (≥ ttlMs), stale once past liveUntil.
  */
 const REPORT_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local now = now_ms()
-redis.call('SET', KEYS[1], ARGV[3] .. ':' .. int(now), 'PX', ARGV[4])
+local ttl = tonumber(ARGV[4])
+local keep = math.max(ttl, tonumber(ARGV[5] or ARGV[4]))
+redis.call('SET', KEYS[1], ARGV[3] .. ':' .. int(now) .. ':' .. int(now + ttl), 'PX', int(keep))
 redis.call('SADD', base .. '${KeySegments.receiptIds}', ARGV[2])
 return 1
 `;
 
 /**
- * listApplied. KEYS: receipt-ids. ARGV: base, maxScan. Reads each listed instance's own receipt
- * key; ids whose key has expired (or never existed) are removed from the index. Examines at most
- * maxScan ids per call, so a flood of bogus ids costs bounded work (and is pruned as it is met).
- * Returns {id, seq, reportedAt, ...}.
+ * listApplied / listReceipts. KEYS: receipt-ids. ARGV: base, maxScan, includeStale (1/0). Reads
+ * each listed instance's own receipt key; ids whose key has expired (or never existed) are removed
+ * from the index. Examines at most maxScan ids per call, so a flood of bogus ids costs bounded work
+ * (and is pruned as it is met). A receipt is live until its liveUntil; one in the former two-field
+ * layout (`<seq>:<reportedAt>`, kept only for its ttl) is live while its key exists.
+ * Returns {id, seq, reportedAt, live (1/0), ...}: live ones only unless includeStale.
  */
 const LIST_APPLIED = (p: FeedPublishCommand) => `${prelude(p)}
 local K_RECEIPT = base .. '${KeySegments.receipt}'
 local max_scan = tonumber(ARGV[2])
+local include_stale = ARGV[3] == '1'
+local now = now_ms()
 local out = {}
 local cursor, seen = '0', 0
 repeat
@@ -427,8 +434,15 @@ repeat
     if v == false then
       redis.call('SREM', KEYS[1], id)
     else
-      local seq, reported = string.match(v, '^(%d+):(%d+)$')
-      if seq then out[#out + 1] = id; out[#out + 1] = seq; out[#out + 1] = reported end
+      local seq, reported, live_until = string.match(v, '^(%d+):(%d+):(%d+)$')
+      local live = seq ~= nil and now <= tonumber(live_until)
+      if seq == nil then
+        seq, reported = string.match(v, '^(%d+):(%d+)$')
+        live = seq ~= nil
+      end
+      if seq and (live or include_stale) then
+        out[#out + 1] = id; out[#out + 1] = seq; out[#out + 1] = reported; out[#out + 1] = live and 1 or 0
+      end
     end
   end
 until cursor == '0' or seen >= max_scan

@@ -459,20 +459,28 @@ export class RedisTokenStore implements TokenStore {
     return highWater;
   }
 
-  async reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void> {
-    checkReceipt(instanceId, seq, ttlMs);
+  async reportApplied(instanceId: string, seq: number, ttlMs: number, retainMs?: number): Promise<void> {
+    checkReceipt(instanceId, seq, ttlMs, retainMs);
     await this.run('reportApplied', () =>
-      this.scripts.taReportApplied(this.keys.receipt(instanceId), this.keys.base, instanceId, seq, ttlMs),
+      this.scripts.taReportApplied(this.keys.receipt(instanceId), this.keys.base, instanceId, seq, ttlMs, Math.max(ttlMs, retainMs ?? ttlMs)),
     );
   }
 
   async listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>> {
-    const flat = (await this.run('listApplied', () =>
-      this.scripts.taListApplied(this.keys.receiptIds, this.keys.base, MAX_RECEIPT_IDS_SCANNED),
+    return (await this.readReceipts('listApplied', false)).map(({ instanceId, seq, reportedAt }) => ({ instanceId, seq, reportedAt }));
+  }
+
+  async listReceipts(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }>> {
+    return this.readReceipts('listReceipts', true);
+  }
+
+  private async readReceipts(op: string, includeStale: boolean): Promise<Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }>> {
+    const flat = (await this.run(op, () =>
+      this.scripts.taListApplied(this.keys.receiptIds, this.keys.base, MAX_RECEIPT_IDS_SCANNED, includeStale ? 1 : 0),
     )) as string[];
-    const out: Array<{ instanceId: string; seq: number; reportedAt: number }> = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      out.push({ instanceId: flat[i]!, seq: Number(flat[i + 1]), reportedAt: Number(flat[i + 2]) });
+    const out: Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }> = [];
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      out.push({ instanceId: flat[i]!, seq: Number(flat[i + 1]), reportedAt: Number(flat[i + 2]), live: Number(flat[i + 3]) === 1 });
     }
     return out;
   }

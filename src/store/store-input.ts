@@ -95,10 +95,11 @@ export function checkReadLog(afterSeq: number, limit: number): void {
   }
 }
 
-export function checkReceipt(instanceId: string, seq: number, ttlMs: number): void {
+export function checkReceipt(instanceId: string, seq: number, ttlMs: number, retainMs?: number): void {
   nonEmpty('instanceId', instanceId);
   if (!Number.isSafeInteger(seq) || seq < 0) throw invalidArgument('seq must be a non-negative integer');
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw invalidArgument('ttlMs must be a positive integer');
+  if (retainMs !== undefined && (!Number.isSafeInteger(retainMs) || retainMs < 1)) throw invalidArgument('retainMs must be a positive integer');
 }
 
 /** Validates a store option eagerly; the message names the option. */

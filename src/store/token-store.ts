@@ -84,10 +84,17 @@ export interface TokenStore extends RevocationSource {
   /** Publish a heartbeat carrying the head sequence, and trim log entries older than the retention. */
   heartbeat(): Promise<{ headSeq: number; trimmed: number }>;
 
-  /** Propagation receipts: a verifier instance reports the sequence it has applied. */
-  reportApplied(instanceId: string, seq: number, ttlMs: number): Promise<void>;
-  /** Every live receipt. */
+  /**
+   * Propagation receipts: a verifier instance reports the sequence it has applied. The receipt is
+   * live for `ttlMs` after the report; it is then kept, stale, until `retainMs` after the report
+   * (default and at least `ttlMs`: gone as soon as it is no longer live), so that a verifier which
+   * stopped reporting shows in {@link listReceipts} as stale rather than vanishing.
+   */
+  reportApplied(instanceId: string, seq: number, ttlMs: number, retainMs?: number): Promise<void>;
+  /** Every live receipt (reported within its ttl). */
   listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>>;
+  /** Every receipt still held: the live ones, and the stale ones within their retention. */
+  listReceipts(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }>>;
 
   /** Is the backend reachable right now? For health checks; never throws. */
   ping(): Promise<boolean>;
