@@ -716,6 +716,39 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
           'the expired receipt is gone',
         );
       });
+
+      it('keeps a receipt stale (not gone) for its retention after its ttl; listApplied still counts only live ones', async () => {
+        const ttl = ctx.clock ? 30_000 : 300;
+        const retain = 4 * ttl;
+        const before = storeNow();
+        await store().reportApplied('kept', 3, ttl, retain);
+        await store().reportApplied('plain', 4, ttl);
+        const after = storeNow();
+        const held = async () => (await store().listReceipts()).sort((x, y) => x.instanceId.localeCompare(y.instanceId)).map(({ instanceId, seq, live }) => ({ instanceId, seq, live }));
+        assert.deepEqual(await held(), [
+          { instanceId: 'kept', seq: 3, live: true },
+          { instanceId: 'plain', seq: 4, live: true },
+        ]);
+        for (const r of await store().listReceipts()) assert.ok(r.reportedAt >= before && r.reportedAt <= after);
+
+        await passStoreTime(ttl + 1);
+        assert.deepEqual(await held(), [{ instanceId: 'kept', seq: 3, live: false }], 'past its ttl: stale, still held; without retention: gone');
+        assert.deepEqual(await store().listApplied(), [], 'a stale receipt is not live');
+
+        // Reporting again makes it live again, and restarts its retention.
+        await store().reportApplied('kept', 5, ttl, retain);
+        assert.deepEqual(await held(), [{ instanceId: 'kept', seq: 5, live: true }]);
+        assert.deepEqual((await store().listApplied()).map((r) => `${r.instanceId}=${r.seq}`), ['kept=5']);
+
+        await passStoreTime(retain + 1);
+        assert.deepEqual(await held(), [], 'past its retention: gone');
+      });
+
+      it('refuses a retention that is not a positive integer', async () => {
+        for (const bad of [0, -1, 1.5, Number.NaN]) {
+          await assert.rejects(store().reportApplied('x', 1, 1000, bad), { code: ErrorCodes.INVALID_ARGUMENT }, String(bad));
+        }
+      });
     });
 
     describe('lifecycle', () => {

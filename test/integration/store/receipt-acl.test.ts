@@ -103,6 +103,23 @@ describe('propagation receipts under Redis ACLs (real redis-server)', function (
     assert.equal(await admin.sismember('ta:v1:{ta}:receipt-ids', 'ghost'), 0);
   });
 
+  it('a receipt kept for a retention is written under the ACL, goes stale after its ttl and is gone after the retention', async () => {
+    await web2.reportApplied('web-2', 3, 50, 1500);
+    await eventually(async () => (await authority.listReceipts()).some((r) => r.instanceId === 'web-2' && !r.live), 5000, 'web-2 is stale');
+    assert.ok(!(await authority.listApplied()).some((r) => r.instanceId === 'web-2'), 'a stale receipt is not live');
+    assert.ok((await admin.pttl('ta:v1:{ta}:receipt:web-2')) > 0, 'its key is still there');
+    await eventually(async () => !(await authority.listReceipts()).some((r) => r.instanceId === 'web-2'), 5000, 'web-2 is gone after the retention');
+    await web2.reportApplied('web-2', 3, 60_000);
+  });
+
+  it('a receipt in the former two-field layout (an older sidecar) is live while its key exists', async () => {
+    await admin.set('ta:v1:{ta}:receipt:old-1', '7:1700000000000', 'PX', 60_000);
+    await admin.sadd('ta:v1:{ta}:receipt-ids', 'old-1');
+    assert.deepEqual((await authority.listApplied()).find((r) => r.instanceId === 'old-1'), { instanceId: 'old-1', seq: 7, reportedAt: 1700000000000 });
+    assert.equal((await authority.listReceipts()).find((r) => r.instanceId === 'old-1')?.live, true);
+    await admin.del('ta:v1:{ta}:receipt:old-1');
+  });
+
   it('a receipt expires with its key: the instance is no longer live', async () => {
     await web1.reportApplied('web-1', 2, 50);
     // Redis expires the key itself (PX 50).

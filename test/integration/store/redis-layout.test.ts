@@ -77,7 +77,9 @@ describe('RedisTokenStore key layout, options and feed hygiene (real redis-serve
       assert.equal(await raw.pttl(k.seq), -1);
       const receiptTtl = await raw.pttl(k.receipt('v1'));
       assert.ok(receiptTtl > 0 && receiptTtl <= 60_000, 'a receipt is its instance\'s own key, expiring with its TTL');
-      assert.match((await raw.get(k.receipt('v1')))!, /^3:\d+$/);
+      const [, reportedAt, liveUntil] = (await raw.get(k.receipt('v1')))!.split(':').map(Number);
+      assert.match((await raw.get(k.receipt('v1')))!, /^3:\d+:\d+$/, '<seq>:<reportedAt>:<liveUntil>');
+      assert.equal(liveUntil! - reportedAt!, 60_000, 'live for its TTL after the report');
       assert.deepEqual(await raw.smembers(k.receiptIds), ['v1']);
 
       const entries = await raw.xrange(k.log, '-', '+');
