@@ -147,6 +147,13 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     () => store.listApplied().then((r) => r.length, () => -1),
     'max',
   );
+  gauge(
+    metrics,
+    'ta_propagation_receipts_stale',
+    'Verifiers whose propagation receipt is stale: they stopped reporting, within their TA_RECEIPT_RETENTION (`token-authority status` names them); -1 when the store cannot be read.',
+    () => store.listReceipts().then((r) => r.filter((x) => !x.live).length, () => -1),
+    'max',
+  );
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const oauth = oauthMetadata(config.issuer, { mtls: config.tlsClientCa !== undefined, introspectionByCertificate: security.filePolicy !== undefined });
   if (single) warnIfPlaintextOAuth(config, logger);
