@@ -46,6 +46,11 @@ describe('token-authority serve with TA_WORKERS=2 (a real cluster)', function ()
         assert.match(metrics, /ta_grpc_requests_total\{method="Issue",code="OK"\} 8/, 'Issue counts summed over both workers');
         const jwks = (await (await fetch(`http://127.0.0.1:${httpPort}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
         assert.ok(jwks.keys.some((k) => k.kid === issued[0]!.keyId), 'the primary publishes the workers\' signing key');
+        // The primary answers the fleet view too (token-authority status), from the shared Redis.
+        const fleet = (await (await fetch(`http://127.0.0.1:${httpPort}/fleet`)).json()) as { headSequence: number; keys: Array<{ kid: string }>; verifiers: unknown[] };
+        assert.equal(fleet.headSequence, sequence);
+        assert.ok(fleet.keys.some((k) => k.kid === issued[0]!.keyId), 'the fleet view lists the signing key');
+        assert.deepEqual(fleet.verifiers, []);
       } finally {
         for (const c of clients) c.close();
       }
