@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createDocumentPolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
 import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque-tokens.js';
+import { SEAL_FIELD } from '../../../src/authority/session-seal.js';
 import type { IssueInput, TokenPair } from '../../../src/authority/token-authority.js';
 import type { Caller } from '../../../src/grpc/caller.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
@@ -305,6 +306,49 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
       await rejects(refresh(planted), ErrorCodes.REFRESH_INVALID, 'refresh token was issued before the storage format upgrade; sign in again');
       await rejects(refresh(newRefreshToken()), ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (unknown, superseded, or expired and removed)');
       await rejects(refresh('hello'), ErrorCodes.REFRESH_INVALID, 'not a refresh token of this authority');
+    });
+  });
+
+  describe('record integrity (a record written by something other than this authority)', () => {
+    beforeEach(() => open());
+    /** A session planted straight into the store, with a seal and a live proof as Issue makes them unless told otherwise. */
+    const plant = async (over: { proof?: string; sealedScopes?: string[] } = {}) => {
+      const token = newRefreshToken();
+      const key = d.sessionSeal.refresh.keys(token)[0]!;
+      const now = d.clock.nowMs();
+      const sessionId = `planted-${token.slice(5, 17)}`;
+      const fields = { sessionId, subject: 'admin', audience: ['billing'], scopes: ['read'], absoluteExpiresAt: now + 3_600_000, createdAt: now };
+      const extra = { client_id: 'token-authority' };
+      const seal = d.sessionSeal.seal({ ...fields, scopes: over.sealedScopes ?? fields.scopes, extra });
+      const refreshExpiresAt = now + 60_000;
+      await d.store.createSession({
+        ...fields,
+        extra: { ...extra, [SEAL_FIELD]: seal },
+        refreshHash: key,
+        refreshProof: over.proof ?? d.sessionSeal.refresh.liveProof(key, sessionId, refreshExpiresAt, now),
+        refreshExpiresAt,
+        now,
+      });
+      return token;
+    };
+
+    it('a genuine seal and proof: introspection reports it, Refresh signs it (the control)', async () => {
+      const token = await plant();
+      assert.equal((await d.authority.introspectRefresh(token))?.subject, 'admin');
+      assert.deepEqual((await claims((await refresh(token)).accessToken)).scopes, ['read']);
+    });
+
+    it('a record whose proof does not hold: inactive, and Refresh refuses it (not as reuse)', async () => {
+      const token = await plant({ proof: `p1.unit.${'A'.repeat(43)}` });
+      assert.equal(await d.authority.introspectRefresh(token), undefined);
+      await rejects(refresh(token), ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its record failed an integrity check)');
+      assert.equal(d.reuses, 0);
+    });
+
+    it('a session whose claims differ from its seal: inactive, and Refresh refuses it', async () => {
+      const token = await plant({ sealedScopes: ['something-else'] });
+      assert.equal(await d.authority.introspectRefresh(token), undefined);
+      await rejects(refresh(token), ErrorCodes.REFRESH_INVALID, 'its session record failed an integrity check');
     });
   });
 
