@@ -9,7 +9,11 @@ import { FileKeyStore, KEYS_FILE_NAME } from '../../src/keys/file-key-store.js';
 import { runCli } from '../helpers/cli-process.js';
 import { codeOf, mapConcurrent, outcomeOf } from '../helpers/load.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { directStore, randomInt, readWholeLog, sleep, startAuthorityProcess, type AuthorityProcess } from './fault-fixtures.js';
+import { directStore, readWholeLog, sleep, startAuthorityProcess, type AuthorityProcess } from './fault-fixtures.js';
+import { reportSeed, seededRandom } from '../helpers/seeded-random.js';
+
+/** Every random choice of this file (kill moments, pauses, races): seeded, the seed printed. */
+const random = seededRandom('fault/authority-kill');
 
 /** The stable error code a failed call carries in its `ta-error-code` trailer. */
 function errorCodeOf(err: unknown): string {
@@ -19,6 +23,7 @@ function errorCodeOf(err: unknown): string {
 }
 
 describe('fault: the authority SIGKILLed mid-rotation', function () {
+  reportSeed(random);
   this.timeout(120_000);
   const ITERATIONS = 8;
   let keyDir: string;
@@ -62,7 +67,7 @@ describe('fault: the authority SIGKILLed mid-rotation', function () {
           (trigger === 'renamed' && file === KEYS_FILE_NAME);
         if (hit) rotate.kill('SIGKILL');
       });
-      const timer = trigger === 'random' ? setTimeout(() => rotate.kill('SIGKILL'), randomInt(150, 300)) : undefined;
+      const timer = trigger === 'random' ? setTimeout(() => rotate.kill('SIGKILL'), random.int(150, 300)) : undefined;
       const exit = await rotate.exited;
       watcher.close();
       clearTimeout(timer);
@@ -113,6 +118,7 @@ describe('fault: the authority SIGKILLed mid-rotation', function () {
 });
 
 describe('fault: the authority SIGKILLed with many Refresh calls in flight (Redis)', function () {
+  reportSeed(random);
   this.timeout(120_000);
   const CHAINS = 40;
   let redis: RedisServer;
@@ -160,15 +166,15 @@ describe('fault: the authority SIGKILLed with many Refresh calls in flight (Redi
     const chains = sessions.map(async (_, c) => {
       while (!killed) {
         const parent = tips[c]!.refreshToken;
-        const race = c % 2 === 1 && Math.random() < 0.15;
+        const race = c % 2 === 1 && random.chance(0.15);
         const results = await Promise.all(race ? [refresh(c, parent), refresh(c, parent)] : [refresh(c, parent)]);
         const won = results.filter((r): r is IssueResponse => r !== undefined);
         if (won.length === 0) return;
         tips[c] = won[0]!;
-        await sleep(randomInt(0, 40));
+        await sleep(random.int(0, 40));
       }
     });
-    await sleep(randomInt(500, 1000));
+    await sleep(random.int(500, 1000));
     killed = true;
     await first.kill();
     await Promise.all(chains);

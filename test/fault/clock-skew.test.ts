@@ -5,6 +5,7 @@ import { startTestAuthority, type TestAuthority } from '../helpers/authority.js'
 import { outcomeOf, outcomeOfResult } from '../helpers/load.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar.js';
+import { seededSuite } from '../helpers/seeded-random.js';
 
 const SECOND = 1000;
 
@@ -22,6 +23,7 @@ class OffsetClock implements Clock {
 }
 
 describe('fault: clock skew between the authority and a verifier', function () {
+  seededSuite('fault/clock-skew'); // no random choices here yet: the seed is printed all the same
   this.timeout(60_000);
 
   describe('an in-process verifier whose clock (ManualClock) is off', () => {

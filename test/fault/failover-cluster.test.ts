@@ -2,11 +2,13 @@ import { Redis } from 'ioredis';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js';
 import { failoverUnderChurn } from './failover-helpers.js';
+import { seededSuite } from '../helpers/seeded-random.js';
 
 /** A key in the `{ta}` slot: every token-authority key lives there. */
 const TA_KEY = 'ta:v1:{ta}:seq';
 
 describe('fault: Redis Cluster failover of the {ta} shard (3 masters, a replica each) under Issue/Revoke churn', function () {
+  seededSuite('fault/failover-cluster'); // no random choices here yet: the seed is printed all the same
   this.timeout(90_000);
   let cluster: RedisCluster | undefined;
 

@@ -1,7 +1,9 @@
 import { startSentinelSetup, type SentinelSetup } from '../helpers/redis-sentinel.js';
 import { failoverUnderChurn } from './failover-helpers.js';
+import { seededSuite } from '../helpers/seeded-random.js';
 
 describe('fault: Redis Sentinel failover (a primary, a replica, three sentinels) under Issue/Revoke churn', function () {
+  seededSuite('fault/failover-sentinel'); // no random choices here yet: the seed is printed all the same
   this.timeout(90_000);
   let setup: SentinelSetup | undefined;
 

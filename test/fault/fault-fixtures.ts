@@ -93,8 +93,3 @@ export async function sidecarResyncs(sidecar: { status(): Promise<unknown> }): P
   const s = (await sidecar.status()) as { revocation: { resyncs?: number } };
   return s.revocation.resyncs ?? 0;
 }
-
-/** A uniformly random integer in [min, max]. */
-export function randomInt(min: number, max: number): number {
-  return min + Math.floor(Math.random() * (max - min + 1));
-}

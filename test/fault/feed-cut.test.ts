@@ -12,11 +12,13 @@ import { mapConcurrent, outcomeOf, outcomeOfResult } from '../helpers/load.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar.js';
 import { directStore, readWholeLog, sidecarResyncs, sleep, startAuthorityProcess, type AuthorityProcess, type SeqProbe } from './fault-fixtures.js';
+import { seededSuite } from '../helpers/seeded-random.js';
 
 const REVOCATIONS = 500;
 const CUT_EVERY_MS = 50;
 
 describe('fault: verifier subscriber connections cut repeatedly while revocations happen', function () {
+  seededSuite('fault/feed-cut'); // no random choices here yet: the seed is printed all the same
   this.timeout(90_000);
   let redis: RedisServer;
   let keyDir: string;

@@ -9,7 +9,8 @@ import { eventually } from '../helpers/eventually.js';
 import { grpcVerifier, libraryVerifier, mapConcurrent, MixedLoad, outcomeOf, outcomeOfResult } from '../helpers/load.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar.js';
-import { directStore, randomInt, readWholeLog, sleep, startAuthorityProcess, timeToApply, type AuthorityProcess, type SeqProbe } from './fault-fixtures.js';
+import { directStore, readWholeLog, sleep, startAuthorityProcess, timeToApply, type AuthorityProcess, type SeqProbe } from './fault-fixtures.js';
+import { seededSuite } from '../helpers/seeded-random.js';
 
 /** TA_REDIS_COMMAND_TIMEOUT of every process here. */
 const COMMAND_TIMEOUT_MS = 500;
@@ -26,6 +27,7 @@ const CONVERGENCE_BOUND_MS = 2 * CONVERGENCE_TARGET_MS;
 const OUTAGES = 2;
 
 describe('fault: Redis SIGKILLed and restarted (AOF, appendfsync always) under steady load', function () {
+  const random = seededSuite('fault/redis-kill');
   this.timeout(120_000);
   let redis: RedisServer;
   let keyDir: string;
@@ -80,7 +82,7 @@ describe('fault: Redis SIGKILLed and restarted (AOF, appendfsync always) under s
         await redis.kill();
         // Random lengths: where the outage ends relative to the clients' reconnect backoff decides
         // how long they take to notice, and the worst phase must get its chance.
-        await sleep(randomInt(800, 2000));
+        await sleep(random.int(800, 2000));
         await redis.restart();
         const upAt = performance.now();
         outageWindows.push([killedAt, upAt]);
