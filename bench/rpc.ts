@@ -5,7 +5,8 @@
  *
  * Pinning (2-core machine): every server under test and the echo server run on core 0
  * (`taskset -c 0`); h2load, the Node load generator and redis-server run on core 1, so the load
- * generator never shares the measured core. Servers log at TA_LOG_LEVEL=warn (no access lines).
+ * generator never shares the measured core. Servers log at TA_LOG_LEVEL=warn (no access lines)
+ * unless `--log-level` says otherwise (`info` is the product's default).
  *
  * Every h2load figure is checked for grpc-status, since h2load counts any HTTP 200 as success: a
  * grpc-js call with the same request before and after the runs must answer OK with the expected
@@ -56,6 +57,8 @@ export interface RpcSettings {
   profileDir?: string;
   /** Revocations for the Revoke latency figure. */
   revokeSamples: number;
+  /** TA_LOG_LEVEL of the servers under test (warn unless --log-level says otherwise). */
+  logLevel: string;
 }
 
 /** What a scenario hands the h2load pair runner. */
@@ -94,7 +97,7 @@ function authorityEnv(env: Env): Record<string, string> {
 /** Servers under test: pinned, optionally profiled. */
 async function startServer(env: Env, command: 'serve' | 'sidecar', extra: Record<string, string>, tag: string, cpus = env.s.serverCpus): Promise<CliServer> {
   const nodeArgs = env.s.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(env.s.profileDir, tag)}`] : [];
-  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs);
+  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, TA_LOG_LEVEL: env.s.logLevel, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs);
 }
 
 /** Stop a server; with profiling on, summarise the profile it wrote. */
