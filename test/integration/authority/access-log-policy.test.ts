@@ -4,9 +4,14 @@
  * TA_ACCESS_LOG_SAMPLE (default 100) is written, marked `sampled: N`; 0 writes none, 1 all.
  */
 import assert from 'node:assert/strict';
-import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
+import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
 import { recordingLogger, type RecordingLogger } from '../../helpers/recording-logger.js';
 import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../../../src/grpc/unary.js';
+import { loadConfig } from '../../../src/config/config.js';
+import { startSidecar } from '../../../src/sidecar/sidecar-server.js';
+import { createMetrics } from '../../../src/telemetry/metrics.js';
+import { authorityClient } from '../../helpers/grpc-client.js';
+import { startRedis } from '../../helpers/redis-server.js';
 
 const AUD = 'orders';
 
@@ -67,6 +72,40 @@ describe('access-logging policy (TA_ACCESS_LOG_SAMPLE)', () => {
       await ta.client.verify({ token: 'not-a-token', audience: AUD });
       assert.equal(rpcLines(logger, 'Verify').length, expected + 1, `a denial is logged with TA_ACCESS_LOG_SAMPLE=${n}`);
       assert.equal(rpcLines(logger, 'Issue').length, 1);
+    }
+  });
+
+  it('at the sidecar: accepted Verify and forward-auth calls sampled with TA_ACCESS_LOG_SAMPLE, denials always logged', async function () {
+    this.timeout(30_000);
+    const redis = await startRedis();
+    const { ta } = await authority({ TA_REDIS_URL: redis.url });
+    const logger = recordingLogger();
+    const config = loadConfig('sidecar', {
+      env: { TA_GRPC_ADDR: '127.0.0.1:0', TA_HTTP_ADDR: '127.0.0.1:0', TA_ISSUER: TEST_ISSUER, TA_AUTHORITY_URL: ta.httpBase, TA_REDIS_URL: redis.url, TA_AUDIENCE: AUD, TA_ACCESS_LOG_SAMPLE: '3' },
+    });
+    const sidecar = await startSidecar(config, logger, { metrics: createMetrics({ defaultMetrics: false }) });
+    const client = authorityClient(sidecar.grpcPort);
+    try {
+      const { accessToken } = await ta.client.issue({ subject: 'carol', audience: [AUD], scopes: ['read'] });
+      for (let i = 0; i < 6; i++) assert.equal((await client.verify({ token: accessToken, audience: AUD })).valid, true);
+      const authz = (authorization?: string) => fetch(`http://127.0.0.1:${sidecar.httpPort}/authz?required_scopes=read`, { headers: authorization ? { authorization } : {} });
+      for (let i = 0; i < 6; i++) assert.equal((await authz(`Bearer ${accessToken}`)).status, 200);
+      assert.equal((await authz()).status, 401);
+      assert.equal((await client.verify({ token: accessToken, audience: 'elsewhere' })).valid, false);
+
+      const verifies = rpcLines(logger, 'Verify');
+      assert.deepEqual(verifies.map((l) => l.fields.sampled ?? l.fields.reason), [3, 3, 'WRONG_AUDIENCE']);
+      const allowed = logger.lines.filter((l) => l.msg === 'forward-auth allowed');
+      assert.equal(allowed.length, 2);
+      assert.equal(allowed[0]!.fields.sampled, 3);
+      assert.equal(allowed[0]!.fields.sub, 'carol');
+      assert.equal(logger.lines.filter((l) => l.msg === 'forward-auth denied').length, 1);
+      assert.ok(!JSON.stringify(logger.lines).includes(accessToken), 'no token in any line');
+    } finally {
+      client.close();
+      await sidecar.stop();
+      await ta.close();
+      await redis.stop();
     }
   });
 
