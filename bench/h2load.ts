@@ -32,8 +32,12 @@ export function writeFrame(path: string, message: Uint8Array): string {
 export interface H2loadOptions {
   /** Full URL: http://127.0.0.1:PORT/package.Service/Method */
   url: string;
-  /** File holding one gRPC frame: the body of every request. */
-  bodyFile: string;
+  /** File holding one gRPC frame: the body of every request (gRPC); none for an HTTP/1.1 GET. */
+  bodyFile?: string;
+  /** HTTP/1.1 (h2load --h1: keep-alive connections, `streams` = pipelining depth, 1 = none) instead of gRPC over h2c. */
+  h1?: boolean;
+  /** Request headers (`name: value`) for HTTP/1.1 runs; gRPC runs send content-type and te. */
+  headers?: string[];
   /** Connections (h2load -c). */
   clients: number;
   /** Concurrent streams per connection (h2load -m). */
@@ -61,6 +65,8 @@ export interface H2loadResult {
   statusOther: number;
   /** DATA payload bytes received, all requests. */
   dataBytes: number;
+  /** All bytes received (for HTTP/1.1: status lines, headers and bodies). */
+  totalBytes: number;
   /** Mean/SD and extremes of request time (ms); h2load reports no percentiles. */
   latencyMs: { min: number; max: number; mean: number; sd: number };
   command: string;
@@ -75,9 +81,10 @@ export function h2loadArgs(o: H2loadOptions): string[] {
     '-c', String(o.clients),
     '-m', String(o.streams),
     '-t', '1',
-    '--header', 'content-type: application/grpc',
-    '--header', 'te: trailers',
-    '-d', o.bodyFile,
+    ...(o.h1
+      ? ['--h1', ...(o.headers ?? []).flatMap((h) => ['--header', h])]
+      : ['--header', 'content-type: application/grpc', '--header', 'te: trailers']),
+    ...(o.bodyFile !== undefined ? ['-d', o.bodyFile] : []),
     o.url,
   ];
 }
@@ -108,7 +115,7 @@ export function parseH2loadOutput(out: string): Omit<H2loadResult, 'command'> {
   const finished = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
   const req = /requests: (\d+) total, (\d+) started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  const traffic = /traffic: .*?, .*? headers .*?, [\d.]+\w* \((\d+)\) data/.exec(out);
+  const traffic = /traffic: [\d.]+\w* \((\d+)\) total, .*? headers .*?, [\d.]+\w* \((\d+)\) data/.exec(out);
   const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
   if (!finished || !req || !codes || !traffic || !time) throw new Error(`unexpected h2load output:\n${out.slice(-2000)}`);
   return {
@@ -121,7 +128,8 @@ export function parseH2loadOutput(out: string): Omit<H2loadResult, 'command'> {
     timeout: Number(req[6]),
     status2xx: Number(codes[1]),
     statusOther: Number(codes[2]) + Number(codes[3]) + Number(codes[4]),
-    dataBytes: Number(traffic[1]),
+    dataBytes: Number(traffic[2]),
+    totalBytes: Number(traffic[1]),
     latencyMs: {
       min: toMs(time[1]!, time[2]!),
       max: toMs(time[3]!, time[4]!),
@@ -146,6 +154,23 @@ export function checkRun(r: H2loadResult, goodReplyFrameBytes: number, inFlight:
   const high = (r.started + inFlight) * goodReplyFrameBytes * 1.02;
   if (r.dataBytes < low || r.dataBytes > high) {
     return `DATA bytes ${r.dataBytes} for ${r.succeeded} succeeded requests do not match good replies of ${goodReplyFrameBytes} bytes (gRPC errors carry no DATA)`;
+  }
+  return undefined;
+}
+
+/**
+ * Check an HTTP/1.1 run against a known-good response of `goodResponseBytes` (status line, headers
+ * and body, as read off the socket): every response must be a 2xx, and the bytes received must be
+ * that many per response, so a 200 without the expected headers (or a denial) cannot pass.
+ */
+export function checkH1Run(r: H2loadResult, goodResponseBytes: number, inFlight: number): string | undefined {
+  if (r.total === 0) return 'h2load completed no request';
+  if (r.failed + r.errored + r.timeout > 0) return `h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out of ${r.total}`;
+  if (r.statusOther > 0 || r.status2xx < r.succeeded) return `h2load: ${r.statusOther} non-2xx HTTP statuses`;
+  const low = r.succeeded * goodResponseBytes * 0.98;
+  const high = (r.started + inFlight) * goodResponseBytes * 1.02;
+  if (r.totalBytes < low || r.totalBytes > high) {
+    return `${r.totalBytes} bytes for ${r.succeeded} succeeded requests do not match good responses of ${goodResponseBytes} bytes`;
   }
   return undefined;
 }

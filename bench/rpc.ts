@@ -5,7 +5,8 @@
  *
  * Pinning (2-core machine): every server under test and the echo server run on core 0
  * (`taskset -c 0`); h2load, the Node load generator and redis-server run on core 1, so the load
- * generator never shares the measured core. Servers log at TA_LOG_LEVEL=warn (no access lines).
+ * generator never shares the measured core. Servers log at TA_LOG_LEVEL=warn (no access lines)
+ * unless `--log-level` says otherwise (`info` is the product's default).
  *
  * Every h2load figure is checked for grpc-status, since h2load counts any HTTP 200 as success: a
  * grpc-js call with the same request before and after the runs must answer OK with the expected
@@ -29,7 +30,8 @@ import { ECHO_PATH } from './echo-server.js';
 import { failed, judge, notMeasured, TARGETS, type Figure, type Target } from './figures.js';
 import type { GeneratorResult } from './grpc-load-generator.js';
 import { readSavedReplies } from './grpc-load-generator.js';
-import { checkRun, grpcFrame, runH2load, writeFrame, type H2loadResult } from './h2load.js';
+import { checkH1Run, checkRun, grpcFrame, runH2load, writeFrame, type H2loadOptions, type H2loadResult } from './h2load.js';
+import { rawGet } from './http-baseline-server.js';
 import { alternate, median, round } from './measure.js';
 import { benchScript, pinned, processTreeCpuMs, startChild, startCliServer, startEchoServer, waitForJsonLine, type Child, type CliServer } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile-summary.js';
@@ -56,14 +58,23 @@ export interface RpcSettings {
   profileDir?: string;
   /** Revocations for the Revoke latency figure. */
   revokeSamples: number;
+  /** TA_LOG_LEVEL of the servers under test (warn unless --log-level says otherwise). */
+  logLevel: string;
 }
 
 /** What a scenario hands the h2load pair runner. */
 interface LoadTarget {
   url: string;
-  bodyFile: string;
-  /** Size of a good reply's gRPC frame (DATA bytes per request). */
+  /** The gRPC frame posted by every request; HTTP/1.1 targets send a GET without a body. */
+  bodyFile?: string;
+  /** Size of a good reply's gRPC frame (DATA bytes per request); for HTTP/1.1, of the whole response. */
   goodReplyBytes: number;
+  /**
+   * HTTP/1.1 targets (h2load --h1): clients × streams keep-alive connections with one request in
+   * flight on each (no pipelining, as nginx auth_request and Caddy forward_auth send), the same
+   * number of calls in flight as the gRPC runs; these request headers.
+   */
+  h1?: { headers: string[] };
   /** A real grpc-js call with the same request; throws unless it answers OK as expected. */
   validate(): Promise<void>;
   /** The server process (tree), whose CPU time is read around every run. */
@@ -94,7 +105,7 @@ function authorityEnv(env: Env): Record<string, string> {
 /** Servers under test: pinned, optionally profiled. */
 async function startServer(env: Env, command: 'serve' | 'sidecar', extra: Record<string, string>, tag: string, cpus = env.s.serverCpus): Promise<CliServer> {
   const nodeArgs = env.s.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(env.s.profileDir, tag)}`] : [];
-  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs);
+  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, TA_LOG_LEVEL: env.s.logLevel, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs);
 }
 
 /** Stop a server; with profiling on, summarise the profile it wrote. */
@@ -106,8 +117,9 @@ async function stopServer(env: Env, server: CliServer, tag: string): Promise<Pro
   return file ? summarizeProfile(join(dir, file), 15) : undefined;
 }
 
-function h2Options(env: Env, t: { url: string; bodyFile: string }, durationS: number) {
-  return { url: t.url, bodyFile: t.bodyFile, clients: env.s.clients, streams: env.s.streams, durationS, warmupS: 0, cpus: env.s.loadCpus };
+function h2Options(env: Env, t: { url: string; bodyFile?: string; h1?: { headers: string[] } }, durationS: number): H2loadOptions {
+  if (t.h1) return { url: t.url, h1: true, headers: t.h1.headers, clients: env.s.clients * env.s.streams, streams: 1, durationS, warmupS: 0, cpus: env.s.loadCpus };
+  return { url: t.url, ...(t.bodyFile !== undefined ? { bodyFile: t.bodyFile } : {}), clients: env.s.clients, streams: env.s.streams, durationS, warmupS: 0, cpus: env.s.loadCpus };
 }
 
 function echoTarget(env: Env, bodyFile: string): LoadTarget {
@@ -154,7 +166,7 @@ async function runChecked(env: Env, t: LoadTarget, durationS: number, problems: 
   const wall = performance.now() - w0;
   const cpu1 = t.pid ? processTreeCpuMs(t.pid) : undefined;
   const r1 = env.s.redisPid ? processTreeCpuMs(env.s.redisPid) : undefined;
-  const problem = checkRun(h2, t.goodReplyBytes, env.s.clients * env.s.streams);
+  const problem = (t.h1 ? checkH1Run : checkRun)(h2, t.goodReplyBytes, env.s.clients * env.s.streams);
   if (problem) problems.push(`${label}: ${problem}`);
   return { h2, utilization: share(cpu0, cpu1, wall), redisUtilization: share(r0, r1, wall) };
 }
@@ -267,7 +279,8 @@ interface RpcScenario {
   target?: Target;
   /** Why it cannot run here, if it cannot. */
   unavailable?: () => string | undefined;
-  run(env: Env): Promise<Omit<Figure, 'met'>>;
+  /** One figure, or several measured in the same run (ids starting with the scenario's). */
+  run(env: Env): Promise<Omit<Figure, 'met'> | Array<Omit<Figure, 'met'>>>;
 }
 
 async function issueOne(client: AuthorityClient) {
@@ -275,7 +288,7 @@ async function issueOne(client: AuthorityClient) {
 }
 
 /** Verify of one token, repeated (the cached path), at a server on `port`. */
-function verifyTarget(env: Env, server: { grpcPort: number; child: Child }, token: string, tag: string): { target: LoadTarget; close(): void } {
+function verifyTarget(env: Env, server: { grpcPort: number; child: Child }, token: string, tag: string): { target: GrpcTarget; close(): void } {
   const port = server.grpcPort;
   const request = VerifyRequest.fromPartial({ token, audience: BENCH_AUDIENCE, requiredScopes: ['orders:read'] });
   const bodyFile = writeFrame(join(env.work, `${tag}-verify.bin`), VerifyRequest.encode(request).finish());
@@ -352,8 +365,108 @@ const verifyAtSidecar: RpcScenario = {
   },
 };
 
+/** A gRPC target: every request posts the frame in bodyFile. */
+type GrpcTarget = LoadTarget & { bodyFile: string };
+
+/** Response headers that depend on the connection or the moment, not on the answer. */
+const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/**
+ * Forward-auth at the sidecar's HTTP port (`/authz`, as nginx auth_request calls it), one token
+ * repeatedly: every response must be 200 with `x-auth-subject` = the token's subject, and every
+ * response of a run exactly the size of that validated one.
+ */
+function forwardAuthTarget(env: Env, sidecar: CliServer, token: string): { target: LoadTarget; answerHeaders(): Record<string, string> } {
+  const path = `/authz?audience=${encodeURIComponent(BENCH_AUDIENCE)}&required_scopes=orders:read`;
+  const request = { authorization: `Bearer ${token}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/42' };
+  let good = 0;
+  let headers: Record<string, string> = {};
+  return {
+    target: {
+      url: `http://127.0.0.1:${sidecar.httpPort}${path}`,
+      h1: { headers: Object.entries(request).map(([k, v]) => `${k}: ${v}`) },
+      pid: sidecar.child.process.pid,
+      get goodReplyBytes() {
+        return good;
+      },
+      async validate() {
+        const r = await rawGet(sidecar.httpPort, path, request);
+        if (r.status !== 200 || r.headers['x-auth-subject'] !== 'bench-user') {
+          throw new Error(`forward-auth validation: HTTP ${r.status}, x-auth-subject ${JSON.stringify(r.headers['x-auth-subject'])} (want 200 and "bench-user"; www-authenticate ${JSON.stringify(r.headers['www-authenticate'])})`);
+        }
+        good = r.bytes;
+        headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !TRANSPORT_HEADERS.has(k)));
+      },
+    },
+    answerHeaders: () => headers,
+  };
+}
+
+const forwardAuth: RpcScenario = {
+  id: 'rpc.forward-auth',
+  title: 'Forward-auth /authz at the sidecar, HTTP/1.1 (same token repeatedly: cached path)',
+  async run(env) {
+    const authority = await startServer(env, 'serve', {}, 'forward-auth-authority');
+    const client = authorityClient(authority.grpcPort);
+    let sidecar: CliServer | undefined;
+    let baseline: Child | undefined;
+    const closers: Array<() => void> = [];
+    try {
+      const issued = await issueOne(client);
+      sidecar = await startServer(env, 'sidecar', { TA_AUTHORITY_URL: authority.httpBase, TA_AUDIENCE: '*' }, 'forward-auth-sidecar');
+      const fa = forwardAuthTarget(env, sidecar, issued.accessToken);
+      await fa.target.validate();
+      const headersFile = join(env.work, 'forward-auth-headers.json');
+      writeFileSync(headersFile, JSON.stringify(fa.answerHeaders()));
+      baseline = startChild('http-baseline-server', pinned(env.s.serverCpus, [process.execPath, benchScript('http-baseline-server.js'), '--headers', headersFile]));
+      const { port } = await waitForJsonLine<{ port: number }>(baseline, (v) => typeof v.port === 'number');
+      let baseGood = 0;
+      const bare: LoadTarget = {
+        url: `http://127.0.0.1:${port}/authz`,
+        h1: fa.target.h1!,
+        pid: baseline.process.pid,
+        get goodReplyBytes() {
+          return baseGood;
+        },
+        async validate() {
+          const r = await rawGet(port, '/authz', {});
+          if (r.status !== 200 || r.headers['x-auth-subject'] !== 'bench-user') throw new Error(`node:http baseline answered ${r.status}`);
+          baseGood = r.bytes;
+        },
+      };
+      const h1Note = `h2load --h1 on core ${env.s.loadCpus}: ${env.s.clients * env.s.streams} keep-alive HTTP/1.1 connections, one request in flight on each (no pipelining, as nginx auth_request and Caddy forward_auth send), GET ${fa.target.url.replace(/^http:\/\/[^/]+/, '')} with the bearer token and X-Forwarded-Method/-Uri; every response checked: a 2xx, and exactly the bytes of a validated answer (200 with x-auth-subject of the token) before and after`;
+      const http = await h2Pair(env, fa.target, bare, 'bare node:http server answering 200 with the same headers, same h2load settings');
+      const v = verifyTarget(env, sidecar, issued.accessToken, 'forward-auth-grpc');
+      closers.push(v.close);
+      const grpc = await h2Pair(env, fa.target, v.target, `gRPC Verify at the same sidecar, same token, audience and scope (h2load, ${env.s.clients} connections × ${env.s.streams} streams)`);
+      const profile = await stopServer(env, sidecar, 'forward-auth-sidecar');
+      return [
+        {
+          id: this.id,
+          title: this.title,
+          ...http.figure,
+          notes: [...http.figure.notes, h1Note, `bench/http-baseline-server.ts: node:http answering every request with 200, an empty body and the sidecar's own answer headers (${Object.keys(fa.answerHeaders()).join(', ')}), on core ${env.s.serverCpus}; no target (issue 14 asks for the comparison)`],
+          details: { ...http.figure.details, grpcStatusCheck: undefined, ...profileNote(profile) },
+        },
+        {
+          id: `${this.id}.grpc`,
+          title: 'Forward-auth /authz (HTTP/1.1) vs gRPC Verify at the same sidecar',
+          ...grpc.figure,
+          notes: [...grpc.figure.notes, h1Note, 'the same sidecar process answers both (one verifier, cache and counters); the gRPC side is checked as the Verify rows are (valid=true before and after, DATA bytes of that reply in every run); no target (issue 12 asks for the comparison)'],
+        },
+      ];
+    } finally {
+      for (const c of closers) c();
+      client.close();
+      await baseline?.stop();
+      await sidecar?.stop();
+      await authority.stop();
+    }
+  },
+};
+
 /** Issue for one subject, repeated (each call a new session and token), at `server`. */
-function issueTarget(env: Env, server: CliServer, tag: string): { target: LoadTarget; close(): void } {
+function issueTarget(env: Env, server: CliServer, tag: string): { target: GrpcTarget; close(): void } {
   const request = IssueRequest.fromPartial({ subject: 'bench-user', audience: [BENCH_AUDIENCE], scopes: ['orders:read', 'orders:write'] });
   const bodyFile = writeFrame(join(env.work, `${tag}-issue.bin`), IssueRequest.encode(request).finish());
   const client = authorityClient(server.grpcPort);
@@ -634,7 +747,7 @@ function scaling(rpc: 'Verify' | 'Issue'): RpcScenario {
 }
 
 /** Every RPC figure, in table order. A new figure is one more entry here. */
-export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
+export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
 
 export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boolean, log: (line: string) => void): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), 'ta-bench-'));
@@ -652,7 +765,8 @@ export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boo
       }
       log(`  ${sc.id} …`);
       try {
-        out.push(judge(await sc.run(env)));
+        const r = await sc.run(env);
+        for (const f of Array.isArray(r) ? r : [r]) out.push(judge(f));
       } catch (err) {
         out.push(failed(sc.id, sc.title, sc.target, err));
       }

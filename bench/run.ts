@@ -7,6 +7,7 @@
  *   npm run bench -- --only verify,rpc.issue,memory
  *   npm run bench -- --duration 5       seconds per RPC round per side (default 2, 5 rounds)
  *   npm run bench -- --profile          servers under test run with --cpu-prof; summaries go into the results
+ *   npm run bench -- --log-level info   servers under test at the product's default log level (default: warn)
  *   npm run bench -- --update-readme    also refresh the figures table in docs/performance.md
  *
  * Needs redis-server (for the blacklist baseline, the RPC servers and propagation) and h2load
@@ -44,6 +45,8 @@ export interface BenchOptions {
   profile: boolean;
   updateReadme: boolean;
   allAlgorithms: boolean;
+  /** TA_LOG_LEVEL of the servers under test (default warn: no access lines; `info` is the product default). */
+  logLevel: string;
   outDir: string;
 }
 
@@ -66,7 +69,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${f} must be a positive number, got "${v}"`);
     return n;
   };
-  const known = new Set(['quick', 'only', 'duration', 'rounds', 'profile', 'update-readme', 'all-algs', 'out', 'memory-entries', 'verifiers', 'revocations', 'help']);
+  const known = new Set(['quick', 'only', 'duration', 'rounds', 'profile', 'update-readme', 'all-algs', 'log-level', 'out', 'memory-entries', 'verifiers', 'revocations', 'help']);
   for (const a of argv) if (a.startsWith('--') && !known.has(a.slice(2))) throw new Error(`unknown option ${a} (see bench/run.ts)`);
   const quick = has('quick');
   return {
@@ -82,8 +85,16 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     profile: has('profile'),
     updateReadme: has('update-readme'),
     allAlgorithms: has('all-algs'),
+    logLevel: logLevelArg(value('log-level')),
     outDir: value('out') ?? RESULTS_DIR,
   };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+function logLevelArg(v: string | undefined): string {
+  if (v === undefined) return 'warn';
+  if (!LOG_LEVELS.includes(v)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
+  return v;
 }
 
 /** Does the --only list select this figure id? */
@@ -197,6 +208,7 @@ export async function runBench(o: BenchOptions): Promise<RunResults> {
               loadCpus: '1',
               redisUrl: redis.url,
               revokeSamples: o.quick ? 200 : 2000,
+              logLevel: o.logLevel,
               ...(redisPid ? { redisPid } : {}),
               ...(profileDir ? { profileDir } : {}),
             },
@@ -263,6 +275,7 @@ const USAGE = `npm run bench [-- options]
   --verifiers <n>       verifier processes for propagation (default 10)
   --revocations <n>     revocations timed for propagation (default 200)
   --profile             run servers under test with node --cpu-prof; summaries go into the results
+  --log-level <level>   TA_LOG_LEVEL of the servers under test (default warn; info is the product's default)
   --all-algs            also the uncached verify figure for EdDSA and RS256
   --update-readme       rewrite the figures table in docs/performance.md (full runs)
   --out <dir>           where results go (default bench/results)

@@ -135,7 +135,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const grpc = new GrpcServer({
     address: config.grpcAddr,
     ...security.server,
-    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight, rateLimiter: security.rateLimiter })],
+    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight, rateLimiter: security.rateLimiter, accessLogSample: config.accessLogSample })],
     protoFiles: ['tokenauthority/v1/token_authority.proto'],
     logger,
   });

@@ -63,6 +63,8 @@ export interface Config {
   rateLimitCallers: number;
   shutdownGraceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Accepted Verify/Check/forward-auth calls logged 1 in N (0 = none). */
+  accessLogSample: number;
   authorityUrl?: string;
   audience?: string;
   instanceId?: string;

@@ -243,6 +243,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'On SIGTERM/SIGINT, wait this long for in-flight calls before forcing them closed.' },
   { key: 'logLevel', env: 'TA_LOG_LEVEL', flag: '--log-level', scope: 'common', default: 'info', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     description: 'Log level (pino).' },
+  { key: 'accessLogSample', env: 'TA_ACCESS_LOG_SAMPLE', flag: '--access-log-sample', scope: 'common', default: '100', schema: int(0, 1_000_000),
+    description: 'Access lines (info) for accepted Verify, ext_authz Check and forward-auth calls: 1 in N, each marked `sampled: N` (0 = none, 1 = every call). Every other call (Issue, Refresh, Revoke …), every denial and every error is always logged; all calls are counted in /metrics.' },
   { key: 'authorityUrl', env: 'TA_AUTHORITY_URL', flag: '--authority-url', scope: 'sidecar', schema: url('authority URL', ['http:', 'https:']),
     description: 'Sidecar: the authority\'s HTTP base URL (its JWKS is at /.well-known/jwks.json).' },
   { key: 'audience', env: 'TA_AUDIENCE', flag: '--audience', scope: 'sidecar', schema: z.string().regex(/^[^\s\u0000-\u001f\u007f]+$/, 'must be one audience, without whitespace'),

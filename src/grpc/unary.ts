@@ -28,11 +28,39 @@ export interface UnaryDeps {
   inflight?: InflightTracker;
   /** Per-caller limits, checked before the handler runs (RESOURCE_EXHAUSTED when over). */
   rateLimiter?: RateLimiter;
+  /**
+   * TA_ACCESS_LOG_SAMPLE: accepted calls of the verification methods ({@link SAMPLED_METHODS}) get
+   * an access line 1 in N (0 = none, 1 = every call). Default {@link DEFAULT_ACCESS_LOG_SAMPLE}.
+   */
+  accessLogSample?: number;
+}
+
+/**
+ * The access-logging policy. Every call of every method is counted and timed in the metrics.
+ * Access lines (info): every Issue, Refresh, Revoke and other call, every denial (a Verify answering
+ * valid=false, a Check denying: the handler sets `ctx.log.reason`) and every error status; accepted
+ * calls of the verification methods, which run at the full request rate of the services behind
+ * them, only 1 in TA_ACCESS_LOG_SAMPLE, each such line carrying `sampled: N`.
+ */
+export const SAMPLED_METHODS: ReadonlySet<string> = new Set(['Verify', 'Check']);
+export const DEFAULT_ACCESS_LOG_SAMPLE = 100;
+
+/** 1-in-N sampling: true on the Nth, 2Nth … call; never with N = 0, always with N = 1. */
+export function sampler(n: number): () => boolean {
+  if (n <= 0) return () => false;
+  if (n === 1) return () => true;
+  let seen = 0;
+  return () => {
+    if (++seen < n) return false;
+    seen = 0;
+    return true;
+  };
 }
 
 /**
  * Adapt a plain async handler to grpc-js: errors become statuses through the one status map, each
- * call writes one access line and one latency sample.
+ * call records one latency sample and writes one access line, or for accepted verification calls
+ * one in TA_ACCESS_LOG_SAMPLE (see {@link SAMPLED_METHODS}).
  */
 export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
   const { logger, metrics, inflight, rateLimiter } = deps;
@@ -46,6 +74,9 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     return c;
   };
   const accessLog = logger.isLevelEnabled?.('info') ?? true;
+  const sampleEvery = deps.accessLogSample ?? DEFAULT_ACCESS_LOG_SAMPLE;
+  // Accepted calls of the verification methods: 1 in N; everything else always.
+  const sampleAccepted = SAMPLED_METHODS.has(method) && sampleEvery !== 1 ? sampler(sampleEvery) : undefined;
   const limiter = rateLimiter?.applies(method) ? rateLimiter : undefined;
   const refused = limiter && metrics ? metrics.rateLimitRefusals.labels(method) : undefined;
   refused?.inc(0); // present at 0 on /metrics, so a dashboard and alerts see the series
@@ -80,7 +111,12 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
       const ms = performance.now() - started;
       histogram?.observe(ms / 1000);
       counter(code)?.inc();
-      if (accessLog) logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(err ? { error: errText(err) } : {}) }, 'rpc');
+      if (accessLog) {
+        const accepted = sampleAccepted !== undefined && code === status.OK && ctx.log.reason === undefined;
+        if (!accepted || sampleAccepted()) {
+          logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(accepted ? { sampled: sampleEvery } : {}), ...(err ? { error: errText(err) } : {}) }, 'rpc');
+        }
+      }
       inflight?.leave();
     };
     let result: Res | Promise<Res>;

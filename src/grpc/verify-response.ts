@@ -81,12 +81,14 @@ export const TokenAuthorityServiceWithCachedVerify = {
  * answer at once (every case but an unknown kid), so a cached token costs no promise.
  */
 export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) => VerifyResult | Promise<VerifyResult>, deps: UnaryDeps) {
-  const answer = (result: VerifyResult): VerifyResponse => {
+  const answer = (result: VerifyResult, log: Record<string, unknown>): VerifyResponse => {
     deps.metrics?.countVerifyOutcome(result.valid ? 'valid' : result.reason);
+    // A denial always gets its access line (unary's logging policy); accepted calls are sampled.
+    if (!result.valid) log.reason = result.reason;
     return toVerifyResponse(result);
   };
-  return unary('Verify', deps, (req: VerifyRequest) => {
+  return unary('Verify', deps, (req: VerifyRequest, ctx) => {
     const result = verifyNow(req.token, req.audience ? { audience: req.audience, requiredScopes: req.requiredScopes } : { requiredScopes: req.requiredScopes });
-    return result instanceof Promise ? result.then(answer) : answer(result);
+    return result instanceof Promise ? result.then((r) => answer(r, ctx.log)) : answer(result, ctx.log);
   });
 }

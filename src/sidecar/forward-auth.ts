@@ -4,6 +4,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { bearerToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
+import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../grpc/unary.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
 
 /** The path nginx `auth_request`, ingress-nginx `auth-url`, Caddy `forward_auth` and Traefik `ForwardAuth` call. */
@@ -26,9 +27,12 @@ function headerValue(value: string): string {
  * {@link httpDenial}. The audience and required scopes come from the query (`audience`,
  * `required_scopes`), else the sidecar's defaults. The original method and URI arrive as
  * `X-Forwarded-Method` and `X-Forwarded-Uri` (Caddy, Traefik) or `X-Original-URI` (nginx); they are
- * logged with the verdict. Same verifier, cache and outcome counters as Verify and Check.
+ * logged with the verdict. Same verifier, cache and outcome counters as Verify and Check, and the
+ * same logging policy: every denial logged, accepted calls 1 in `accessLogSample` (TA_ACCESS_LOG_SAMPLE).
  */
-export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger }): Route {
+export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger; accessLogSample?: number }): Route {
+  const sampleEvery = deps.accessLogSample ?? DEFAULT_ACCESS_LOG_SAMPLE;
+  const sampleAccepted = sampler(sampleEvery);
   const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage): HttpAnswer => {
     deps.metrics?.countVerifyOutcome(reason);
     const d = httpDenial(reason, detail, scopes);
@@ -50,6 +54,9 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
     const unforwardable = unforwardableClaims(result.claims);
     if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req);
     deps.metrics?.countVerifyOutcome('valid');
+    if (sampleAccepted()) {
+      deps.logger.info({ sampled: sampleEvery, sub: result.claims.subject, jti: result.claims.tokenId, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth allowed');
+    }
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     for (const [name, value] of Object.entries(claimHeaderValues(result.claims))) headers[name] = headerValue(value);
     return { status: 200, body: '', contentType: 'text/plain', headers };

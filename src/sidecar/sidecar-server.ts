@@ -123,7 +123,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   report();
 
   const inflight = new InflightTracker();
-  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight };
+  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight, accessLogSample: config.accessLogSample };
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const grpc = new GrpcServer({
     address: config.grpcAddr,
@@ -150,7 +150,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
       }),
       '/status': () => ({ status: 200, body: JSON.stringify({ instanceId, ...verifier.status(), jwks: keys.stats() }), headers: { 'cache-control': 'no-store' } }),
     },
-    prefixRoutes: { [FORWARD_AUTH_PATH]: forwardAuthRoute(verifier, { metrics, logger: logger.child({ component: 'forward-auth' }) }) },
+    prefixRoutes: { [FORWARD_AUTH_PATH]: forwardAuthRoute(verifier, { metrics, logger: logger.child({ component: 'forward-auth' }), accessLogSample: config.accessLogSample }) },
   });
   const grpcPort = await grpc.start();
   const httpPort = await http.start();

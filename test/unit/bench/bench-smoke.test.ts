@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, before, after } from 'mocha';
 import { renderChart } from '../../../bench/chart.js';
 import { judge, TARGETS, type Figure } from '../../../bench/figures.js';
-import { checkRun, grpcFrame, parseH2loadOutput } from '../../../bench/h2load.js';
+import { checkH1Run, checkRun, grpcFrame, h2loadArgs, parseH2loadOutput } from '../../../bench/h2load.js';
 import { describeMachine } from '../../../bench/machine.js';
 import { alternate, percentiles } from '../../../bench/measure.js';
 import { runMemoryChild } from '../../../bench/memory.js';
@@ -114,6 +114,25 @@ describe('bench smoke', function () {
     assert.match(checkRun({ ...r, dataBytes: 0 }, 605, 128) ?? '', /DATA/, 'all errors: no DATA');
     assert.match(checkRun({ ...r, dataBytes: Math.round(r.dataBytes * 0.9) }, 605, 128) ?? '', /DATA/, '10% errors');
     assert.deepEqual([...grpcFrame(Uint8Array.from([7, 8]))], [0, 0, 0, 0, 2, 7, 8]);
+  });
+
+  it('HTTP/1.1 runs (forward-auth): h2load --h1 with headers and no body; a 200 without the claim headers or a denial is caught', () => {
+    const args = h2loadArgs({ url: 'http://127.0.0.1:1/authz', h1: true, headers: ['authorization: Bearer t'], clients: 128, streams: 1, durationS: 2, warmupS: 0 });
+    assert.ok(args.includes('--h1') && args.includes('authorization: Bearer t'));
+    assert.ok(!args.includes('-d') && !args.includes('content-type: application/grpc'));
+    const out = [
+      'finished in 2.01s, 19404.00 req/s, 3.52MB/s',
+      'requests: 39000 total, 39128 started, 39000 done, 39000 succeeded, 0 failed, 0 errored, 0 timeout',
+      'status codes: 39000 2xx, 0 3xx, 0 4xx, 0 5xx',
+      'traffic: 7.07MB (7410000) total, 5.28MB (5538000) headers (space savings 0.00%), 0B (0) data',
+      '                     min         max         mean         sd        +/- sd',
+      'time for request:       98us     26.66ms      1.36ms      1.84ms    96.00%',
+    ].join('\n');
+    const r = { ...parseH2loadOutput(out), command: 'h2load --h1 …' };
+    assert.equal(r.totalBytes, 7410000);
+    assert.equal(checkH1Run(r, 190, 128), undefined, '190-byte responses: consistent');
+    assert.match(checkH1Run(r, 400, 128) ?? '', /do not match/, 'responses shorter than the good one (no claim headers)');
+    assert.match(checkH1Run({ ...r, statusOther: 5 }, 190, 128) ?? '', /non-2xx/, 'denials');
   });
 
   it('reports: the table, the chart and the summary carry every figure', () => {
