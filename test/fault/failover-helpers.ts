@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
-import { createVerifier, RemoteKeyResolver } from '../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver } from '../../src/verifier/index.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { eventually } from '../helpers/eventually.js';
 import type { AuthorityClient } from '../helpers/grpc-client.js';
@@ -96,7 +96,7 @@ export async function failoverUnderChurn(kind: string, url: string, fault: () =>
       deadlineMs: HANG_MS,
     });
     through = await startSidecarProcess({ authorityHttpPort: authority.httpPort, redisUrl: url, instanceId: 'through', env: timeouts });
-    library = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` }), revocations: source });
+    library = createVerifier({ issuer: TEST_ISSUER, keys: createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` }), revocations: source });
     await library.start();
 
     const load = new MixedLoad({
