@@ -101,7 +101,7 @@ describe('TokenCache', () => {
     assert.equal(cache.get('b'), undefined);
   });
 
-  it('capacity 0 disables it; capacity 1 and nonsense are refused; a number is the capacity', () => {
+  it('capacity 0 disables it; capacity 1 and nonsense are refused', () => {
     const off = new TokenCache({ capacity: 0 });
     off.set('a', claimsFor('a'));
     assert.equal(off.get('a'), undefined);
