@@ -55,7 +55,8 @@ describe('lost writes on a real Redis: the authority re-appends what the log los
     const source = createRedisRevocationSource({ url });
     const keys = createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` });
     const v = createVerifier({ issuer: TEST_ISSUER, keys, revocations: source });
-    extra.push({ stop: () => source.close() }, { stop: () => v.stop() });
+    // Stopped in reverse: the verifier, then what it was given (it closes none of them).
+    extra.push({ stop: () => source.close() }, { stop: async () => keys.stop() }, { stop: () => v.stop() });
     await v.start();
     return v;
   };
