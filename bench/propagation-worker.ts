@@ -12,7 +12,7 @@
  * in answer to {type:'report'}. From the parent: {type:'report'} and {type:'stop'}.
  */
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
-import { createVerifier } from '../src/verifier/create-verifier.js';
+import { createInternalVerifier } from '../src/verifier/create-verifier.js';
 import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
 
 export type WorkerMessage = { type: 'ready'; seq: number } | { type: 'report'; applied: Array<[number, number]> };
@@ -28,10 +28,11 @@ async function main(): Promise<void> {
   const send = (m: WorkerMessage) => process.send?.(m);
   const applied: Array<[number, number]> = [];
   const store = new RedisTokenStore({ url, retentionMs: 3_600_000 });
-  const verifier = createVerifier({
+  const verifier = createInternalVerifier({
     issuer: arg('issuer') ?? 'https://issuer.bench.example',
     keys: createStaticKeyResolver([]),
     revocations: store,
+  }, {
     onApplied: (seq) => {
       applied.push([seq, performance.timeOrigin + performance.now()]);
     },

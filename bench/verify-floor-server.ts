@@ -16,7 +16,7 @@ import { VerifyRequest, VerifyResponse } from '../src/gen/tokenauthority/v1/toke
 import { toVerifyResponse } from '../src/grpc/verify-response.js';
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { createVerifier } from '../src/verifier/create-verifier.js';
-import { RemoteKeyResolver } from '../src/verifier/remote-key-resolver.js';
+import { createRemoteKeyResolver } from '../src/verifier/remote-key-resolver.js';
 
 const PATH = '/tokenauthority.v1.TokenAuthorityService/Verify';
 
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     if (!v) throw new Error(`--${name} is required`);
     return v;
   };
-  const keys = new RemoteKeyResolver({ jwksUrl: arg('jwks') });
+  const keys = createRemoteKeyResolver({ jwksUrl: arg('jwks') });
   if (!(await keys.start())) throw new Error('JWKS not reachable');
   const store = new RedisTokenStore({ url: arg('redis'), retentionMs: 3_600_000 });
   const verifier = createVerifier({ issuer: arg('issuer'), keys, revocations: store });

@@ -8,18 +8,16 @@
  *   node dist/examples/orders-service.js
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { createVerifier, RemoteKeyResolver } from '../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver } from '../src/verifier/index.js';
 import { requireToken } from '../src/verifier/grpc/index.js';
 import { createRedisRevocationSource } from '../src/store/redis-revocation-source.js';
 import { TokenAuthorityServiceService, type GetJwksRequest, type GetJwksResponse } from '../src/gen/tokenauthority/v1/token_authority.js';
 
 export async function startOrdersService(opts: { issuer: string; authorityUrl: string; redisUrl: string; port?: number }) {
-  const verifier = createVerifier({
-    issuer: opts.issuer,
-    keys: new RemoteKeyResolver({ jwksUrl: `${opts.authorityUrl}/.well-known/jwks.json` }),
-    revocations: createRedisRevocationSource({ url: opts.redisUrl }),
-    audience: 'orders',
-  });
+  // The verifier uses these but does not own them: stop() below closes each one.
+  const keys = createRemoteKeyResolver({ jwksUrl: `${opts.authorityUrl}/.well-known/jwks.json` });
+  const revocations = createRedisRevocationSource({ url: opts.redisUrl });
+  const verifier = createVerifier({ issuer: opts.issuer, keys, revocations, audience: 'orders' });
   await verifier.start();
 
   const server = new Server();
@@ -35,9 +33,12 @@ export async function startOrdersService(opts: { issuer: string; authorityUrl: s
   return {
     port,
     verifier,
+    /** Closes everything it started: the server, then the verifier, then the resolver and the Redis source. */
     async stop() {
       await new Promise<void>((r) => server.tryShutdown(() => r()));
       await verifier.stop();
+      keys.stop();
+      await revocations.close();
     },
   };
 }

@@ -12,7 +12,7 @@ import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
-import { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS } from '../verifier/create-verifier.js';
+import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
 import type { LostRevocation } from '../verifier/revocation-sync.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import { MAX_RESTORE_BATCH } from '../store/store-input.js';
@@ -99,7 +99,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   // TA_MAX_ACCESS_TTL keeps the old one until its last token expired): revocation entries and the
   // log's retention cover it, and this replica's Verify accepts such tokens.
   const accessTtl = await startAccessTtlHighWater(store, config, logger);
-  const verifier = createVerifier({
+  const verifier = createInternalVerifier({
     issuer: config.issuer,
     keys: keys.resolver,
     revocations: store,
@@ -107,10 +107,11 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     tokenCacheSize: config.tokenCacheSize,
     stalenessBoundMs: Math.max(3 * config.heartbeatIntervalMs, 2000),
     maxTokenLifetimeMs: Math.max(accessTtl.current(), DEFAULT_MAX_TOKEN_LIFETIME_MS),
-    // Issue 13: after a failover lost writes, append again what this replica still holds.
-    onLostRevocations: (lost) => void restoreLostRevocations(store, lost, (events) => events.forEach((e) => verifier.applyRevocation(e)), logger),
     clock,
     logger: logger.child({ component: 'verifier' }),
+  }, {
+    // Issue 13: after a failover lost writes, append again what this replica still holds.
+    onLostRevocations: (lost) => void restoreLostRevocations(store, lost, (events) => events.forEach((e) => verifier.applyRevocation(e)), logger),
   });
   const sessionSeal = await sessionSealFor(config);
   const authority = new TokenAuthority({
@@ -286,7 +287,7 @@ export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Lo
   return { stop: () => clearInterval(timer) };
 }
 
-function registerGauges(metrics: Metrics, keys: KeyManager, verifier: ReturnType<typeof createVerifier>, clock: Clock, rotationIntervalMs: number): void {
+function registerGauges(metrics: Metrics, keys: KeyManager, verifier: Verifier, clock: Clock, rotationIntervalMs: number): void {
   labelledGauge(metrics, 'ta_signing_key_age_seconds', 'Age of each published signing key, by kid and state.', ['kid', 'state'], () =>
     keys.list().map((k) => ({ labels: { kid: k.kid, state: k.state }, value: (clock.nowMs() - k.createdAt) / 1000 })),
   );

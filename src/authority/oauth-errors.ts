@@ -49,7 +49,6 @@ const OAUTH_BY_CODE: Readonly<Record<ErrorCode, { error: OAuthErrorCode; status:
   [ErrorCodes.FAILED_PRECONDITION]: { error: 'temporarily_unavailable', status: 503 },
   [ErrorCodes.CONFIG]: { error: 'server_error', status: 500 },
   [ErrorCodes.KEY]: { error: 'server_error', status: 500 },
-  [ErrorCodes.JWKS_FETCH]: { error: 'temporarily_unavailable', status: 503 },
   [ErrorCodes.UNIMPLEMENTED]: { error: 'invalid_request', status: 400 },
   [ErrorCodes.INTERNAL]: { error: 'server_error', status: 500 },
 };

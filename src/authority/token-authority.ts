@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js';
 import type { RefreshSnapshot, RotateChecks, RotateResult, SessionRecord, TokenStore } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
-import type { Verifier } from '../verifier/create-verifier.js';
+import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
 import { MAX_ACCESS_TOKEN_BYTES, type AccessTokenPayload, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import type { Clock } from '../shared/clock.js';
@@ -61,7 +61,7 @@ export interface TokenAuthorityDeps {
   settings: TokenAuthoritySettings;
   keys: KeyManager;
   store: TokenStore;
-  verifier: Verifier;
+  verifier: InternalVerifier;
   policy: AccessPolicy;
   sessionSeal: SessionSeal;
   clock: Clock;

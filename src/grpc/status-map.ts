@@ -17,7 +17,6 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, status>> = {
   [ErrorCodes.FAILED_PRECONDITION]: status.FAILED_PRECONDITION,
   [ErrorCodes.CONFIG]: status.INTERNAL,
   [ErrorCodes.KEY]: status.INTERNAL,
-  [ErrorCodes.JWKS_FETCH]: status.UNAVAILABLE,
   [ErrorCodes.UNIMPLEMENTED]: status.UNIMPLEMENTED,
   [ErrorCodes.INTERNAL]: status.INTERNAL,
 };

@@ -18,10 +18,6 @@ const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
   STALE: VerifyFailureReason.VERIFY_FAILURE_REASON_STALE,
 };
 
-export function toProtoReason(reason: VerifyReason): VerifyFailureReason {
-  return REASON[reason];
-}
-
 export function toProtoClaims(c: VerifiedClaims): AccessTokenClaims {
   return {
     issuer: c.issuer,

@@ -31,8 +31,6 @@ export const ErrorCodes = {
   CONFIG: 'ERR_CONFIG',
   /** A key could not be generated, loaded, parsed or stored. */
   KEY: 'ERR_KEY',
-  /** The remote JWKS could not be fetched or parsed. */
-  JWKS_FETCH: 'ERR_JWKS_FETCH',
   /** The method exists in the contract but this process does not serve it. */
   UNIMPLEMENTED: 'ERR_UNIMPLEMENTED',
   /** A bug or an unexpected failure. The message is generic; the cause is logged. */

@@ -10,8 +10,8 @@ import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
-import { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
-import { RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
+import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
+import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, transportLimits } from '../grpc/transport-limits.js';
@@ -31,7 +31,7 @@ export interface RunningSidecar {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly instanceId: string;
-  readonly verifier: Verifier;
+  readonly verifier: InternalVerifier;
   readonly keys: RemoteKeyResolver;
   stop(): Promise<void>;
 }
@@ -69,7 +69,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     onCommandError: redisMetrics.onCommandError,
   });
   redisMetrics.watch(store);
-  const keys = new RemoteKeyResolver({
+  const keys = createRemoteKeyResolver({
     jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
     cooldownMs: config.jwksCooldownMs,
     clock,
@@ -97,7 +97,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
       },
     );
   };
-  const verifier = createVerifier({
+  const verifier = createInternalVerifier({
     issuer: config.issuer,
     keys,
     revocations: store,
@@ -108,12 +108,13 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     maxTokenLifetimeMs: Math.max(config.maxAccessTtlMs, DEFAULT_MAX_TOKEN_LIFETIME_MS),
     // `*`: no audience check unless a request names one (the operator's explicit choice).
     ...(config.audience !== undefined && config.audience !== ANY_AUDIENCE ? { audience: config.audience } : {}),
+    clock,
+    logger: logger.child({ component: 'verifier' }),
+  }, {
     onApplied: (seq) => {
       applied = seq;
       report();
     },
-    clock,
-    logger: logger.child({ component: 'verifier' }),
   });
 
   await verifier.start();
@@ -172,7 +173,9 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
         await grpc.shutdown(config.shutdownGraceMs);
         clearInterval(receiptTimer);
         await http.stop();
+        // The verifier closes nothing it was given: the resolver and the store are closed here.
         await verifier.stop();
+        keys.stop();
         if (!overrides.store) await store.close();
         logger.info('sidecar stopped');
       })();

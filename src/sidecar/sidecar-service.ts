@@ -1,6 +1,6 @@
 import type { TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token_authority.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import type { Verifier } from '../verifier/create-verifier.js';
+import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
@@ -13,7 +13,7 @@ const authorityOnly = (method: string) => () => {
  * TokenAuthorityService as a sidecar serves it: Verify answered locally (so a client moves from the
  * authority to its sidecar by changing only the address) and GetJwks from the cached key set.
  */
-export function createSidecarService(verifier: Verifier, jwksJson: () => string, deps: UnaryDeps): GrpcServiceRegistration {
+export function createSidecarService(verifier: InternalVerifier, jwksJson: () => string, deps: UnaryDeps): GrpcServiceRegistration {
   const implementation: TokenAuthorityServiceServer = {
     verify: verifyRpc((token, req) => verifier.verifyNow(token, req), deps),
     getJwks: unary('GetJwks', deps, () => {

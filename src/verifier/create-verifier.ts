@@ -44,20 +44,12 @@ export interface VerifierOptions {
   stalenessPolicy?: StalenessPolicy;
   /** How long start() waits for the initial revocation load. Default 10 000. */
   startTimeoutMs?: number;
-  /** Called with the applied sequence as it advances (propagation receipts). */
-  onApplied?: (seq: number) => void;
   /**
    * Longest token lifetime accepted, `exp - iat`, in ms: longer ones (and `exp` before `iat` by
    * the clock-skew leeway or more) are MALFORMED. It also bounds how long a revocation entry is held, whatever the feed says.
    * Default 86 400 000 (24 h); set it to the authority's TA_MAX_ACCESS_TTL or above.
    */
   maxTokenLifetimeMs?: number;
-  /**
-   * Called when the revocation log went back (Redis lost writes this verifier had read) with the
-   * revocations this verifier holds that the log now lacks. The authority re-appends them
-   * (TokenStore.restoreRevocations); an embedding service would normally leave this unset.
-   */
-  onLostRevocations?: (lost: LostRevocation[]) => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -71,17 +63,54 @@ export interface VerifierStatus {
   acceptedWhileStale: number;
 }
 
-/** A local token verifier: no network call per request. */
+/**
+ * A local token verifier: no network call per request.
+ *
+ * Ownership: the verifier owns only what it starts itself (its feed subscription, its timers).
+ * `stop()` ends those and closes none of the resources it was given: stop the key resolver
+ * (`keys.stop()`) and close the revocation source (`revocations.close()`) yourself, after the
+ * verifier, since you created them and may share them.
+ */
 export interface Verifier {
   /** Verify a token. Never throws for a bad token: it answers `{ valid: false, reason, detail }`. */
   verify(token: unknown, requirements?: VerifyRequirements): Promise<VerifyResult>;
-  /**
-   * Like verify, but answers synchronously when it can: only an unknown `kid` (a key set to refetch)
-   * returns a promise. For hot paths that can take either.
-   */
-  verifyNow(token: unknown, requirements?: VerifyRequirements): VerifyResult | Promise<VerifyResult>;
   /** Like verify, but never waits: an unknown `kid` answers UNKNOWN_KEY (a key refetch is started). */
   verifySync(token: unknown, requirements?: VerifyRequirements): VerifyResult;
+  /**
+   * Load keys (`keys.start()`: a remote JWKS is fetched), subscribe to revocations and load the
+   * log. Resolves once loaded (or after startTimeoutMs).
+   */
+  start(): Promise<void>;
+  /**
+   * Stop the verifier's own work: its feed subscription and timers. Closes nothing it was given:
+   * the key resolver and the revocation source are the caller's to stop and close.
+   */
+  stop(): Promise<void>;
+  status(): VerifierStatus;
+}
+
+/**
+ * Hooks of the authority and the sidecar, not part of the library's surface (see
+ * {@link createInternalVerifier}).
+ */
+export interface InternalVerifierHooks {
+  /** Called with the applied sequence as it advances (propagation receipts). */
+  onApplied?: (seq: number) => void;
+  /**
+   * Called when the revocation log went back (Redis lost writes this verifier had read) with the
+   * revocations this verifier holds that the log now lacks. The authority re-appends them
+   * (TokenStore.restoreRevocations).
+   */
+  onLostRevocations?: (lost: LostRevocation[]) => void;
+}
+
+/** The verifier as the authority and the sidecar use it: the public one plus their hooks. */
+export interface InternalVerifier extends Verifier {
+  /**
+   * Like verify, but answers synchronously when it can: only an unknown `kid` (a key set to
+   * refetch) returns a promise. The Verify RPC's hot path.
+   */
+  verifyNow(token: unknown, requirements?: VerifyRequirements): VerifyResult | Promise<VerifyResult>;
   /** Apply a revocation now, ahead of the feed (the authority does this for its own Revoke). */
   applyRevocation(event: RevocationEvent): void;
   /**
@@ -89,10 +118,14 @@ export interface Verifier {
    * generation)? The authority asks before it refreshes a session, whatever the store says.
    */
   isSessionRevoked(session: { sessionId: string; subject: string; generation: number }): boolean;
-  /** Load keys (a remote JWKS is fetched), subscribe to revocations and load the log. Resolves once loaded (or after startTimeoutMs). */
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  status(): VerifierStatus;
+}
+
+/** The logger each verifier was created with, for `requireToken` (module-private, never a property). */
+const loggers = new WeakMap<Verifier, Logger>();
+
+/** The logger a verifier of this copy of the library was created with, if any. */
+export function verifierLogger(verifier: Verifier): Logger | undefined {
+  return loggers.get(verifier);
 }
 
 /**
@@ -101,11 +134,29 @@ export interface Verifier {
  * scopes), a revocation state kept current from the feed, and a cache of verified tokens.
  *
  * @example
- * const verifier = createVerifier({ issuer, keys: createRemoteKeyResolver({ jwksUrl }), revocations });
+ * const keys = createRemoteKeyResolver({ jwksUrl: 'https://auth.example.com/.well-known/jwks.json' });
+ * const revocations = createRedisRevocationSource({ url: process.env.REDIS_URL }); // token-authority/redis
+ * const verifier = createVerifier({ issuer: 'https://auth.example.com', keys, revocations });
  * await verifier.start();
  * const result = await verifier.verify(token, { audience: 'orders' });
+ * // on shutdown: the verifier first, then what you gave it
+ * await verifier.stop();
+ * keys.stop();
+ * await revocations.close();
  */
 export function createVerifier(options: VerifierOptions): Verifier {
+  const inner = createInternalVerifier(options);
+  // Only the public methods: the internal ones are not reachable from a library caller.
+  const verifier: Verifier = { verify: inner.verify, verifySync: inner.verifySync, start: inner.start, stop: inner.stop, status: inner.status };
+  loggers.set(verifier, options.logger ?? silentLogger);
+  return verifier;
+}
+
+/**
+ * The verifier behind {@link createVerifier}, with the hooks of the authority and the sidecar.
+ * Not exported by the package: `src/authority` and `src/sidecar` import it from this module.
+ */
+export function createInternalVerifier(options: VerifierOptions, hooks: InternalVerifierHooks = {}): InternalVerifier {
   const algorithms = options.algorithms ?? SIGNING_ALGORITHMS;
   for (const alg of algorithms) {
     if (!(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) {
@@ -136,8 +187,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
         state,
         clock,
         logger,
-        onApplied: options.onApplied,
-        onLostRevocations: options.onLostRevocations,
+        onApplied: hooks.onApplied,
+        onLostRevocations: hooks.onLostRevocations,
         // No token this verifier accepts outlives now + lifetime + skew (iat) + skew (exp).
         maxEntryLifetimeMs: lifetimeMs + 2 * skewMs,
       })
@@ -188,7 +239,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return { result: finish(parsed.claims, req, nowMs) };
   };
 
-  const verifyNow: Verifier['verifyNow'] = (token, req) => {
+  const verifyNow: InternalVerifier['verifyNow'] = (token, req) => {
     const first = evaluate(token, req);
     if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
     // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
@@ -199,7 +250,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   // Methods close over local functions, never `this`, so `const { verify } = verifier` works.
-  return {
+  const verifier: InternalVerifier = {
     verifySync(token, req) {
       const { result, unknownKid } = evaluate(token, req);
       if (unknownKid !== undefined) void options.keys.resolveUnknown?.(unknownKid).catch(() => undefined);
@@ -222,8 +273,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       await Promise.all([options.keys.start?.(), sync?.start(options.startTimeoutMs)]);
     },
     async stop() {
+      // Only what start() opened: the key resolver and the revocation source are the caller's.
       if (pruneTimer) clearInterval(pruneTimer);
-      options.keys.stop?.();
       await sync?.stop();
     },
     status() {
@@ -239,6 +290,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       };
     },
   };
+  loggers.set(verifier, logger);
+  return verifier;
 }
 
 function describeAge(ms: number): string {

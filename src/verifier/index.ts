@@ -3,10 +3,14 @@
  * token-authority locally, with revocations pushed from its feed. It imports no server code: a
  * logger is passed in, and Redis is reached only through a RevocationSource
  * (`token-authority/redis` provides one).
+ *
+ * Everything is made by a factory (`createVerifier`, `createRemoteKeyResolver`,
+ * `createStaticKeyResolver`); only the error is a class. What you create you also close: a
+ * verifier's `stop()` closes none of the resources it was given.
  */
 export { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type StalenessPolicy, type Verifier, type VerifierOptions, type VerifierStatus } from './create-verifier.js';
-export { RemoteKeyResolver, type RemoteKeyResolverOptions, type RemoteKeyResolverStats } from './remote-key-resolver.js';
-export { createStaticKeyResolver, keysFromJwks, MutableKeyResolver, type KeysFromJwksResult, type SkippedJwk } from './static-key-resolver.js';
+export { createRemoteKeyResolver, type RemoteKeyResolver, type RemoteKeyResolverOptions, type RemoteKeyResolverStats } from './remote-key-resolver.js';
+export { createStaticKeyResolver, keysFromJwks, type KeysFromJwksResult, type SkippedJwk } from './static-key-resolver.js';
 export type { KeyResolver, VerificationKey } from './key-resolver.js';
 export type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
 export type { FreshnessStatus, LostRevocation } from './revocation-sync.js';

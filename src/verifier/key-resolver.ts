@@ -23,6 +23,9 @@ export interface KeyResolver {
   resolveUnknown?(kid: string): Promise<VerificationKey | undefined>;
   /** Load keys (e.g. fetch the JWKS). createVerifier().start() calls it; must be idempotent. */
   start?(): Promise<unknown>;
-  /** Stop background work. createVerifier().stop() calls it. */
+  /**
+   * Stop background work (a remote resolver's refresh timer). The verifier never calls it: whoever
+   * created the resolver stops it, after the verifiers that use it.
+   */
   stop?(): void;
 }

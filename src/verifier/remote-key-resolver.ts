@@ -6,7 +6,7 @@ import { redactUrl } from '../shared/redact-url.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
 import { keysFromJwks, MutableKeyResolver } from './static-key-resolver.js';
 
-/** Options of {@link RemoteKeyResolver}. Durations in milliseconds. */
+/** Options of {@link createRemoteKeyResolver}. Durations in milliseconds. */
 export interface RemoteKeyResolverOptions {
   /** The authority's JWKS, e.g. http://authority:8080/.well-known/jwks.json */
   jwksUrl: string;
@@ -69,13 +69,37 @@ export function cacheControlMaxAge(header: string | null): number | undefined {
   return seen === 1 ? found : undefined;
 }
 
+/** A KeyResolver on the authority's JWKS (see {@link createRemoteKeyResolver}). */
+export interface RemoteKeyResolver extends KeyResolver {
+  /**
+   * Fetch the key set once (idempotent; the verifier's start() calls it). Resolves true once keys
+   * are loaded; false if the first fetch failed (background retries continue, and tokens answer
+   * UNKNOWN_KEY meanwhile).
+   */
+  start(): Promise<boolean>;
+  /** Stop background refreshes. Call it after stopping the verifiers that use this resolver. */
+  stop(): void;
+  resolveUnknown(kid: string): Promise<VerificationKey | undefined>;
+  /** The last JWKS document fetched successfully, verbatim. */
+  jwksJson(): string;
+  stats(): RemoteKeyResolverStats;
+}
+
 /**
  * Keys from the authority's HTTP JWKS, kept in memory so `get(kid)` is synchronous. Refetches:
  * in the background before max-age runs out, and on an unknown kid — single-flight, at most once
  * per cooldown, with a negative cache — so a flood of garbage kids costs the authority at most
- * one fetch per cooldown. A failed fetch keeps the last good set.
+ * one fetch per cooldown. A failed fetch keeps the last good set. Nothing is fetched before
+ * `start()`.
+ *
+ * @example
+ * const keys = createRemoteKeyResolver({ jwksUrl: 'https://auth.example.com/.well-known/jwks.json' });
  */
-export class RemoteKeyResolver implements KeyResolver {
+export function createRemoteKeyResolver(options: RemoteKeyResolverOptions): RemoteKeyResolver {
+  return new JwksKeyResolver(options);
+}
+
+class JwksKeyResolver implements RemoteKeyResolver {
   private readonly keys = new MutableKeyResolver();
   private readonly negative = new Map<string, number>();
   private inflight: Promise<boolean> | undefined;

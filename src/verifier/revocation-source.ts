@@ -28,7 +28,9 @@ export interface FeedSubscription {
 
 /**
  * Where a verifier gets revocations: a durable log to catch up from and a live feed. Implemented by
- * the stores (in-memory and Redis); the verifier library knows nothing of Redis.
+ * the stores (in-memory and Redis); the verifier library knows nothing of Redis. The verifier
+ * closes the subscription it opened, never the source: whoever created the source closes it
+ * (`RedisRevocationSource.close()`), after the verifiers that use it.
  */
 export interface RevocationSource {
   readLog(afterSeq: number, limit: number): Promise<RevocationLogPage>;

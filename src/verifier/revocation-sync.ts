@@ -41,8 +41,6 @@ export interface RevocationSyncOptions {
   pageSize?: number;
   /** Called (at most every `reportIntervalMs`) with the applied sequence: propagation receipts. */
   onApplied?: (seq: number) => void;
-  /** Called with every revocation as it is applied (e.g. to evict cached tokens). */
-  onRevocation?: (event: RevocationEvent) => void;
   /**
    * Entries are kept no longer than this past now, whatever `until` a message carries: no token
    * this verifier accepts can outlive it. Default: no clamp.
@@ -247,7 +245,6 @@ export class RevocationSync {
     }
     r.claims++;
     this.opts.state.apply(e);
-    this.opts.onRevocation?.(e);
     this.addClaim({ event: e, raw: m, serial: this.readSerial, trusted: false });
     if (e.seq <= this.confirmed) {
       // The log already gave us this sequence: a duplicate, a forgery, or a reused number after
@@ -270,7 +267,6 @@ export class RevocationSync {
   /** An event from the log or the store: applied, and remembered for entries live messages raised. */
   private applyTrusted(e: RevocationEvent): void {
     this.opts.state.apply(e);
-    this.opts.onRevocation?.(e);
     const r = this.raised.get(key(e.kind, e.id));
     if (r) r.trusted = merge(r.trusted, e);
     if (this.logValues) {

@@ -51,9 +51,7 @@ export class TokenCache {
   private evictions = 0;
   private expirations = 0;
 
-  /** `new TokenCache(n)` is short for `new TokenCache({ capacity: n })`. */
-  constructor(options: TokenCacheOptions | number = {}) {
-    if (typeof options === 'number') options = { capacity: options };
+  constructor(options: TokenCacheOptions = {}) {
     const capacity = options.capacity ?? DEFAULT_TOKEN_CACHE_CAPACITY;
     if (!Number.isSafeInteger(capacity) || capacity < 0 || capacity === 1) {
       throw invalidArgument('token cache capacity must be 0 (disabled) or an integer >= 2');

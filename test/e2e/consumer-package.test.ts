@@ -69,7 +69,7 @@ describe('the packed package, installed into a fresh project', function () {
 
 /** What a user writes: every entry point imported by its package name. */
 const CONSUMER = `
-import { createVerifier, ErrorCodes, RemoteKeyResolver, TokenAuthorityError, type VerifyResult } from 'token-authority';
+import { createVerifier, ErrorCodes, createRemoteKeyResolver, TokenAuthorityError, type VerifyResult } from 'token-authority';
 import { createRedisRevocationSource } from 'token-authority/redis';
 import { bearerFromMetadata, statusForReason } from 'token-authority/grpc';
 import { createAuthorityClient, type IssueResponse } from 'token-authority/client';
@@ -81,12 +81,11 @@ function env(name: string): string {
   return value;
 }
 const client = createAuthorityClient({ address: env('AUTHORITY') });
-const verifier = createVerifier({
-  issuer: env('ISSUER'),
-  keys: new RemoteKeyResolver({ jwksUrl: env('JWKS') }),
-  revocations: createRedisRevocationSource({ url: env('REDIS') }),
-  audience: 'orders',
-});
+const keys = createRemoteKeyResolver({ jwksUrl: env('JWKS') });
+const revocations = createRedisRevocationSource({ url: env('REDIS') });
+const verifier = createVerifier({ issuer: env('ISSUER'), keys, revocations, audience: 'orders' });
+// The authority's hooks are not part of the public verifier.
+for (const internal of ['verifyNow', 'applyRevocation', 'isSessionRevoked']) if (internal in verifier) throw new Error(internal + ' is public');
 await verifier.start();
 const issued: IssueResponse = await client.issue({ subject: 'consumer-user', audience: ['orders'], scopes: ['read'] });
 const before: VerifyResult = await verifier.verify(issued.accessToken);
@@ -106,6 +105,9 @@ console.log(JSON.stringify({
   statusForRevoked: after.valid ? null : statusForReason(after.reason),
 }));
 client.close();
+// The verifier closes nothing it was given: what this file created, it closes.
 await verifier.stop();
+keys.stop();
+await revocations.close();
 process.exit(0);
 `;

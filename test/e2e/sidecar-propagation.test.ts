@@ -3,7 +3,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { VerifyFailureReason } from '../../src/gen/tokenauthority/v1/token_authority.js';
 import { AuthorizationClient, CheckRequest, type CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth.js';
-import { createVerifier, RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../helpers/authority.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
@@ -22,6 +22,7 @@ describe('sidecars and an embedded verifier, fed by Redis (real processes)', fun
   let ta: TestAuthority;
   let sidecars: SidecarProcess[] = [];
   let local: Verifier;
+  let localKeys: RemoteKeyResolver | undefined;
   let localSource: ReturnType<typeof createRedisRevocationSource>;
 
   before(async () => {
@@ -31,12 +32,13 @@ describe('sidecars and an embedded verifier, fed by Redis (real processes)', fun
       ['sc-a', 'sc-b', 'sc-c'].map((instanceId) => startSidecarProcess({ authorityHttpPort: ta.running.httpPort, redisUrl: redis.url, instanceId })),
     );
     localSource = createRedisRevocationSource({ url: redis.url });
-    local = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${ta.httpBase}/.well-known/jwks.json` }), revocations: localSource });
+    local = createVerifier({ issuer: TEST_ISSUER, keys: (localKeys = createRemoteKeyResolver({ jwksUrl: `${ta.httpBase}/.well-known/jwks.json` })), revocations: localSource });
     await local.start();
   });
   after(async () => {
     await Promise.all(sidecars.map((s) => s.stop()));
     await local?.stop();
+    localKeys?.stop();
     await localSource?.close();
     await ta?.close();
     await redis?.stop();

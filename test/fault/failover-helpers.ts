@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
-import { createVerifier, RemoteKeyResolver } from '../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type RemoteKeyResolver } from '../../src/verifier/index.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { eventually } from '../helpers/eventually.js';
 import type { AuthorityClient } from '../helpers/grpc-client.js';
@@ -88,6 +88,7 @@ export async function failoverUnderChurn(kind: string, url: string, fault: () =>
   // The test's own reads and marker write: no replica wait (the topology may have none left).
   const probe = new RedisTokenStore({ url, retentionMs: 3_600_000 + 30_000, commandTimeoutMs: COMMAND_TIMEOUT_MS, waitReplicas: 0 });
   let library: ReturnType<typeof createVerifier> | undefined;
+  let libraryKeys: RemoteKeyResolver | undefined;
   try {
     authority = await startAuthorityProcess({
       keyDir,
@@ -96,7 +97,7 @@ export async function failoverUnderChurn(kind: string, url: string, fault: () =>
       deadlineMs: HANG_MS,
     });
     through = await startSidecarProcess({ authorityHttpPort: authority.httpPort, redisUrl: url, instanceId: 'through', env: timeouts });
-    library = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` }), revocations: source });
+    library = createVerifier({ issuer: TEST_ISSUER, keys: (libraryKeys = createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` })), revocations: source });
     await library.start();
 
     const load = new MixedLoad({
@@ -188,6 +189,7 @@ export async function failoverUnderChurn(kind: string, url: string, fault: () =>
     await after?.stop();
     await through?.stop();
     await library?.stop();
+    libraryKeys?.stop();
     await source.close();
     await probe.close();
     await authority?.stop();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
-import { createVerifier, RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
 import type { IssueResponse } from '../../src/gen/tokenauthority/v1/token_authority.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { eventually } from '../helpers/eventually.js';
@@ -26,6 +26,7 @@ describe('fault: verifier subscriber connections cut repeatedly while revocation
   let sidecar: SidecarProcess;
   let localSource: ReturnType<typeof createRedisRevocationSource>;
   let local: Verifier;
+  let localKeys: RemoteKeyResolver | undefined;
 
   before(async () => {
     redis = await startRedis();
@@ -33,13 +34,14 @@ describe('fault: verifier subscriber connections cut repeatedly while revocation
     authority = await startAuthorityProcess({ keyDir, redisUrl: redis.url, env: { TA_HEARTBEAT_INTERVAL: '100ms' } });
     sidecar = await startSidecarProcess({ authorityHttpPort: authority.httpPort, redisUrl: redis.url, instanceId: 'feed-cut-sidecar' });
     localSource = createRedisRevocationSource({ url: redis.url });
-    local = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` }), revocations: localSource });
+    local = createVerifier({ issuer: TEST_ISSUER, keys: (localKeys = createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` })), revocations: localSource });
     await local.start();
   });
 
   after(async () => {
     await sidecar?.stop();
     await local?.stop();
+    localKeys?.stop();
     await localSource?.close();
     await authority?.stop();
     await redis?.stop();

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRedisRevocationSource } from '../../src/store/redis-revocation-source.js';
-import { createVerifier, RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type RemoteKeyResolver, type Verifier } from '../../src/verifier/index.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { eventually } from '../helpers/eventually.js';
 import { grpcVerifier, libraryVerifier, mapConcurrent, MixedLoad, outcomeOf, outcomeOfResult } from '../helpers/load.js';
@@ -35,6 +35,7 @@ describe('fault: Redis SIGKILLed and restarted (AOF, appendfsync always) under s
   let sidecar: SidecarProcess;
   let localSource: ReturnType<typeof createRedisRevocationSource>;
   let local: Verifier;
+  let localKeys: RemoteKeyResolver | undefined;
 
   before(async () => {
     redis = await startRedis({ aof: true });
@@ -43,13 +44,14 @@ describe('fault: Redis SIGKILLed and restarted (AOF, appendfsync always) under s
     authority = await startAuthorityProcess({ keyDir, redisUrl: redis.url, env: { ...timeouts, TA_HEARTBEAT_INTERVAL: '100ms' }, deadlineMs: 4000 });
     sidecar = await startSidecarProcess({ authorityHttpPort: authority.httpPort, redisUrl: redis.url, instanceId: 'fault-sidecar', env: timeouts });
     localSource = createRedisRevocationSource({ url: redis.url, commandTimeoutMs: COMMAND_TIMEOUT_MS });
-    local = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` }), revocations: localSource });
+    local = createVerifier({ issuer: TEST_ISSUER, keys: (localKeys = createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` })), revocations: localSource });
     await local.start();
   });
 
   after(async () => {
     await sidecar?.stop();
     await local?.stop();
+    localKeys?.stop();
     await localSource?.close();
     await authority?.stop();
     await redis?.stop();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { newRefreshToken } from '../../src/authority/opaque-tokens.js';
 import type { VerifyResult } from '../../src/shared/claims.js';
 import type { RevocationEvent } from '../../src/shared/revocation-event.js';
-import { createVerifier, type Verifier } from '../../src/verifier/create-verifier.js';
+import { createInternalVerifier, type InternalVerifier } from '../../src/verifier/create-verifier.js';
 import { createStaticKeyResolver } from '../../src/verifier/static-key-resolver.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { ATTACK_CORPUS, signedBy, type CorpusContext } from './attack-corpus.js';
@@ -13,13 +13,13 @@ const outcomeOf = (r: VerifyResult): Answer => (r.valid ? { outcome: 'VALID', de
 describe('attack corpus → library (createVerifier, in process)', function () {
   this.timeout(30_000);
   let ctx: CorpusContext;
-  let verifier: Verifier;
+  let verifier: InternalVerifier;
 
   before(async () => {
     const { keys } = await makeCorpusKeys();
     const revoked = revokedIds();
     // The same trust as the authority's published key set: the removed key is simply absent.
-    verifier = createVerifier({
+    verifier = createInternalVerifier({
       issuer: TEST_ISSUER,
       keys: createStaticKeyResolver(Object.values(keys.trusted).map((k) => k.verificationKey)),
       clockSkewMs: 30_000,

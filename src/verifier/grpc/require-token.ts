@@ -1,10 +1,17 @@
 import { Metadata, status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { VerifiedClaims, VerifyReason, VerifyRequirements } from '../../shared/claims.js';
-import type { Verifier } from '../create-verifier.js';
+import { silentLogger, type Logger } from '../../shared/logger.js';
+import { verifierLogger, type Verifier } from '../create-verifier.js';
 import { bearerToken } from '../bearer-token.js';
 
-/** What a protected method requires of the caller's token. */
-export type RequireTokenOptions = VerifyRequirements;
+/** What a protected method requires of the caller's token, and where its failures are logged. */
+export interface RequireTokenOptions extends VerifyRequirements {
+  /**
+   * Where a handler that throws or rejects is logged (the caller gets INTERNAL). Default: the
+   * logger the verifier was created with.
+   */
+  logger?: Logger;
+}
 
 /** A unary handler that also receives the verified claims of the caller's token. */
 export type AuthenticatedUnaryHandler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, claims: VerifiedClaims) => void | Promise<void>;
@@ -41,24 +48,39 @@ function rejection(reason: VerifyReason | 'MISSING_TOKEN', detail: string): Part
  * });
  */
 export function requireToken<Req, Res>(verifier: Verifier, options: RequireTokenOptions, handler: AuthenticatedUnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
+  const { logger: given, ...requirements } = options;
+  const logger = given ?? verifierLogger(verifier) ?? silentLogger;
+  /** A handler failure: logged (never the token), answered with a generic INTERNAL. */
+  const failed = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, err: unknown) => {
+    logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: the handler failed; answered INTERNAL');
+    callback({ code: status.INTERNAL, details: 'internal error' }, null);
+  };
   return (call, callback) => {
     const token = bearerFromMetadata(call.metadata);
     if (!token) {
       callback(rejection('MISSING_TOKEN', 'no "authorization: Bearer <token>" metadata'), null);
       return;
     }
-    verifier.verify(token, options).then(
+    verifier.verify(token, requirements).then(
       (result) => {
         if (!result.valid) {
           callback(rejection(result.reason, result.detail), null);
           return;
         }
-        Promise.resolve(handler(call, callback, result.claims)).catch((err: unknown) => {
-          callback({ code: status.INTERNAL, details: 'internal error' }, null);
-          void err;
-        });
+        // A synchronous throw is caught here too (it would otherwise be an unhandled rejection).
+        let done: void | Promise<void>;
+        try {
+          done = handler(call, callback, result.claims);
+        } catch (err) {
+          failed(call, callback, err);
+          return;
+        }
+        Promise.resolve(done).catch((err: unknown) => failed(call, callback, err));
       },
-      () => callback({ code: status.INTERNAL, details: 'token verification failed unexpectedly' }, null),
+      (err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: token verification failed unexpectedly');
+        callback({ code: status.INTERNAL, details: 'token verification failed unexpectedly' }, null);
+      },
     );
   };
 }

@@ -5,7 +5,7 @@ import { VerifyFailureReason } from '../../../src/gen/tokenauthority/v1/token_au
 import { keySlot } from '../../../src/store/redis-connection.js';
 import { createRedisRevocationSource, type RedisRevocationSource } from '../../../src/store/redis-revocation-source.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
-import { createVerifier, RemoteKeyResolver, type Verifier } from '../../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type RemoteKeyResolver, type Verifier } from '../../../src/verifier/index.js';
 import { runTokenStoreContract } from '../../contract/token-store.contract.js';
 import { FeedCollector } from '../../contract/feed-collector.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
@@ -121,18 +121,20 @@ describe('Redis Cluster (3 masters on loopback, real redis-server processes)', f
     let ta: TestAuthority;
     let source: RedisRevocationSource;
     let verifier: Verifier;
+    let verifierKeys: RemoteKeyResolver | undefined;
     let sidecar: SidecarProcess;
 
     before(async () => {
       ta = await startTestAuthority({ TA_REDIS_URL: cluster.url, TA_REDIS_WAIT_REPLICAS: '0', TA_KEY_STORE: 'redis', TA_KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex') });
       source = createRedisRevocationSource({ url: cluster.url });
-      verifier = createVerifier({ issuer: TEST_ISSUER, keys: new RemoteKeyResolver({ jwksUrl: `${ta.httpBase}/.well-known/jwks.json` }), revocations: source });
+      verifier = createVerifier({ issuer: TEST_ISSUER, keys: (verifierKeys = createRemoteKeyResolver({ jwksUrl: `${ta.httpBase}/.well-known/jwks.json` })), revocations: source });
       await verifier.start();
       sidecar = await startSidecarProcess({ authorityHttpPort: ta.running.httpPort, redisUrl: cluster.url, instanceId: 'sc-cluster' });
     });
     after(async () => {
       await sidecar?.stop();
       await verifier?.stop();
+      verifierKeys?.stop();
       await source?.close();
       await ta?.close();
     });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { generateSigningKey, type KeySetDocument } from '../../../src/keys/index.js';
+import { generateSigningKey } from '../../../src/keys/key-generator.js';
+import { type KeySetDocument } from '../../../src/keys/key-store.js';
 import { parseKeyEncryptionKey } from '../../../src/keys/key-encryption-key.js';
 import { KeySetCipher } from '../../../src/keys/key-set-cipher.js';
 import { RedisKeyStore } from '../../../src/keys/redis-key-store.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { IssueResponse } from '../../../src/gen/tokenauthority/v1/token_authority.js';
 import { createRedisRevocationSource } from '../../../src/store/redis-revocation-source.js';
-import { createVerifier, RemoteKeyResolver, type Verifier } from '../../../src/verifier/index.js';
+import { createVerifier, createRemoteKeyResolver, type Verifier } from '../../../src/verifier/index.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
 import { eventually } from '../../helpers/eventually.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
@@ -53,9 +53,10 @@ describe('lost writes on a real Redis: the authority re-appends what the log los
 
   const verifierOn = async (url: string): Promise<Verifier> => {
     const source = createRedisRevocationSource({ url });
-    const keys = new RemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` });
+    const keys = createRemoteKeyResolver({ jwksUrl: `${authority.httpBase}/.well-known/jwks.json` });
     const v = createVerifier({ issuer: TEST_ISSUER, keys, revocations: source });
-    extra.push({ stop: () => source.close() }, { stop: () => v.stop() });
+    // Stopped in reverse: the verifier, then what it was given (it closes none of them).
+    extra.push({ stop: () => source.close() }, { stop: async () => keys.stop() }, { stop: () => v.stop() });
     await v.start();
     return v;
   };

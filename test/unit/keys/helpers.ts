@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccessTokenPayload } from '../../../src/shared/claims.js';
 import type { Logger } from '../../../src/shared/logger.js';
-import type { KeySetDocument, KeyStore } from '../../../src/keys/index.js';
+import type { KeySetDocument, KeyStore } from '../../../src/keys/key-store.js';
 
 /** A fresh private temp directory; remove it with {@link removeTempDir}. */
 export function makeTempDir(): Promise<string> {

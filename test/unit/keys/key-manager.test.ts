@@ -3,15 +3,11 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import {
-  FileKeyStore,
-  KeyManager,
-  MemoryKeyStore,
-  PRIVATE_JWK_MEMBERS,
-  type KeyManagerOptions,
-  type KeySetDocument,
-  type KeyStore,
-} from '../../../src/keys/index.js';
+import { FileKeyStore } from '../../../src/keys/file-key-store.js';
+import { KeyManager, type KeyManagerOptions } from '../../../src/keys/key-manager.js';
+import { PRIVATE_JWK_MEMBERS } from '../../../src/keys/key-set-document.js';
+import { type KeySetDocument, type KeyStore } from '../../../src/keys/key-store.js';
+import { MemoryKeyStore } from '../../../src/keys/memory-key-store.js';
 import { SIGNING_ALGORITHMS } from '../../../src/shared/algorithms.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  FileKeyStore,
-  generateSigningKey,
-  MemoryKeyStore,
-  parseKeySetDocument,
-  type KeySetDocument,
-  type KeyStore,
-  type StoredKey,
-} from '../../../src/keys/index.js';
+import { FileKeyStore } from '../../../src/keys/file-key-store.js';
+import { generateSigningKey } from '../../../src/keys/key-generator.js';
+import { parseKeySetDocument } from '../../../src/keys/key-set-document.js';
+import { type KeySetDocument, type KeyStore, type StoredKey } from '../../../src/keys/key-store.js';
+import { MemoryKeyStore } from '../../../src/keys/memory-key-store.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { makeTempDir, removeTempDir } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/shared/clock.js';
 import type { FeedMessage } from '../../../src/shared/revocation-event.js';
-import { createVerifier } from '../../../src/verifier/create-verifier.js';
+import { createInternalVerifier, createVerifier } from '../../../src/verifier/create-verifier.js';
 import { MutableKeyResolver } from '../../../src/verifier/static-key-resolver.js';
 import type { RevocationSource } from '../../../src/verifier/revocation-source.js';
 import { MemoryTokenStore } from '../../../src/store/memory-token-store.js';
@@ -228,11 +228,39 @@ describe('createVerifier (composition: cache, keys, revocation sync, staleness)'
   });
 
   it('its methods work detached from the object (passed as callbacks)', async () => {
-    const { verify, verifyNow, verifySync } = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    const { verify, verifySync } = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
     const t = token();
     assert.equal((await verify(t)).valid, true);
-    assert.equal((verifyNow(t) as { valid: boolean }).valid, true);
     assert.equal(verifySync(t).valid, true);
+    const { verifyNow } = createInternalVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    assert.equal((verifyNow(t) as { valid: boolean }).valid, true);
+  });
+
+  it('has only the public methods: verify, verifySync, start, stop, status', () => {
+    const v = createVerifier({ issuer: ISSUER, keys: new MutableKeyResolver([key.verificationKey]), clock });
+    assert.deepEqual(Object.keys(v).sort(), ['start', 'status', 'stop', 'verify', 'verifySync']);
+  });
+
+  it('stop() closes none of the resources it was given', async () => {
+    let keysStopped = 0;
+    let subscriptions = 0;
+    let closed = 0;
+    const keys = { get: () => undefined, stop: () => void keysStopped++ };
+    const revocations = {
+      readLog: async () => ({ events: [], headSeq: 0 }),
+      subscribe: async (listener: { onReady(): void }) => {
+        subscriptions++;
+        queueMicrotask(() => listener.onReady());
+        return { close: async () => void subscriptions-- };
+      },
+      close: async () => void closed++,
+    };
+    const v = createVerifier({ issuer: ISSUER, keys, revocations, clock, startTimeoutMs: 1000 });
+    await v.start();
+    assert.equal(subscriptions, 1);
+    await v.stop();
+    assert.equal(subscriptions, 0, 'its own feed subscription is closed');
+    assert.deepEqual({ keysStopped, closed }, { keysStopped: 0, closed: 0 }, 'the resolver and the source are the caller\'s');
   });
 
   it('refuses algorithms off the allow-list at construction', () => {

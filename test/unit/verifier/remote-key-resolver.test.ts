@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
-import { RemoteKeyResolver } from '../../../src/verifier/remote-key-resolver.js';
+import { createRemoteKeyResolver } from '../../../src/verifier/remote-key-resolver.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 
 /** A real HTTP JWKS endpoint that counts requests and can fail on demand. */
@@ -26,7 +26,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
   it('a flood of garbage kids causes at most one fetch per cooldown', async () => {
     const srv = await jwksServer();
     const clock = new ManualClock(Date.now());
-    const r = new RemoteKeyResolver({ jwksUrl: srv.url, cooldownMs: 10_000, negativeCacheMs: 60_000, clock });
+    const r = createRemoteKeyResolver({ jwksUrl: srv.url, cooldownMs: 10_000, negativeCacheMs: 60_000, clock });
     try {
       assert.equal(await r.start(), true);
       assert.equal(srv.state.requests, 1);
@@ -48,7 +48,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
   it('finds a newly published key on an unknown kid, and keeps the last good set when a fetch fails', async () => {
     const srv = await jwksServer();
     const clock = new ManualClock(Date.now());
-    const r = new RemoteKeyResolver({ jwksUrl: srv.url, cooldownMs: 1000, clock });
+    const r = createRemoteKeyResolver({ jwksUrl: srv.url, cooldownMs: 1000, clock });
     try {
       await r.start();
       srv.state.keys.push(srv.jwk('k2'));
@@ -70,7 +70,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
     const srv = await jwksServer();
     const priv = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
     srv.state.keys = [{ ...priv, kid: 'leaky', alg: 'ES256' } as never];
-    const r = new RemoteKeyResolver({ jwksUrl: srv.url });
+    const r = createRemoteKeyResolver({ jwksUrl: srv.url });
     try {
       assert.equal(await r.start(), false, 'a set whose only key is private is not usable');
       assert.equal(r.get('leaky'), undefined);
@@ -110,7 +110,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
     it('a one-year max-age neither overflows the refresh timer nor refetches: refresh within an hour', async () => {
       const srv = await hostile((res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=31536000' }).end(goodJwks));
       const clock = new ManualClock(Date.now());
-      const r = new RemoteKeyResolver({ jwksUrl: srv.url, clock });
+      const r = createRemoteKeyResolver({ jwksUrl: srv.url, clock });
       try {
         assert.equal(await r.start(), true);
         const inMs = (r.stats().nextRefreshAt ?? 0) - clock.nowMs();
@@ -128,7 +128,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
       for (const cc of headers) {
         const srv = await hostile((res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': cc }).end(goodJwks));
         const clock = new ManualClock(Date.now());
-        const r = new RemoteKeyResolver({ jwksUrl: srv.url, clock });
+        const r = createRemoteKeyResolver({ jwksUrl: srv.url, clock });
         try {
           assert.equal(await r.start(), true);
           assert.equal((r.stats().nextRefreshAt ?? 0) - clock.nowMs(), 480_000, `0.8 × 600 s for "${cc}"`);
@@ -144,7 +144,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(300 * 1024 * 1024) });
         pump(res, sent, 300 * 1024 * 1024);
       });
-      const r = new RemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
+      const r = createRemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
       try {
         assert.equal(await r.start(), false);
         assert.ok(srv.sent.bytes < 32 * 1024 * 1024, `the server got only ${srv.sent.bytes} bytes out before the verifier hung up`);
@@ -159,7 +159,7 @@ describe('RemoteKeyResolver (JWKS cache)', () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         pump(res, sent, 300 * 1024 * 1024);
       });
-      const r = new RemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
+      const r = createRemoteKeyResolver({ jwksUrl: srv.url, timeoutMs: 20_000 });
       const heapBefore = process.memoryUsage().arrayBuffers;
       try {
         assert.equal(await r.start(), false);

@@ -101,7 +101,7 @@ describe('TokenCache', () => {
     assert.equal(cache.get('b'), undefined);
   });
 
-  it('capacity 0 disables it; capacity 1 and nonsense are refused; a number is the capacity', () => {
+  it('capacity 0 disables it; capacity 1 and nonsense are refused', () => {
     const off = new TokenCache({ capacity: 0 });
     off.set('a', claimsFor('a'));
     assert.equal(off.get('a'), undefined);
@@ -110,7 +110,7 @@ describe('TokenCache', () => {
       assert.throws(() => new TokenCache({ capacity }), (e) => isTokenAuthorityError(e) && e.code === 'ERR_INVALID_ARGUMENT');
     }
     assert.throws(() => new TokenCache({ clockSkewSec: -1 }), isTokenAuthorityError);
-    const small = new TokenCache(2);
+    const small = new TokenCache({ capacity: 2 });
     for (let i = 0; i < 10; i++) small.set(String(i), claimsFor(String(i)));
     assert.ok(small.size <= 2);
   });
