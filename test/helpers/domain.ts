@@ -16,7 +16,7 @@ import { MemoryKeyStore } from '../../src/keys/memory-key-store.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { MemoryTokenStore } from '../../src/store/memory-token-store.js';
-import { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../../src/verifier/create-verifier.js';
+import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../../src/verifier/create-verifier.js';
 import { TEST_ISSUER } from './authority.js';
 
 /** A loopback caller without a certificate (the development policy lets it do everything). */
@@ -47,7 +47,7 @@ export interface Domain {
   readonly clock: ManualClock;
   readonly store: MemoryTokenStore;
   readonly keys: KeyManager;
-  readonly verifier: Verifier;
+  readonly verifier: InternalVerifier;
   readonly sessionSeal: SessionSeal;
   readonly config: Readonly<Config>;
   /** How often onReuseDetected was called. */
@@ -68,7 +68,7 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     clock,
     logger: silentLogger,
   });
-  const verifier = createVerifier({
+  const verifier = createInternalVerifier({
     issuer: config.issuer,
     keys: keys.resolver,
     revocations: options.feed === 'held' ? heldFeed(store) : store,
