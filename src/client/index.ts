@@ -2,7 +2,7 @@
  * `token-authority/client`: a typed gRPC client of the authority for TypeScript services.
  *
  * `createAuthorityClient({ address, tls })` opens one channel with settings suited to a service
- * that calls the authority all day (keepalive so an idle channel notices a dead peer, bounded
+ * that calls the authority all day (keepalive so a channel with calls in flight notices a dead peer, bounded
  * message size, reconnect backoff) and returns promise methods taking partial requests, each with
  * a deadline. The generated `TokenAuthorityServiceClient` and message types are exported too, for
  * callers that want the raw callback API.
@@ -46,16 +46,21 @@ export interface AuthorityClientOptions {
   address?: string;
   /** TLS or mutual TLS; omitted = plaintext (loopback development only). */
   tls?: AuthorityClientTls;
+  /** grpc-js channel credentials built by the caller; they replace `tls`. */
+  credentials?: ChannelCredentials;
   /** Deadline of every call unless the call passes its own (default 5000 ms). */
   deadlineMs?: number;
   /** Extra grpc-js channel options; they override the defaults below. */
   channelOptions?: ChannelOptions;
 }
 
-/** Channel defaults: keepalive pings every 30 s (the server permits that), 64 KiB messages. */
+/**
+ * Channel defaults: keepalive pings every 5 min while calls are in flight (gRPC servers and proxies
+ * commonly refuse pings more often than that with GOAWAY "too_many_pings"), 64 KiB messages.
+ */
 export const AUTHORITY_CHANNEL_DEFAULTS: Readonly<ChannelOptions> = Object.freeze({
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_time_ms': 300_000,
+  'grpc.keepalive_timeout_ms': 20_000,
   'grpc.max_receive_message_length': 64 * 1024,
   'grpc.max_send_message_length': 64 * 1024,
   'grpc.initial_reconnect_backoff_ms': 200,
@@ -103,7 +108,7 @@ export function createAuthorityClient(options: AuthorityClientOptions = {}): Aut
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0) throw new TypeError('createAuthorityClient: deadlineMs must be a positive number of milliseconds');
   const channelOptions: ChannelOptions = { ...AUTHORITY_CHANNEL_DEFAULTS, ...options.channelOptions };
   if (options.tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = options.tls.serverName;
-  const raw = new TokenAuthorityServiceClient(options.address ?? '127.0.0.1:50051', channelCredentials(options.tls), channelOptions);
+  const raw = new TokenAuthorityServiceClient(options.address ?? '127.0.0.1:50051', options.credentials ?? channelCredentials(options.tls), channelOptions);
 
   function unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, call: CallSettings | undefined): Promise<Res> {
     const deadline = new Date(Date.now() + (call?.deadlineMs ?? deadlineMs));

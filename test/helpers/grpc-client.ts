@@ -1,48 +1,27 @@
-import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
-import {
-  GetJwksRequest,
-  GetPropagationRequest,
-  IssueRequest,
-  RefreshRequest,
-  RevokeRequest,
-  TokenAuthorityServiceClient,
-  VerifyRequest,
-  type GetJwksResponse,
-  type GetPropagationResponse,
-  type IssueResponse,
-  type RefreshResponse,
-  type RevokeResponse,
-  type VerifyResponse,
-} from '../../src/gen/tokenauthority/v1/token_authority.js';
+import { Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { createAuthorityClient } from '../../src/client/index.js';
 
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
-
-function promisify<Req, Res>(client: TokenAuthorityServiceClient, fn: Unary<Req, Res>, deadlineMs: number) {
-  return (req: Req, metadata = new Metadata()): Promise<Res> =>
-    new Promise((resolve, reject) =>
-      fn.call(client, req, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (err, res) => (err ? reject(err) : resolve(res))),
-    );
-}
-
-/** A real grpc-js client of TokenAuthorityService with promise methods taking partial requests. */
+/**
+ * A real grpc-js client of TokenAuthorityService for tests: the package's own
+ * `createAuthorityClient`, with metadata as a second argument and no client-side message limit
+ * (tests send oversized requests to see the server refuse them).
+ */
 export function authorityClient(target: string | number, opts: { credentials?: ChannelCredentials; deadlineMs?: number; channelOptions?: Record<string, unknown> } = {}) {
-  const address = typeof target === 'number' ? `127.0.0.1:${target}` : target;
-  const client = new TokenAuthorityServiceClient(address, opts.credentials ?? credentials.createInsecure(), opts.channelOptions);
-  const d = opts.deadlineMs ?? 5000;
-  const issue = promisify<IssueRequest, IssueResponse>(client, client.issue as never, d);
-  const verify = promisify<VerifyRequest, VerifyResponse>(client, client.verify as never, d);
-  const refresh = promisify<RefreshRequest, RefreshResponse>(client, client.refresh as never, d);
-  const revoke = promisify<RevokeRequest, RevokeResponse>(client, client.revoke as never, d);
-  const getJwks = promisify<GetJwksRequest, GetJwksResponse>(client, client.getJwks as never, d);
-  const getPropagation = promisify<GetPropagationRequest, GetPropagationResponse>(client, client.getPropagation as never, d);
+  const client = createAuthorityClient({
+    address: typeof target === 'number' ? `127.0.0.1:${target}` : target,
+    deadlineMs: opts.deadlineMs ?? 5000,
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    channelOptions: { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1, ...opts.channelOptions },
+  });
+  const call = (metadata?: Metadata) => (metadata ? { metadata } : undefined);
   return {
-    raw: client,
-    issue: (r: Partial<IssueRequest>, md?: Metadata) => issue(IssueRequest.fromPartial(r), md),
-    verify: (r: Partial<VerifyRequest>, md?: Metadata) => verify(VerifyRequest.fromPartial(r), md),
-    refresh: (r: Partial<RefreshRequest>, md?: Metadata) => refresh(RefreshRequest.fromPartial(r), md),
-    revoke: (r: Partial<RevokeRequest>, md?: Metadata) => revoke(RevokeRequest.fromPartial(r), md),
-    getJwks: () => getJwks(GetJwksRequest.fromPartial({})),
-    getPropagation: (r: Partial<GetPropagationRequest>) => getPropagation(GetPropagationRequest.fromPartial(r)),
+    raw: client.raw,
+    issue: (r: Parameters<typeof client.issue>[0], md?: Metadata) => client.issue(r, call(md)),
+    verify: (r: Parameters<typeof client.verify>[0], md?: Metadata) => client.verify(r, call(md)),
+    refresh: (r: Parameters<typeof client.refresh>[0], md?: Metadata) => client.refresh(r, call(md)),
+    revoke: (r: Parameters<typeof client.revoke>[0], md?: Metadata) => client.revoke(r, call(md)),
+    getJwks: () => client.getJwks(),
+    getPropagation: (r: Parameters<typeof client.getPropagation>[0]) => client.getPropagation(r),
     close: () => client.close(),
   };
 }
