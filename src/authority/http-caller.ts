@@ -3,7 +3,7 @@ import type { ServerOptions } from 'node:https';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
 import { isLoopback } from '../config/config.js';
-import { certificateIdentities, normalizeAddress, type Caller, type CertificateIdentity } from '../grpc/caller.js';
+import { callerFrom, normalizeAddress, type Caller } from '../grpc/caller.js';
 import { readServerTls } from '../grpc/credentials.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -34,12 +34,8 @@ export function httpCaller(req: IncomingMessage): Caller {
   const socket = req.socket;
   const address = normalizeAddress(socket.remoteAddress ?? '');
   const peer = address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
-  let typed: CertificateIdentity[] = [];
-  if (socket instanceof TLSSocket && socket.authorized) {
-    const cert = socket.getPeerCertificate();
-    if (cert && Object.keys(cert).length > 0) typed = certificateIdentities(cert.subjectaltname, cert.subject?.CN);
-  }
-  return { peer, address, loopback: isLoopback(address), identities: typed.map((i) => i.value), certificateIdentities: typed };
+  // Only a certificate whose chain verified against the client CA names the caller.
+  return callerFrom(peer, address, socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate() : undefined);
 }
 
 /**

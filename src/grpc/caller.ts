@@ -42,8 +42,15 @@ export function callerOf(call: ServerUnaryCall<unknown, unknown>): Caller {
   // ("<remoteAddress>:<remotePort>", IPv6 without brackets) without its port.
   const fromSocket = (call as unknown as WithConnection).call?.getConnectionInfo?.()?.remoteAddress;
   const address = normalizeAddress(fromSocket ?? hostOfPeer(peer));
-  const auth = call.getAuthContext?.();
-  const cert = auth?.sslPeerCertificate;
+  return callerFrom(peer, address, call.getAuthContext?.()?.sslPeerCertificate);
+}
+
+/**
+ * A caller from what any transport knows of its connection: the peer (for logs), the remote
+ * address, and the verified client certificate, if any (Node's peer-certificate object). gRPC
+ * (callerOf) and the HTTPS listener (authority/http-caller.ts) both build callers here.
+ */
+export function callerFrom(peer: string, address: string, cert: { subjectaltname?: string | undefined; subject?: { CN?: string | string[] } } | undefined | null): Caller {
   const typed = cert && Object.keys(cert).length > 0 ? certificateIdentities(cert.subjectaltname, cert.subject?.CN) : [];
   return { peer, address, loopback: isLoopback(address), identities: typed.map((i) => i.value), certificateIdentities: typed };
 }

@@ -240,3 +240,31 @@ describe('client policy: typed identity matching', () => {
     assert.match(thrown(() => parseClientPolicy(text, '/p.json')).message, /\$\.clients\["ops\.corp"\] and \$\.clients\["OPS\.corp"\] are the same name/);
   });
 });
+
+describe('client policy: the introspect right (OAuth introspection endpoint)', () => {
+  const doc = parseClientPolicy(
+    JSON.stringify({ version: 1, clients: { 'spiffe://corp/gateway': { introspect: true }, 'spiffe://corp/login': { issue: { audiences: ['orders'], scopes: [] }, introspect: false } } }),
+    'policy.json',
+  );
+  const policy = createDocumentPolicy(() => doc);
+
+  it('is held only where the file says introspect: true', () => {
+    policy.authorize(remote('spiffe://corp/gateway'), 'introspect');
+    const e = thrown(() => policy.authorize(remote('spiffe://corp/login'), 'introspect'));
+    assert.equal(e.code, ErrorCodes.PERMISSION_DENIED);
+    assert.equal(e.message, 'client spiffe://corp/login may not introspect; allowed: issue');
+    assert.equal(thrown(() => policy.authorize(remote('spiffe://corp/gateway'), 'issue')).message, 'client spiffe://corp/gateway may not issue; allowed: introspect');
+  });
+
+  it('needs a certificate identity', () => {
+    const e = thrown(() => policy.authorize(remote(), 'introspect'));
+    assert.equal(e.code, ErrorCodes.UNAUTHENTICATED);
+    assert.match(e.message, /^Token introspection requires a client certificate/);
+  });
+
+  it('must be a boolean', () => {
+    const e = thrown(() => parseClientPolicy(JSON.stringify({ version: 1, clients: { a: { introspect: 'yes' } } }), 'p.json'));
+    assert.equal(e.code, ErrorCodes.CONFIG);
+    assert.match(e.message, /\$\.clients\.a\.introspect: /);
+  });
+});
