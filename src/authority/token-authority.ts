@@ -13,6 +13,8 @@ import type { AccessPolicy, IssueGrant } from './access-policy.js';
 import { CAP_FIELD, SEAL_FIELD, type SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
+import { BINDING_FIELD, bindingField, bindingKind, bindingOfField, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
+import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */
 export type TokenAuthoritySettings = Pick<
@@ -29,6 +31,8 @@ export interface IssueInput {
   accessTtlSeconds: number;
   /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
   clientId?: string;
+  /** Sender-constrains the token and its session (RFC 7800 `cnf`); undefined = a bearer token. */
+  confirmation?: TokenBinding;
 }
 
 /** What Issue and Refresh return. Times are epoch ms. */
@@ -41,6 +45,8 @@ export interface TokenPair {
   tokenId: string;
   keyId: string;
   subject: string;
+  /** The binding the access token carries (its `cnf`), if any. */
+  confirmation?: TokenBinding;
 }
 
 export type RevokeTarget =
@@ -73,6 +79,11 @@ export interface TokenAuthorityDeps {
   revocationTtlMs?: () => number;
   /** Called once per refresh-token reuse detected (a metric). */
   onReuseDetected?: () => void;
+  /**
+   * Checks DPoP proofs made for the token endpoint (Refresh of a `jkt`-bound session). Default:
+   * token-endpoint-dpop.ts with this replica's replay cache.
+   */
+  tokenEndpointProofs?: TokenEndpointProofCheck;
 }
 
 /**
@@ -80,7 +91,12 @@ export interface TokenAuthorityDeps {
  * (authority-service.ts) converts messages; this class holds the rules.
  */
 export class TokenAuthority {
-  constructor(private readonly deps: TokenAuthorityDeps) {}
+  /** DPoP proofs for the token endpoint's URL (RFC 9449 §5): Refresh and the HTTP token endpoint. */
+  readonly tokenEndpointProofs: TokenEndpointProofCheck;
+
+  constructor(private readonly deps: TokenAuthorityDeps) {
+    this.tokenEndpointProofs = deps.tokenEndpointProofs ?? createTokenEndpointProofCheck({ issuer: deps.settings.issuer, clockSkewMs: deps.settings.clockSkewMs, clock: deps.clock });
+  }
 
   async issue(input: IssueInput, caller: Caller, log: Record<string, unknown>): Promise<TokenPair> {
     const { settings, policy, clock, store } = this.deps;
@@ -115,15 +131,21 @@ export class TokenAuthority {
       throw permissionDenied(`client ${callerName(caller)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
     }
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
+    const confirmation = input.confirmation ? validateBinding(input.confirmation) : undefined;
 
     const now = clock.nowMs();
     const sessionId = newId();
-    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER }, now, ttlMs);
+    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER, confirmation }, now, ttlMs);
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
-    // The grant's cap travels with the session (sealed): every Refresh applies it.
-    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId, ...(grant.maxAccessTtlMs !== undefined ? { [CAP_FIELD]: String(grant.maxAccessTtlMs) } : {}) };
+    // The grant's cap and the binding travel with the session (sealed): every Refresh applies them.
+    const sessionExtra: Record<string, string> = {
+      ...extra,
+      client_id: clientId,
+      ...(grant.maxAccessTtlMs !== undefined ? { [CAP_FIELD]: String(grant.maxAccessTtlMs) } : {}),
+      ...(confirmation ? { [BINDING_FIELD]: bindingField(confirmation) } : {}),
+    };
     const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now });
     const integrity = this.deps.sessionSeal.refresh;
     const refreshKey = integrity.keys(refreshToken)[0]!;
@@ -139,17 +161,24 @@ export class TokenAuthority {
       absoluteExpiresAt,
       now,
     });
-    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation }, now, ttlMs);
-    Object.assign(log, { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId });
-    return { ...access, refreshToken, refreshExpiresAt, sessionId, subject };
+    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation, confirmation }, now, ttlMs);
+    Object.assign(log, { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId, ...(confirmation ? { cnf: bindingKind(confirmation) } : {}) });
+    return { ...access, refreshToken, refreshExpiresAt, sessionId, subject, ...(confirmation ? { confirmation } : {}) };
   }
 
-  async refresh(input: { refreshToken: string; accessTtlSeconds: number }, log: Record<string, unknown>): Promise<TokenPair> {
+  /**
+   * `dpopProof`: a DPoP proof for the token endpoint (RFC 9449 §5), needed when the session is
+   * bound to a DPoP key. Checked once, before the store is asked; its key is compared with the
+   * session's sealed binding before anything is written, so without the key a refresh token of
+   * such a session can be neither spent nor used to trigger reuse detection.
+   */
+  async refresh(input: { refreshToken: string; accessTtlSeconds: number; dpopProof?: string }, log: Record<string, unknown>): Promise<TokenPair> {
     const { settings, clock, store, verifier } = this.deps;
     if (!looksLikeRefreshToken(input.refreshToken)) {
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
     }
     this.accessTtl(input.accessTtlSeconds, undefined); // validates the request before anything is spent
+    const proofKey = input.dpopProof ? this.tokenEndpointProofs(input.dpopProof) : undefined;
     const now = clock.nowMs();
     const integrity = this.deps.sessionSeal.refresh;
     const successor = newRefreshToken();
@@ -160,6 +189,7 @@ export class TokenAuthority {
       check: (snap) => {
         verified = undefined;
         const proven = this.checkSnapshot(snap);
+        checkRefreshBinding(snap.session, proofKey);
         if (proven) verified = snap.session;
         return { proven };
       },
@@ -213,17 +243,18 @@ export class TokenAuthority {
     }
     const s: SessionRecord | undefined = verified;
     if (!s || s.sessionId !== result.session.sessionId) throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the store rotated a session that was not checked');
-    const { [SEAL_FIELD]: _seal, [CAP_FIELD]: cap, ...sealedExtra } = s.extra;
+    const { [SEAL_FIELD]: _seal, [CAP_FIELD]: cap, [BINDING_FIELD]: cnf, ...sealedExtra } = s.extra;
+    const confirmation = bindingOfField(cnf);
     const ttlMs = this.accessTtl(input.accessTtlSeconds, cap !== undefined ? Number(cap) : undefined);
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
     const { client_id: clientId, ...extra } = sealedExtra;
     const access = this.sign(
-      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
+      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation, confirmation },
       now,
       ttlMs,
     );
-    Object.assign(log, { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true } : {}) });
-    return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject };
+    Object.assign(log, { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true } : {}), ...(confirmation ? { cnf: bindingKind(confirmation) } : {}) });
+    return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject, ...(confirmation ? { confirmation } : {}) };
   }
 
   async revoke(target: RevokeTarget, reason: string, caller: Caller, log: Record<string, unknown>): Promise<RevokeOutcome> {
@@ -359,6 +390,7 @@ export class TokenAuthority {
       gen: t.generation,
       client_id: t.clientId,
       ...(t.scopes.length > 0 ? { scope: t.scopes.join(' ') } : {}),
+      ...(t.confirmation ? { cnf: cnfClaim(t.confirmation) } : {}),
     };
   }
 
@@ -416,6 +448,7 @@ export class TokenAuthority {
         clientId: s.extra.client_id ?? 'token-authority',
         issuedAt: snap.issuedAt,
         expiresAt,
+        ...(s.extra[BINDING_FIELD] !== undefined ? { confirmation: bindingOfField(s.extra[BINDING_FIELD])! } : {}),
       };
     }
     return undefined;
@@ -433,6 +466,8 @@ export interface RefreshIntrospection {
   issuedAt: number;
   /** When it stops being usable: refresh TTL, idle timeout or the session's absolute lifetime. */
   expiresAt: number;
+  /** The session's binding (RFC 7662 `cnf`, RFC 8705 §3.2 / RFC 9449 §6.2). */
+  confirmation?: TokenBinding;
 }
 
 /** What goes into an access token besides times and its id. */
@@ -444,6 +479,25 @@ interface TokenFields {
   clientId: string;
   sessionId: string;
   generation: number;
+  confirmation?: TokenBinding | undefined;
+}
+
+/**
+ * RFC 9449 §5 for Refresh: a session bound to a DPoP key is refreshed only with a proof by that key.
+ * A session bound to a certificate needs nothing here: the refresh token is already the session's
+ * own secret, and each new access token stays bound to the certificate, which every resource
+ * server checks; the gRPC caller (often a backend refreshing for its user) need not be the
+ * certificate's holder. Runs after the seal check, so the binding read is the one Issue wrote.
+ */
+function checkRefreshBinding(session: SessionRecord, proofKey: string | undefined): void {
+  const binding = bindingOfField(session.extra[BINDING_FIELD]);
+  if (!binding || !('jkt' in binding)) return;
+  if (proofKey === undefined) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'this session is bound to a DPoP key: refresh needs a DPoP proof signed by that key (RefreshRequest.dpop_proof, or the DPoP header at the token endpoint)');
+  }
+  if (proofKey !== binding.jkt) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'the DPoP proof is signed by another key than the one this session is bound to');
+  }
 }
 
 /** The caller's own identity, preferring one the grant lists as a client_id. */
