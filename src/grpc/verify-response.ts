@@ -16,6 +16,9 @@ const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
   WRONG_TYPE: VerifyFailureReason.VERIFY_FAILURE_REASON_WRONG_TYPE,
   FORBIDDEN_HEADER: VerifyFailureReason.VERIFY_FAILURE_REASON_FORBIDDEN_HEADER,
   STALE: VerifyFailureReason.VERIFY_FAILURE_REASON_STALE,
+  // Placeholders until the proto has VERIFY_FAILURE_REASON_BINDING_MISMATCH / _INVALID_DPOP_PROOF (bind-paths).
+  BINDING_MISMATCH: VerifyFailureReason.VERIFY_FAILURE_REASON_UNSPECIFIED,
+  INVALID_DPOP_PROOF: VerifyFailureReason.VERIFY_FAILURE_REASON_UNSPECIFIED,
 };
 
 export function toProtoClaims(c: VerifiedClaims): AccessTokenClaims {
