@@ -1,7 +1,8 @@
+import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
 import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import { checkDpopProof, createMemoryDpopReplayCache, DEFAULT_DPOP_WINDOW_MS, type DpopReplayCache } from '../verifier/dpop-proof.js';
-import { DPOP_ALGORITHMS } from '../verifier/dpop-proof.js';
+import { checkDpopProof, DEFAULT_DPOP_WINDOW_SEC } from '../verifier/dpop-proof.js';
+import { MemoryDpopReplayCache, type SyncDpopReplayCache } from '../verifier/dpop-replay-cache.js';
 import { tokenEndpointUrl } from './oauth-paths.js';
 
 /**
@@ -14,29 +15,22 @@ export type TokenEndpointProofCheck = (proof: string) => string;
  * The one rule for DPoP at the token endpoint, over HTTP (the `DPoP` header) and gRPC
  * (RefreshRequest.dpop_proof) alike: `htm` POST, `htu` the token endpoint URL the RFC 8414 metadata
  * advertises (issuer + /oauth2/token, so a proof made for the HTTP endpoint also serves gRPC
- * Refresh: one key, one proof format for the client), `iat` within the DPoP window, no `ath` (there
- * is no access token yet), each proof once. Checked by the verifier library's proof checker, so the
- * algorithm allow-list and key rules are the same as every resource server's.
+ * Refresh: one rule, one proof format for the client), `iat` within the DPoP window, no `ath`
+ * looked at (no access token is presented), each proof once. Checked by the verifier library's
+ * proof checker, so the algorithm allow-list and key rules are every resource server's.
  *
  * Replays are remembered by this replica only: a proof replayed at another replica still needs the
  * refresh token it came with, which rotation has spent by then (reuse detection), and a
  * client_credentials proof needs the client's certificate as well.
  */
-export function createTokenEndpointProofCheck(options: { issuer: string; clockSkewMs: number; clock: Clock; windowMs?: number; replay?: DpopReplayCache }): TokenEndpointProofCheck {
+export function createTokenEndpointProofCheck(options: { issuer: string; clockSkewMs: number; clock: Clock; windowSec?: number; replay?: SyncDpopReplayCache }): TokenEndpointProofCheck {
   const uri = tokenEndpointUrl(options.issuer);
-  const windowMs = options.windowMs ?? DEFAULT_DPOP_WINDOW_MS;
-  const replay = options.replay ?? createMemoryDpopReplayCache({ clock: options.clock });
+  const windowSec = options.windowSec ?? DEFAULT_DPOP_WINDOW_SEC;
+  const replay = options.replay ?? new MemoryDpopReplayCache();
+  const clockSkewSec = Math.floor(options.clockSkewMs / 1000);
   return (proof) => {
-    const r = checkDpopProof(proof, {
-      method: 'POST',
-      uri,
-      nowSec: options.clock.nowMs() / 1000,
-      windowSec: windowMs / 1000,
-      clockSkewSec: options.clockSkewMs / 1000,
-      algorithms: DPOP_ALGORITHMS,
-      replay,
-    });
-    if (!r.ok) throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, `DPoP proof is not valid for POST ${uri}: ${r.detail}`);
+    const r = checkDpopProof(proof, { method: 'POST', uri, nowSec: Math.floor(options.clock.nowMs() / 1000), windowSec, clockSkewSec, algorithms: SIGNING_ALGORITHMS, replay });
+    if (!r.ok) throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, `the DPoP proof is not valid for POST ${uri}: ${r.detail}`);
     return r.jkt;
   };
 }

@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { invalidArgument } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
+import type { DpopReplayCache } from './dpop-replay-cache.js';
 import type { KeyResolver } from './key-resolver.js';
 import type { RevocationSource } from './revocation-source.js';
 import { RevocationState } from './revocation-state.js';
@@ -50,6 +51,24 @@ export interface VerifierOptions {
    * Default 86 400 000 (24 h); set it to the authority's TA_MAX_ACCESS_TTL or above.
    */
   maxTokenLifetimeMs?: number;
+  /**
+   * How old a DPoP proof may be (`iat`), for `jkt`-bound tokens (RFC 9449 §11.1). Default 60 000.
+   * A proof may also be up to `clockSkewMs` ahead.
+   */
+  dpopWindowMs?: number;
+  /**
+   * Most DPoP proof ids this verifier holds to refuse replays (each for its proof's window); when
+   * full, new proofs are refused (INVALID_DPOP_PROOF) rather than unexpired ids evicted.
+   * Default 200 000.
+   */
+  dpopReplayCacheSize?: number;
+  /**
+   * A replay cache shared by the replicas of one service (e.g. `createRedisDpopReplayCache` from
+   * `token-authority/redis`): `verify()` claims each proof in the verifier's own cache and then in
+   * this one, so a proof is single-use across the replicas. `verifySync()` cannot wait and uses
+   * the verifier's own cache only. Default: none (single-use per verifier).
+   */
+  dpopReplayCache?: DpopReplayCache;
   clock?: Clock;
   logger?: Logger;
 }

@@ -101,7 +101,7 @@ export interface KeysFromJwksResult {
 }
 
 /** JWK members that only private (or symmetric) keys carry (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+export const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
 /** A JWK member value for a skip reason: bounded, since the document comes from the network. */
 function show(value: unknown): string {

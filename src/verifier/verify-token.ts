@@ -139,10 +139,10 @@ function countTopLevelMembers(json: string): number {
   return count;
 }
 
-type JsonObject = Record<string, unknown>;
+export type JsonObject = Record<string, unknown>;
 
 /** Decode a segment as a JSON object whose member names are unique; a string is the failure detail. */
-function decodeJsonObject(token: string, start: number, end: number, what: string): { obj: JsonObject; names: string[] } | string {
+export function decodeJsonObject(token: string, start: number, end: number, what: string): { obj: JsonObject; names: string[] } | string {
   let text: string;
   let value: unknown;
   try {
@@ -157,7 +157,7 @@ function decodeJsonObject(token: string, start: number, end: number, what: strin
   return { obj: value as JsonObject, names };
 }
 
-function isTime(v: unknown): v is number {
+export function isTime(v: unknown): v is number {
   // Comparisons are false for NaN; JSON's 1e999 is Infinity and fails the upper bound.
   return typeof v === 'number' && v >= 0 && v <= MAX_TIME_SEC;
 }
@@ -271,7 +271,7 @@ function verifyUnchecked(token: unknown, keys: KeyResolver, opts: TokenCheckOpti
 }
 
 /** Three base64url-alphabet segments; the shape (exactly two dots) is already known. */
-const B64URL_SEGMENTS = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+export const B64URL_SEGMENTS = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /**
  * The header fields that select a key, or why the header is refused. `alg` is undefined only when
