@@ -11,8 +11,20 @@
  *    with TA_TRUST_FORWARDED_CLIENT_CERT=true. Envoy's peer certificate wins over the header.
  */
 
-/** What the verifier is given: the certificate itself (DER or PEM), or only its x5t#S256 thumbprint. */
+import type { VerifyRequirements } from '../shared/claims.js';
+
+/** What the proxy says: the certificate itself (PEM), or only its x5t#S256 thumbprint. */
 export type PresentedCertificate = { certificate: string } | { thumbprint: string };
+
+/**
+ * The verifier's requirement for a presented certificate (none when there is none). A thumbprint
+ * alone cannot be handed to the verifier yet (it takes the certificate): a token bound to a
+ * certificate known only by its hash is refused (BINDING_MISMATCH), never accepted.
+ */
+export function certificateRequirement(pc: PresentedCertificate | undefined): Pick<VerifyRequirements, 'clientCertificate'> {
+  if (pc === undefined || !('certificate' in pc)) return {};
+  return { clientCertificate: pc.certificate };
+}
 
 const PEM_CERTIFICATE = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
 
