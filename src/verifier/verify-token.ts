@@ -19,7 +19,7 @@
  */
 import { verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
 import type { SigningAlgorithm } from '../shared/algorithms.js';
-import { rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { rejected, type Confirmation, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { hasCanonicalTail } from './base64url.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
 
@@ -323,7 +323,7 @@ function rememberHeader(text: string, header: ParsedHeader): void {
 
 function readClaims(payload: JsonObject, names: readonly string[], kid: string, opts: TokenCheckOptions): SignatureOutcome {
   let iss: unknown, sub: unknown, aud: unknown, exp: unknown, iat: unknown, nbf: unknown;
-  let jti: unknown, sid: unknown, gen: unknown, scope: unknown;
+  let jti: unknown, sid: unknown, gen: unknown, scope: unknown, cnf: unknown;
   let extra: Record<string, string> | undefined;
   // Object.keys: own members only, so a polluted Object.prototype cannot supply a claim.
   for (let i = 0; i < names.length; i++) {
@@ -340,6 +340,7 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
       case 'sid': sid = value; break;
       case 'gen': gen = value; break;
       case 'scope': scope = value; break;
+      case 'cnf': cnf = value; break;
       default:
         if (typeof value === 'string' && name !== '__proto__') (extra ??= {})[name] = value;
     }
@@ -372,6 +373,11 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
   if (scope === undefined) scopes = EMPTY_SCOPES;
   else if (typeof scope === 'string') scopes = splitScopes(scope);
   else return fail('MALFORMED', 'claim scope is not a string', kid);
+  let confirmation: Confirmation | undefined;
+  if (cnf !== undefined) {
+    confirmation = readConfirmation(cnf);
+    if (confirmation === undefined) return fail('MALFORMED', 'claim cnf is not an object with exactly one of x5t#S256 or jkt, a SHA-256 thumbprint in base64url', kid);
+  }
 
   const claims: VerifiedClaims = {
     issuer: opts.issuer, // the same text as iss, but one shared string per verifier rather than per token
@@ -387,7 +393,28 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
     keyId: kid,
     extra: extra === undefined ? EMPTY_EXTRA : Object.freeze(extra),
   };
+  if (confirmation !== undefined) claims.confirmation = confirmation;
   return { ok: true, claims: Object.freeze(claims) };
+}
+
+/** A SHA-256 thumbprint in base64url: 32 bytes are 43 characters, the last one of 16 values. */
+const THUMBPRINT = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/**
+ * The RFC 7800 `cnf` claim as a Confirmation: an object with exactly one member, `x5t#S256`
+ * (RFC 8705 §3.1) or `jkt` (RFC 9449 §6.1), whose value is a SHA-256 thumbprint. Anything else
+ * (another confirmation method, both, none, a non-string) is undefined: the token is MALFORMED,
+ * since a verifier that ignored a binding it does not understand would accept a stolen token.
+ */
+function readConfirmation(cnf: unknown): Confirmation | undefined {
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return undefined;
+  const names = Object.keys(cnf);
+  if (names.length !== 1) return undefined;
+  const value = (cnf as JsonObject)[names[0] as string];
+  if (typeof value !== 'string' || !THUMBPRINT.test(value)) return undefined;
+  if (names[0] === 'x5t#S256') return Object.freeze({ x5tS256: value });
+  if (names[0] === 'jkt') return Object.freeze({ jkt: value });
+  return undefined;
 }
 
 /**
