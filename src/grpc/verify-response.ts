@@ -99,6 +99,13 @@ export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) =>
   });
 }
 
+/** `client_certificate` is DER or PEM: PEM text (DER starts with 0x30, never with "-") is passed as text. */
+function pemOrDer(bytes: Uint8Array): Uint8Array | string {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
+  return bytes[i] === 0x2d ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1') : bytes;
+}
+
 /**
  * A VerifyRequest as the verifier's requirements. The binding inputs are passed only when set, so
  * an unbound token with none verifies exactly as before. A proof without the request it is for is
@@ -107,7 +114,7 @@ export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) =>
 export function verifyRequirements(req: VerifyRequest): VerifyRequirements {
   const r: { -readonly [K in keyof VerifyRequirements]: VerifyRequirements[K] } = { requiredScopes: req.requiredScopes };
   if (req.audience) r.audience = req.audience;
-  if (req.clientCertificate.length > 0) r.clientCertificate = req.clientCertificate;
+  if (req.clientCertificate.length > 0) r.clientCertificate = pemOrDer(req.clientCertificate);
   if (req.dpopProof.length > 0) {
     if (req.httpMethod.length === 0 || req.httpUri.length === 0) {
       throw invalidArgument('dpop_proof needs http_method and http_uri: the method and URI of the request the proof came with');
