@@ -284,12 +284,11 @@ async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, 
       ...(s.confirmation ? { cnf: cnfClaim(s.confirmation) } : {}),
     });
   }
-  const r = await deps.authority.verify(token, {});
-  if (!r.valid) return INACTIVE;
-  const c = r.claims;
+  const c = await deps.authority.introspectAccess(token);
+  if (!c) return INACTIVE;
   return json({
     active: true,
-    token_type: 'Bearer',
+    token_type: c.confirmation && 'jkt' in c.confirmation ? 'DPoP' : 'Bearer',
     ...(c.scopes.length > 0 ? { scope: c.scopes.join(' ') } : {}),
     ...(c.extra.client_id !== undefined ? { client_id: c.extra.client_id } : {}),
     sub: c.subject,

@@ -313,6 +313,25 @@ export class TokenAuthority {
   }
 
   /**
+   * RFC 7662 for an access token: its claims when it is active, else undefined. A bound token is
+   * active without its certificate or proof (which belong to the resource server's request, RFC
+   * 8705 §3.2, RFC 9449 §6.2: the answer's `cnf` says what to check). Given neither, the
+   * verifier fails such a token only in its binding stage, which runs after every other check
+   * (time, audience, revocation, staleness), so BINDING_MISMATCH here means all else passed.
+   */
+  async introspectAccess(token: string): Promise<VerifiedClaims | undefined> {
+    const r = await this.deps.verifier.verifyNow(token, {});
+    if (r.valid) return r.claims;
+    if (r.reason !== 'BINDING_MISMATCH') return undefined;
+    try {
+      const claims = this.provenClaims(token);
+      return claims.confirmation !== undefined ? claims : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * The checks of a rotation, on what the store read and before it writes anything. Throws
    * (nothing is written) when the session's seal fails or this authority holds a revocation of it;
    * returns whether the record's own proof holds (rotate a live token, grace for a spent one).
