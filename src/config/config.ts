@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import type { SigningAlgorithm } from '../verifier/jose-rules.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { redactUrl } from '../shared/redact-url.js';

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
-import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { parseRedisUrl } from '../store/redis-connection.js';
 import { parseRateLimit } from './rate-limit-spec.js';

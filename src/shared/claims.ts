@@ -93,10 +93,12 @@ export interface VerifyRequirements {
   /** Every one of these must be in the token's `scope`. */
   requiredScopes?: readonly string[];
   /**
-   * The presenting client's certificate (DER bytes, or PEM text): an `x5t#S256`-bound token is
-   * valid only if the SHA-256 of this DER equals its thumbprint. Ignored for other tokens.
+   * The presenting client's certificate: DER bytes, PEM text, or only its thumbprint
+   * (`{ x5tS256 }`, the base64url SHA-256 of its DER, for a trusted proxy that forwards a hash
+   * such as Envoy's `x-forwarded-client-cert` `Hash=`). An `x5t#S256`-bound token is valid only if
+   * this certificate's thumbprint equals its own. Ignored for other tokens.
    */
-  clientCertificate?: Uint8Array | string;
+  clientCertificate?: Uint8Array | string | { readonly x5tS256: string };
   /**
    * The request's DPoP proof (the `DPoP` header value) and the request it must be for: `method`
    * as sent (compared exactly with `htm`), `uri` the absolute target URI (compared with `htu` by

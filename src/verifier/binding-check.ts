@@ -10,7 +10,8 @@
  *   BINDING_MISMATCH (RFC 9449 §7.2) whatever proof comes with it.
  * - an unbound token (no `cnf`) with no DPoP scheme: valid; a certificate or a proof given with it
  *   is not looked at (an explicit 'Bearer' scheme with a proof is a bearer request).
- * - `x5t#S256`: the client certificate must be given and its DER's SHA-256 must equal it.
+ * - `x5t#S256`: the client certificate (or its thumbprint) must be given and its DER's SHA-256
+ *   must equal it.
  * - `jkt`: a proof must be given and pass checkDpopProof for this method, URI and token, signed by
  *   the bound key (another key is BINDING_MISMATCH, any other failure INVALID_DPOP_PROOF).
  */
@@ -59,7 +60,7 @@ export function checkBinding(
     try {
       thumbprint = cachedCertificateThumbprint(cert);
     } catch {
-      return rejected('BINDING_MISMATCH', 'the token is bound to a client certificate and the one presented is neither DER nor PEM');
+      return rejected('BINDING_MISMATCH', 'the token is bound to a client certificate and the one presented is neither DER, PEM nor a thumbprint');
     }
     return thumbprint === cnf.x5tS256 ? valid : rejected('BINDING_MISMATCH', 'the token is bound to another client certificate');
   }
@@ -92,7 +93,11 @@ function answer(r: DpopProofResult, valid: VerifyResult): VerifyResult {
 const byPem = new Map<string, string>();
 const PEM_CACHE_SIZE = 256;
 
-function cachedCertificateThumbprint(cert: Uint8Array | string): string {
+function cachedCertificateThumbprint(cert: Uint8Array | string | { readonly x5tS256: string }): string {
+  if (typeof cert === 'object' && !(cert instanceof Uint8Array)) {
+    if (cert === null || typeof cert.x5tS256 !== 'string') throw new TypeError('not a thumbprint');
+    return cert.x5tS256;
+  }
   if (typeof cert === 'string') {
     let t = byPem.get(cert);
     if (t === undefined) {

@@ -1,4 +1,4 @@
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';
 import { MAX_ACCESS_TOKEN_BYTES, rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { invalidArgument } from '../shared/errors.js';

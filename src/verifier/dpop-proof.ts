@@ -16,13 +16,12 @@
  *
  * `nonce` (RFC 9449 §8, server-provided nonces) is not supported: it is ignored if present.
  */
-import { createHash, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { createHash, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { hasCanonicalTail } from './base64url.js';
 import type { DpopReplayCache, ReplayVerdict, SyncDpopReplayCache } from './dpop-replay-cache.js';
 import { httpTargetUrisMatch } from './http-target-uri.js';
 import { jwkThumbprint } from './jwk-thumbprint.js';
-import { keyAlgorithmProblem, PRIVATE_MEMBERS } from './static-key-resolver.js';
+import { algorithmForJwk, isSigningAlgorithm, jwsVerifyPlan, keyAlgorithmProblem, privateJwkMember, type JwsVerifyPlan, type SigningAlgorithm } from './jose-rules.js';
 import { B64URL_SEGMENTS, decodeJsonObject, isTime } from './verify-token.js';
 
 /** Longest proof accepted (a proof with an RSA-4096 `jwk` is ~2.5 KB). */
@@ -116,9 +115,7 @@ function invalid(detail: string): DpopProofResult {
 interface ProofHeader {
   readonly alg: SigningAlgorithm;
   readonly jkt: string;
-  readonly digest: 'sha256' | null;
-  readonly input: KeyObject | VerifyKeyObjectInput;
-  readonly signatureBytes: number;
+  readonly plan: JwsVerifyPlan;
 }
 
 /** Header parameters a proof may not carry: other key sources, and anything changing how bytes are read. */
@@ -156,10 +153,11 @@ function checkUnclaimed(proof: unknown, opts: DpopProofCheckOptions): Checked | 
   if (!(opts.algorithms as readonly string[]).includes(header.alg)) return invalid('proof alg is not allowed');
 
   const signature = Buffer.from(proof.slice(d2 + 1), 'base64url');
-  if (signature.length !== header.signatureBytes) return invalid('proof signature has the wrong length');
+  const plan = header.plan;
+  if (signature.length !== plan.signatureBytes) return invalid('proof signature has the wrong length');
   let good: boolean;
   try {
-    good = cryptoVerify(header.digest, Buffer.from(proof.slice(0, d2), 'latin1'), header.input, signature);
+    good = cryptoVerify(plan.digest, Buffer.from(proof.slice(0, d2), 'latin1'), plan.input, signature);
   } catch {
     good = false;
   }
@@ -203,19 +201,7 @@ function isProofTyp(typ: unknown): boolean {
   return t === 'dpop+jwt' || t === 'application/dpop+jwt';
 }
 
-/** The kty/crv each algorithm needs in the proof's jwk (the key's own checks follow on import). */
-function jwkFits(alg: SigningAlgorithm, jwk: Record<string, unknown>): boolean {
-  switch (alg) {
-    case 'ES256': return jwk.kty === 'EC' && jwk.crv === 'P-256';
-    case 'EdDSA': return jwk.kty === 'OKP' && jwk.crv === 'Ed25519';
-    case 'RS256': return jwk.kty === 'RSA';
-    default: return false;
-  }
-}
-
-const SIGNATURE_PLANS: Readonly<Record<SigningAlgorithm, 'sha256' | null>> = { ES256: 'sha256', EdDSA: null, RS256: 'sha256' };
-
-/** The accepted header, or why it is refused. */
+/** The accepted header, or why it is refused. The JOSE rules (algorithm → key, private members) are jose-rules.ts's. */
 function parseProofHeader(proof: string, end: number): ProofHeader | string {
   const decoded = decodeJsonObject(proof, 0, end, 'proof header');
   if (typeof decoded === 'string') return decoded;
@@ -223,17 +209,16 @@ function parseProofHeader(proof: string, end: number): ProofHeader | string {
   if (!isProofTyp(h.typ)) return 'proof typ is not dpop+jwt';
   const alg = h.alg;
   if (typeof alg !== 'string') return 'proof alg is missing or not a string';
-  if (alg !== 'ES256' && alg !== 'EdDSA' && alg !== 'RS256') return 'proof alg is not allowed';
+  // Never none or HMAC: only this project's asymmetric signing algorithms exist here.
+  if (!isSigningAlgorithm(alg)) return 'proof alg is not allowed';
   for (const name of FORBIDDEN_PROOF_HEADERS) {
     if (h[name] !== undefined) return `proof header parameter ${name} is not accepted`;
   }
   const jwk = h.jwk;
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return 'proof jwk is missing or not an object';
   const j = jwk as Record<string, unknown>;
-  for (const m of PRIVATE_MEMBERS) {
-    if (Object.hasOwn(j, m)) return 'proof jwk carries private key material';
-  }
-  if (!jwkFits(alg, j)) return 'proof jwk does not fit its alg';
+  if (privateJwkMember(j) !== undefined) return 'proof jwk carries private key material';
+  if (algorithmForJwk(j) !== alg) return 'proof jwk does not fit its alg';
   let key: KeyObject;
   let jkt: string;
   try {
@@ -243,8 +228,7 @@ function parseProofHeader(proof: string, end: number): ProofHeader | string {
     return 'proof jwk is not a valid public key';
   }
   const problem = keyAlgorithmProblem(key, alg);
-  if (problem !== undefined) return `proof jwk: ${problem}`;
-  const input: KeyObject | VerifyKeyObjectInput = alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
-  const signatureBytes = alg === 'RS256' ? Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) : 64;
-  return Object.freeze({ alg, jkt, digest: SIGNATURE_PLANS[alg], input, signatureBytes });
+  const plan = problem === undefined && key.type === 'public' ? jwsVerifyPlan(key, alg) : null;
+  if (plan === null) return `proof jwk: ${problem ?? 'not a public key'}`;
+  return Object.freeze({ alg, jkt, plan });
 }

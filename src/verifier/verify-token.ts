@@ -17,8 +17,8 @@
  * Measured overhead over a bare crypto.verify is ~3 µs per token (bench/verify-core.ts): ES256
  * runs at ~0.92x and EdDSA ~0.95x the raw rate, RS256 (a much cheaper verify) ~0.83x.
  */
-import { verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { verify as cryptoVerify } from 'node:crypto';
+import { isAcceptableKid, isAccessTokenTyp, jwsVerifyPlan, MAX_KID_LENGTH, type JwsVerifyPlan, type SigningAlgorithm } from './jose-rules.js';
 import { rejected, type Confirmation, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { hasCanonicalTail } from './base64url.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
@@ -45,8 +45,6 @@ export type SignatureOutcome =
   | { ok: true; claims: VerifiedClaims }
   | { ok: false; reason: VerifyReason; detail: string; kid?: string };
 
-/** Longest `kid` accepted; ours are far shorter, and this bounds what reaches resolvers and logs. */
-export const MAX_KID_LENGTH = 128;
 /** 9999-12-31T23:59:59Z: times beyond this are nonsense, and rejecting them keeps arithmetic exact. */
 export const MAX_TIME_SEC = 253_402_300_799;
 
@@ -66,46 +64,19 @@ function fail(reason: VerifyReason, detail: string, kid?: string): SignatureOutc
   return kid === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, kid };
 }
 
-/** How to run crypto.verify for one key; computed once per VerificationKey. */
-interface KeyPlan {
-  readonly digest: 'sha256' | null;
-  readonly input: KeyObject | VerifyKeyObjectInput;
-  readonly signatureBytes: number;
-}
+/**
+ * How to run crypto.verify for each key, computed once per VerificationKey. null marks a key whose
+ * type does not fit its declared alg (a resolver bug: such tokens are rejected).
+ */
+const plans = new WeakMap<VerificationKey, JwsVerifyPlan | null>();
 
-/** null marks a key whose type does not fit its declared alg (a resolver bug: such tokens are rejected). */
-const plans = new WeakMap<VerificationKey, KeyPlan | null>();
-
-function planFor(vk: VerificationKey): KeyPlan | null {
+function planFor(vk: VerificationKey): JwsVerifyPlan | null {
   let plan = plans.get(vk);
   if (plan === undefined) {
-    plan = makePlan(vk);
+    plan = jwsVerifyPlan(vk.key, vk.alg);
     plans.set(vk, plan);
   }
   return plan;
-}
-
-function makePlan(vk: VerificationKey): KeyPlan | null {
-  const key = vk.key;
-  if (key.type !== 'public' && key.type !== 'private') return null;
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (vk.alg) {
-    case 'ES256':
-      if (key.asymmetricKeyType !== 'ec' || details.namedCurve !== 'prime256v1') return null;
-      // JWS carries R||S (RFC 7518 §3.4), not DER; one options object per key, not per call.
-      return { digest: 'sha256', input: { key, dsaEncoding: 'ieee-p1363' }, signatureBytes: 64 };
-    case 'EdDSA':
-      if (key.asymmetricKeyType !== 'ed25519') return null;
-      return { digest: null, input: key, signatureBytes: 64 };
-    case 'RS256': {
-      const bits = details.modulusLength ?? 0;
-      // 'rsa-pss' keys would make node verify PSS, which is not RS256.
-      if (key.asymmetricKeyType !== 'rsa' || bits < 2048) return null;
-      return { digest: 'sha256', input: key, signatureBytes: Math.ceil(bits / 8) };
-    }
-    default:
-      return null;
-  }
 }
 
 /**
@@ -164,14 +135,6 @@ export function isTime(v: unknown): v is number {
 
 function isNonEmptyString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0;
-}
-
-function isAcceptedTyp(typ: unknown): boolean {
-  if (typ === 'at+jwt') return true;
-  if (typeof typ !== 'string' || typ.length > 18) return false;
-  // RFC 9068 §4 / RFC 7515 §4.1.9: media types are case-insensitive and "application/" may be omitted.
-  const t = typ.toLowerCase();
-  return t === 'at+jwt' || t === 'application/at+jwt';
 }
 
 /**
@@ -299,9 +262,9 @@ function parseHeader(token: string, end: number): ParsedHeader {
     const name = FORBIDDEN_HEADERS[i] as string;
     if (header[name] !== undefined) return badHeader(alg, 'FORBIDDEN_HEADER', `header parameter ${name} is not accepted`);
   }
-  if (!isAcceptedTyp(header.typ)) return badHeader(alg, 'WRONG_TYPE', 'header typ is not at+jwt');
+  if (!isAccessTokenTyp(header.typ)) return badHeader(alg, 'WRONG_TYPE', 'header typ is not at+jwt');
   const kid = header.kid;
-  if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) {
+  if (!isAcceptableKid(kid)) {
     return badHeader(alg, 'MALFORMED', `header kid is missing, not a string or longer than ${MAX_KID_LENGTH} characters`);
   }
   return { alg, kid, problem: undefined };

@@ -9,7 +9,7 @@
  */
 import { createHash, randomUUID, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
-import type { SigningAlgorithm } from '../../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import { forgeToken, generateTestKey, type ForgeAlgorithm, type ForgePart } from './token-forge.js';
 
 export interface DpopKey {

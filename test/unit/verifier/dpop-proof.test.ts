@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/shared/algorithms.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier/jose-rules.js';
 import { accessTokenHash, checkDpopProof, MAX_DPOP_PROOF_BYTES, type DpopProofCheckOptions, type DpopProofResult } from '../../../src/verifier/dpop-proof.js';
 import { MemoryDpopReplayCache, type DpopReplayCache } from '../../../src/verifier/dpop-replay-cache.js';
 import { ath, forgeDpopProof, generateDpopKey, swapProofHeader, type DpopKey } from '../../helpers/dpop-forge.js';
@@ -10,7 +10,7 @@ const URI = 'https://api.test/orders/7';
 const TOKEN = 'header.payload.signature-of-the-access-token';
 
 describe('checkDpopProof (RFC 9449 §4.3)', () => {
-  const keys = {} as Record<SigningAlgorithm, DpopKey>;
+  const keys = {} as { [A in SigningAlgorithm]: DpopKey };
   let other: DpopKey;
   const nowSec = Math.floor(Date.now() / 1000);
   before(async () => {
