@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
-import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { certificateThumbprint } from '../verifier/certificate-thumbprint.js';
 import type { Logger } from '../shared/logger.js';
 import { ErrorCodes, isTokenAuthorityError } from '../shared/errors.js';

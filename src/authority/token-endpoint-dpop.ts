@@ -1,4 +1,4 @@
-import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { checkDpopProof, DEFAULT_DPOP_WINDOW_SEC } from '../verifier/dpop-proof.js';

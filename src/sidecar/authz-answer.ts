@@ -1,4 +1,4 @@
-import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import type { VerifiedClaims, VerifyReason } from '../shared/claims.js';
 
 /**
