@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { RefreshSnapshot, RotateChecks, RotateResult, SessionRecord, TokenStore } from '../store/token-store.js';
+import type { RefreshSnapshot, RotateChecks, RotateResult, SessionConstraints, SessionRecord, TokenStore } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Caller } from '../grpc/caller.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
-import { CAP_FIELD, SEAL_FIELD, type SessionSeal } from './session-seal.js';
+import type { SealedSession, SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 
@@ -122,9 +122,10 @@ export class TokenAuthority {
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
+    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId };
     // The grant's cap travels with the session (sealed): every Refresh applies it.
-    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId, ...(grant.maxAccessTtlMs !== undefined ? { [CAP_FIELD]: String(grant.maxAccessTtlMs) } : {}) };
-    const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now });
+    const constraints: SessionConstraints = grant.maxAccessTtlMs !== undefined ? { maxAccessTtlMs: grant.maxAccessTtlMs } : {};
+    const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now, constraints });
     const integrity = this.deps.sessionSeal.refresh;
     const refreshKey = integrity.keys(refreshToken)[0]!;
     const { generation } = await store.createSession({
@@ -132,7 +133,9 @@ export class TokenAuthority {
       subject,
       audience,
       scopes,
-      extra: { ...sessionExtra, [SEAL_FIELD]: seal },
+      extra: sessionExtra,
+      constraints,
+      seal,
       refreshHash: refreshKey,
       refreshProof: integrity.liveProof(refreshKey, sessionId, refreshExpiresAt, now),
       refreshExpiresAt,
@@ -155,12 +158,12 @@ export class TokenAuthority {
     const successor = newRefreshToken();
     // Check before rotating: the store hands what it read to `checks` before any write, and
     // Refresh signs only from the session that passed them.
-    let verified: SessionRecord | undefined;
+    let verified: SealedSession | undefined;
     const checks: RotateChecks = {
       check: (snap) => {
         verified = undefined;
-        const proven = this.checkSnapshot(snap);
-        if (proven) verified = snap.session;
+        const { proven, sealed } = this.checkSnapshot(snap);
+        if (proven) verified = sealed;
         return { proven };
       },
       liveProof: integrity.liveProof,
@@ -211,12 +214,12 @@ export class TokenAuthority {
       case 'rotated':
         break;
     }
-    const s: SessionRecord | undefined = verified;
+    // Signed from the sealed content only.
+    const s: SealedSession | undefined = verified;
     if (!s || s.sessionId !== result.session.sessionId) throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the store rotated a session that was not checked');
-    const { [SEAL_FIELD]: _seal, [CAP_FIELD]: cap, ...sealedExtra } = s.extra;
-    const ttlMs = this.accessTtl(input.accessTtlSeconds, cap !== undefined ? Number(cap) : undefined);
+    const ttlMs = this.accessTtl(input.accessTtlSeconds, s.constraints.maxAccessTtlMs);
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
-    const { client_id: clientId, ...extra } = sealedExtra;
+    const { client_id: clientId, ...extra } = s.extra;
     const access = this.sign(
       { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
       now,
@@ -284,13 +287,13 @@ export class TokenAuthority {
   /**
    * The checks of a rotation, on what the store read and before it writes anything. Throws
    * (nothing is written) when the session's seal fails or this authority holds a revocation of it;
-   * returns whether the record's own proof holds (rotate a live token, grace for a spent one).
+   * returns the sealed content and whether the record's own proof holds (rotate a live token,
+   * grace for a spent one).
    */
-  private checkSnapshot(snap: RefreshSnapshot): boolean {
+  private checkSnapshot(snap: RefreshSnapshot): { proven: boolean; sealed: SealedSession } {
     const s = snap.session;
-    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
-    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
-    if (snap.sessionId !== s.sessionId || !this.deps.sessionSeal.check(sealed, seal)) {
+    const sealed = snap.sessionId === s.sessionId ? this.deps.sessionSeal.open(s) : undefined;
+    if (!sealed) {
       this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'session record failed its integrity check (written by something other than this authority?): refusing to refresh');
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its session record failed an integrity check)');
     }
@@ -300,8 +303,11 @@ export class TokenAuthority {
       throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
     }
     const integrity = this.deps.sessionSeal.refresh;
-    if (snap.state === 'live') return integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof);
-    return snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
+    const proven =
+      snap.state === 'live'
+        ? integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof)
+        : snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
+    return { proven, sealed };
   }
 
   /** The access token's claims if its signature and issuer are ours, whatever its age. */
@@ -398,22 +404,23 @@ export class TokenAuthority {
       if (!snap) continue;
       const s = snap.session;
       if (snap.state !== 'live' || snap.current !== key || s.revoked || s.generation < snap.currentGeneration) return undefined;
-      let proven: boolean;
+      let checked: { proven: boolean; sealed: SealedSession };
       try {
-        proven = this.checkSnapshot(snap);
+        checked = this.checkSnapshot(snap);
       } catch {
         return undefined;
       }
-      if (!proven) return undefined;
+      if (!checked.proven) return undefined;
+      const sealed = checked.sealed;
       const idleEndsAt = settings.sessionIdleTimeoutMs > 0 ? snap.issuedAt + settings.sessionIdleTimeoutMs : Infinity;
       const expiresAt = Math.min(snap.expiresAt, s.absoluteExpiresAt, idleEndsAt);
       if (now >= expiresAt) return undefined;
       return {
-        sessionId: s.sessionId,
-        subject: s.subject,
-        audience: s.audience,
-        scopes: s.scopes,
-        clientId: s.extra.client_id ?? 'token-authority',
+        sessionId: sealed.sessionId,
+        subject: sealed.subject,
+        audience: sealed.audience,
+        scopes: sealed.scopes,
+        clientId: sealed.extra.client_id ?? 'token-authority',
         issuedAt: snap.issuedAt,
         expiresAt,
       };

@@ -107,7 +107,16 @@ export interface SessionRecord {
   subject: string;
   audience: string[];
   scopes: string[];
+  /** Extra claims of the session's tokens (client_id included). */
   extra: Record<string, string>;
+  /** What the issuing grant fixed for the session; absent when nothing (see SessionConstraints). */
+  constraints?: SessionConstraints;
+  /**
+   * The authority's seal over the session's content (src/authority/session-seal.ts); the store
+   * keeps it and never checks it. Absent on sessions stored before the seal was a field of its own
+   * (they carry it inside `extra`; session-seal.ts reads both layouts).
+   */
+  seal?: string;
   /** The subject generation the session was created under. */
   generation: number;
   createdAt: number;
@@ -116,6 +125,17 @@ export interface SessionRecord {
   /** The last time a refresh token of this session was issued or used. */
   lastUsedAt: number;
   revoked: boolean;
+}
+
+/**
+ * What the issuing grant fixed for the whole session and every Refresh applies: not claims, never
+ * put into a token as they are. The store keeps the object as it was given (plain JSON) and never
+ * reads it; the session's seal covers it whole, so a member declared here is sealed with no other
+ * change (a token binding is the next one).
+ */
+export interface SessionConstraints {
+  /** The issuing client's access-TTL cap (ms): no token of the session lives longer. */
+  maxAccessTtlMs?: number;
 }
 
 /** What rotateRefresh read, handed to {@link RotateChecks.check} before any write. */
@@ -157,6 +177,10 @@ export interface CreateSessionInput {
   audience: string[];
   scopes: string[];
   extra: Record<string, string>;
+  /** Kept with the session and returned as given (plain JSON); omitted or `{}` when there are none. */
+  constraints?: SessionConstraints;
+  /** The authority's seal over the session, kept and returned as given. */
+  seal?: string;
   refreshHash: string;
   /** RotateChecks.liveProof(refreshHash, sessionId, refreshExpiresAt, now), made by the authority. */
   refreshProof: string;

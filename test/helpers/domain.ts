@@ -49,6 +49,8 @@ export interface Domain {
   readonly keys: KeyManager;
   readonly verifier: InternalVerifier;
   readonly sessionSeal: SessionSeal;
+  /** The seal's secret and its id (for tests that make seals the way an earlier version did). */
+  readonly sealSecret: { id: string; secret: Buffer };
   readonly config: Readonly<Config>;
   /** How often onReuseDetected was called. */
   readonly reuses: number;
@@ -81,7 +83,8 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     clock,
     logger: silentLogger,
   });
-  const sessionSeal = createSessionSeal({ id: 'unit', secret: randomBytes(32) });
+  const sealSecret = { id: 'unit', secret: randomBytes(32) };
+  const sessionSeal = createSessionSeal(sealSecret);
   let reuses = 0;
   const authority = new TokenAuthority({
     sessionSeal,
@@ -103,6 +106,7 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     keys,
     verifier,
     sessionSeal,
+    sealSecret,
     config,
     get reuses() {
       return reuses;
