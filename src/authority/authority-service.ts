@@ -6,6 +6,7 @@ import {
 } from '../gen/tokenauthority/v1/token_authority.js';
 import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
+import { principalOf } from '../grpc/caller.js';
 import { rateLimitKey } from '../grpc/rate-limiter.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
@@ -38,7 +39,7 @@ export function createAuthorityService(
     issue: unary('Issue', deps, async (req, ctx) =>
       pair(await authority.issue(
         { subject: req.subject, audience: req.audience, scopes: req.scopes, extraClaims: req.extraClaims, accessTtlSeconds: req.accessTtlSeconds, clientId: req.clientId },
-        ctx.caller,
+        principalOf(ctx.caller),
         ctx.log,
       )),
     ),
@@ -54,7 +55,7 @@ export function createAuthorityService(
         : t.$case === 'sessionId' ? { kind: 'session' as const, sessionId: t.sessionId }
         : t.$case === 'subject' ? { kind: 'subject' as const, subject: t.subject }
         : { kind: 'tokenId' as const, tokenId: t.tokenId };
-      const out = await authority.revoke(target, req.reason, ctx.caller, ctx.log);
+      const out = await authority.revoke(target, req.reason, principalOf(ctx.caller), ctx.log);
       return { sequence: out.sequence, kind: KIND[out.kind], revokedId: out.id, entryExpiresAt: new Date(out.entryExpiresAt) };
     }),
     getJwks: unary('GetJwks', deps, () => ({

@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { ErrorCodes, isTokenAuthorityError } from '../shared/errors.js';
-import type { Caller } from '../grpc/caller.js';
+import { principalOf, type Caller } from '../grpc/caller.js';
 import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
@@ -180,7 +180,7 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
     throw new OAuthError('invalid_client', 401, 'client_credentials needs client authentication by mutual TLS (RFC 8705 tls_client_auth): present a client certificate signed by TA_TLS_CLIENT_CA that names your identity');
   }
   const subject = clientId ?? caller.identities[0]!;
-  const grant = deps.authority.issueGrantOf(caller);
+  const grant = deps.authority.issueGrantOf(principalOf(caller));
 
   const scopeParam = form.get('scope');
   let scopes: string[];
@@ -206,7 +206,7 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
     throw new OAuthError('invalid_target', 400, `audience ${outside.map((a) => `"${a.slice(0, 100)}"`).join(', ')} is not allowed for this client (allowed: ${allowed!.join(', ')})`);
   }
 
-  const pair = await deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject }, caller, log);
+  const pair = await deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject }, principalOf(caller), log);
   return json({
     access_token: pair.accessToken,
     token_type: 'Bearer',
@@ -225,7 +225,7 @@ const INACTIVE: HttpAnswer = { status: 200, body: JSON.stringify({ active: false
  */
 async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: Caller): Promise<HttpAnswer> {
   clientIdOf(form, caller);
-  deps.authority.authorizeIntrospection(caller);
+  deps.authority.authorizeIntrospection(principalOf(caller));
   const token = required(form, 'token');
   form.get('token_type_hint');
   if (looksLikeRefreshToken(token)) {
@@ -274,7 +274,7 @@ async function revocationEndpoint(deps: OAuthEndpointDeps, form: FormParams, cal
   form.get('token_type_hint');
   limit(deps, 'Revoke', caller);
   try {
-    await deps.authority.revoke({ kind: 'token', token }, '', caller, log);
+    await deps.authority.revoke({ kind: 'token', token }, '', principalOf(caller), log);
   } catch (err) {
     if (!(isTokenAuthorityError(err) && (err.code === ErrorCodes.NOT_FOUND || err.code === ErrorCodes.INVALID_ARGUMENT))) throw err;
     log.unknown = true;

@@ -8,7 +8,7 @@ import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
-import type { Caller } from '../grpc/caller.js';
+import { principalName, type Principal } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
 import type { SealedSession, SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
@@ -82,10 +82,10 @@ export interface TokenAuthorityDeps {
 export class TokenAuthority {
   constructor(private readonly deps: TokenAuthorityDeps) {}
 
-  async issue(input: IssueInput, caller: Caller, log: Record<string, unknown>): Promise<TokenPair> {
+  async issue(input: IssueInput, principal: Principal, log: Record<string, unknown>): Promise<TokenPair> {
     const { settings, policy, clock, store } = this.deps;
-    policy.authorize(caller, 'issue');
-    const grant = policy.issueGrant(caller);
+    policy.authorize(principal, 'issue');
+    const grant = policy.issueGrant(principal);
     const subject = requireText('subject', input.subject, LIMITS.subjectBytes);
     const audience = validateAudiences(input.audience);
     for (const aud of audience) {
@@ -93,26 +93,26 @@ export class TokenAuthority {
         throw permissionDenied(`audience "${aud}" is not allowed on this authority (allowed: ${settings.allowedAudiences.join(', ')})`);
       }
       if (grant.audiences && !grant.audiences.includes(aud)) {
-        throw permissionDenied(`client ${callerName(caller)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
       }
     }
     const scopes = validateScopes(input.scopes);
     if (grant.scopes) {
       const denied = scopes.filter((s) => !grant.scopes!.includes(s));
       if (denied.length > 0) {
-        throw permissionDenied(`client ${callerName(caller)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
       }
     }
     const extra = validateExtraClaims(input.extraClaims);
     if (grant.extraClaims) {
       const denied = Object.keys(extra).filter((name) => !grant.extraClaims!.includes(name));
       if (denied.length > 0) {
-        throw permissionDenied(`client ${callerName(caller)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
       }
     }
-    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(caller, grant.clientIds);
+    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(principal, grant.clientIds);
     if (grant.clientIds && !grant.clientIds.includes(clientId)) {
-      throw permissionDenied(`client ${callerName(caller)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
+      throw permissionDenied(`client ${principalName(principal)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
     }
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
 
@@ -229,7 +229,7 @@ export class TokenAuthority {
     return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject };
   }
 
-  async revoke(target: RevokeTarget, reason: string, caller: Caller, log: Record<string, unknown>): Promise<RevokeOutcome> {
+  async revoke(target: RevokeTarget, reason: string, principal: Principal, log: Record<string, unknown>): Promise<RevokeOutcome> {
     const { clock, store, verifier, policy, settings } = this.deps;
     if (reason.length > 0) requireText('reason', reason, LIMITS.reasonBytes);
     const why = reason.length > 0 ? reason : undefined;
@@ -261,15 +261,15 @@ export class TokenAuthority {
         break;
       }
       case 'session':
-        policy.authorize(caller, 'revoke:session');
+        policy.authorize(principal, 'revoke:session');
         event = await store.revoke({ kind: 'sid', id: requireText('session_id', target.sessionId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
       case 'subject':
-        policy.authorize(caller, 'revoke:subject');
+        policy.authorize(principal, 'revoke:subject');
         event = await store.revoke({ kind: 'sub', id: requireText('subject', target.subject, LIMITS.subjectBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
       case 'tokenId':
-        policy.authorize(caller, 'revoke:token_id');
+        policy.authorize(principal, 'revoke:token_id');
         event = await store.revoke({ kind: 'jti', id: requireText('token_id', target.tokenId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
     }
@@ -378,14 +378,14 @@ export class TokenAuthority {
   // ---- For the OAuth HTTP endpoints (oauth-endpoints.ts): read-only views and policy questions ----
 
   /** Throws UNAUTHENTICATED / PERMISSION_DENIED unless the caller may introspect tokens (RFC 7662 §4). */
-  authorizeIntrospection(caller: Caller): void {
-    this.deps.policy.authorize(caller, 'introspect');
+  authorizeIntrospection(principal: Principal): void {
+    this.deps.policy.authorize(principal, 'introspect');
   }
 
   /** The caller's `issue` grant (its audiences, scopes and max TTL); throws as Issue would when it has none. */
-  issueGrantOf(caller: Caller): IssueGrant {
-    this.deps.policy.authorize(caller, 'issue');
-    return this.deps.policy.issueGrant(caller);
+  issueGrantOf(principal: Principal): IssueGrant {
+    this.deps.policy.authorize(principal, 'issue');
+    return this.deps.policy.issueGrant(principal);
   }
 
   /**
@@ -454,11 +454,8 @@ interface TokenFields {
 }
 
 /** The caller's own identity, preferring one the grant lists as a client_id. */
-function defaultClientId(caller: Caller, allowed: readonly string[] | undefined): string {
-  if (allowed) return caller.identities.find((i) => allowed.includes(i)) ?? allowed[0] ?? caller.identities[0] ?? 'token-authority';
-  return caller.identities[0] ?? 'token-authority';
-}
-
-function callerName(caller: Caller): string {
-  return caller.identities[0] ?? caller.peer;
+function defaultClientId(principal: Principal, allowed: readonly string[] | undefined): string {
+  const own = principal.identities.map((i) => i.value);
+  if (allowed) return own.find((i) => allowed.includes(i)) ?? allowed[0] ?? own[0] ?? 'token-authority';
+  return own[0] ?? 'token-authority';
 }

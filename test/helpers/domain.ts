@@ -10,7 +10,7 @@ import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/acc
 import { createSessionSeal, type SessionSeal } from '../../src/authority/session-seal.js';
 import { TokenAuthority } from '../../src/authority/token-authority.js';
 import type { RevocationSource } from '../../src/verifier/revocation-source.js';
-import type { Caller } from '../../src/grpc/caller.js';
+import type { Principal } from '../../src/shared/principal.js';
 import { KeyManager } from '../../src/keys/key-manager.js';
 import { MemoryKeyStore } from '../../src/keys/memory-key-store.js';
 import { ManualClock } from '../../src/shared/clock.js';
@@ -20,11 +20,11 @@ import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVer
 import { TEST_ISSUER } from './authority.js';
 
 /** A loopback caller without a certificate (the development policy lets it do everything). */
-export const LOOPBACK_CALLER: Caller = { peer: '127.0.0.1:50000', address: '127.0.0.1', loopback: true, identities: [] };
+export const LOOPBACK_CALLER: Principal = { peer: '127.0.0.1:50000', address: '127.0.0.1', loopback: true, identities: [] };
 
-/** A remote caller with certificate identities (URIs). */
-export function remoteCaller(...identities: string[]): Caller {
-  return { peer: '10.0.0.7:4242', address: '10.0.0.7', loopback: false, identities };
+/** A remote caller with certificate identities: SAN URIs (a value with ":"), else SAN DNS names. */
+export function remoteCaller(...identities: string[]): Principal {
+  return { peer: '10.0.0.7:4242', address: '10.0.0.7', loopback: false, identities: identities.map((value) => ({ kind: value.includes(':') ? 'uri' : 'dns', value })) };
 }
 
 export interface DomainOptions {

@@ -8,7 +8,7 @@ import { createDocumentPolicy, parseClientPolicy } from '../../../src/authority/
 import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque-tokens.js';
 import type { SessionConstraints } from '../../../src/store/token-store.js';
 import type { IssueInput, TokenPair } from '../../../src/authority/token-authority.js';
-import type { Caller } from '../../../src/grpc/caller.js';
+import type { Principal } from '../../../src/shared/principal.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 import { LOOPBACK_CALLER, remoteCaller, startDomain, type Domain, type DomainOptions } from '../../helpers/domain.js';
 
@@ -58,7 +58,7 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
   });
 
   const input = (over: Partial<IssueInput> = {}): IssueInput => ({ subject: 'alice', audience: ['orders'], scopes: ['read'], extraClaims: {}, accessTtlSeconds: 0, ...over });
-  const issue = (over: Partial<IssueInput> = {}, caller: Caller = LOOPBACK_CALLER) => d.authority.issue(input(over), caller, {});
+  const issue = (over: Partial<IssueInput> = {}, caller: Principal = LOOPBACK_CALLER) => d.authority.issue(input(over), caller, {});
   const refresh = (refreshToken: string, accessTtlSeconds = 0) => d.authority.refresh({ refreshToken, accessTtlSeconds }, {});
   const verify = async (token: string) => await d.authority.verify(token, {});
   const outcome = async (token: string) => {
@@ -458,7 +458,7 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
 
   describe('revoke', () => {
     beforeEach(() => open({ feed: 'held' }));
-    const revoke = (target: Parameters<Domain['authority']['revoke']>[0], caller: Caller = LOOPBACK_CALLER, reason = '') => d.authority.revoke(target, reason, caller, {});
+    const revoke = (target: Parameters<Domain['authority']['revoke']>[0], caller: Principal = LOOPBACK_CALLER, reason = '') => d.authority.revoke(target, reason, caller, {});
 
     it('an access token: its jti until it expires (plus skew), idempotent, the rest of the session untouched', async () => {
       const a = await issue();
