@@ -5,6 +5,7 @@ import { principalOf, type Caller } from '../grpc/caller.js';
 import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
+import { audited } from './audit.js';
 import { httpCaller } from './http-caller.js';
 import { looksLikeRefreshToken } from './opaque-tokens.js';
 import { NO_STORE, OAuthError, oauthErrorAnswer } from './oauth-errors.js';
@@ -156,7 +157,7 @@ async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Reco
       if (!same) throw new OAuthError('invalid_scope', 400, `scope must be omitted or equal the session's scope ("${session.scopes.join(' ')}"): narrowing on refresh is not supported`);
     }
   }
-  const pair = await deps.authority.refresh({ refreshToken, accessTtlSeconds: 0 }, log);
+  const pair = await audited(log, deps.authority.refresh({ refreshToken, accessTtlSeconds: 0 }));
   const granted = scopeOf(pair.accessToken);
   return json({
     access_token: pair.accessToken,
@@ -206,7 +207,7 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
     throw new OAuthError('invalid_target', 400, `audience ${outside.map((a) => `"${a.slice(0, 100)}"`).join(', ')} is not allowed for this client (allowed: ${allowed!.join(', ')})`);
   }
 
-  const pair = await deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject }, principalOf(caller), log);
+  const pair = await audited(log, deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject }, principalOf(caller)));
   return json({
     access_token: pair.accessToken,
     token_type: 'Bearer',
@@ -274,7 +275,7 @@ async function revocationEndpoint(deps: OAuthEndpointDeps, form: FormParams, cal
   form.get('token_type_hint');
   limit(deps, 'Revoke', caller);
   try {
-    await deps.authority.revoke({ kind: 'token', token }, '', principalOf(caller), log);
+    await audited(log, deps.authority.revoke({ kind: 'token', token }, '', principalOf(caller)));
   } catch (err) {
     if (!(isTokenAuthorityError(err) && (err.code === ErrorCodes.NOT_FOUND || err.code === ErrorCodes.INVALID_ARGUMENT))) throw err;
     log.unknown = true;

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import { principalName, type Principal } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
+import { withAudit, type Audited } from './audit.js';
 import type { SealedSession, SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
@@ -82,7 +83,7 @@ export interface TokenAuthorityDeps {
 export class TokenAuthority {
   constructor(private readonly deps: TokenAuthorityDeps) {}
 
-  async issue(input: IssueInput, principal: Principal, log: Record<string, unknown>): Promise<TokenPair> {
+  async issue(input: IssueInput, principal: Principal): Promise<Audited<TokenPair>> {
     const { settings, policy, clock, store } = this.deps;
     policy.authorize(principal, 'issue');
     const grant = policy.issueGrant(principal);
@@ -143,11 +144,13 @@ export class TokenAuthority {
       now,
     });
     const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation }, now, ttlMs);
-    Object.assign(log, { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId });
-    return { ...access, refreshToken, refreshExpiresAt, sessionId, subject };
+    return {
+      result: { ...access, refreshToken, refreshExpiresAt, sessionId, subject },
+      audit: { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId },
+    };
   }
 
-  async refresh(input: { refreshToken: string; accessTtlSeconds: number }, log: Record<string, unknown>): Promise<TokenPair> {
+  async refresh(input: { refreshToken: string; accessTtlSeconds: number }): Promise<Audited<TokenPair>> {
     const { settings, clock, store, verifier } = this.deps;
     if (!looksLikeRefreshToken(input.refreshToken)) {
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
@@ -197,19 +200,19 @@ export class TokenAuthority {
         }
         throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (unknown, superseded, or expired and removed)');
       case 'expired':
-        log.sid = result.session.sessionId;
-        throw new TokenAuthorityError(ErrorCodes.REFRESH_EXPIRED, 'refresh token or its session has expired: sign in again');
+        throw withAudit(new TokenAuthorityError(ErrorCodes.REFRESH_EXPIRED, 'refresh token or its session has expired: sign in again'), { sid: result.session.sessionId });
       case 'revoked':
-        log.sid = result.session.sessionId;
-        throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
+        throw withAudit(new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again'), { sid: result.session.sessionId });
       case 'reused':
         verifier.applyRevocation(result.event);
         this.deps.onReuseDetected?.();
-        Object.assign(log, { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true });
         this.deps.logger.warn({ sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq }, 'refresh token reuse detected: session revoked');
-        throw new TokenAuthorityError(
-          ErrorCodes.REFRESH_REUSED,
-          'refresh token was already used: the whole session has been revoked (a copy of the token may have been stolen); sign in again',
+        throw withAudit(
+          new TokenAuthorityError(
+            ErrorCodes.REFRESH_REUSED,
+            'refresh token was already used: the whole session has been revoked (a copy of the token may have been stolen); sign in again',
+          ),
+          { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true },
         );
       case 'rotated':
         break;
@@ -225,16 +228,19 @@ export class TokenAuthority {
       now,
       ttlMs,
     );
-    Object.assign(log, { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true } : {}) });
-    return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject };
+    return {
+      result: { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject },
+      audit: { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true as const } : {}) },
+    };
   }
 
-  async revoke(target: RevokeTarget, reason: string, principal: Principal, log: Record<string, unknown>): Promise<RevokeOutcome> {
+  async revoke(target: RevokeTarget, reason: string, principal: Principal): Promise<Audited<RevokeOutcome>> {
     const { clock, store, verifier, policy, settings } = this.deps;
     if (reason.length > 0) requireText('reason', reason, LIMITS.reasonBytes);
     const why = reason.length > 0 ? reason : undefined;
     const now = clock.nowMs();
     let event: RevocationEvent;
+    let subject: string | undefined;
     switch (target.kind) {
       case 'token': {
         const token = target.token;
@@ -252,12 +258,9 @@ export class TokenAuthority {
         }
         const claims = this.provenClaims(token);
         const until = claims.expiresAt * 1000 + settings.clockSkewMs;
-        if (until <= now) {
-          log.jti = claims.tokenId;
-          return { sequence: 0, kind: 'jti', id: claims.tokenId, entryExpiresAt: until };
-        }
+        if (until <= now) return { result: { sequence: 0, kind: 'jti', id: claims.tokenId, entryExpiresAt: until }, audit: { jti: claims.tokenId } };
         event = await store.revoke({ kind: 'jti', id: claims.tokenId, until, ...(why ? { reason: why } : {}) });
-        log.sub = claims.subject;
+        subject = claims.subject;
         break;
       }
       case 'session':
@@ -275,8 +278,10 @@ export class TokenAuthority {
     }
     // Durable now: honour it on this replica at once, ahead of the feed.
     verifier.applyRevocation(event);
-    Object.assign(log, { seq: event.seq, [event.kind]: event.id });
-    return { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until };
+    return {
+      result: { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until },
+      audit: { ...(subject !== undefined ? { sub: subject } : {}), seq: event.seq, [event.kind]: event.id },
+    };
   }
 
   /** Synchronous unless the token names a kid that must be looked up first. */

@@ -9,6 +9,7 @@ import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque
 import type { SessionConstraints } from '../../../src/store/token-store.js';
 import type { IssueInput, TokenPair } from '../../../src/authority/token-authority.js';
 import type { Principal } from '../../../src/shared/principal.js';
+import { auditOf, type AuditFields } from '../../../src/authority/audit.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 import { LOOPBACK_CALLER, remoteCaller, startDomain, type Domain, type DomainOptions } from '../../helpers/domain.js';
 
@@ -58,8 +59,8 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
   });
 
   const input = (over: Partial<IssueInput> = {}): IssueInput => ({ subject: 'alice', audience: ['orders'], scopes: ['read'], extraClaims: {}, accessTtlSeconds: 0, ...over });
-  const issue = (over: Partial<IssueInput> = {}, caller: Principal = LOOPBACK_CALLER) => d.authority.issue(input(over), caller, {});
-  const refresh = (refreshToken: string, accessTtlSeconds = 0) => d.authority.refresh({ refreshToken, accessTtlSeconds }, {});
+  const issue = async (over: Partial<IssueInput> = {}, caller: Principal = LOOPBACK_CALLER) => (await d.authority.issue(input(over), caller)).result;
+  const refresh = async (refreshToken: string, accessTtlSeconds = 0) => (await d.authority.refresh({ refreshToken, accessTtlSeconds })).result;
   const verify = async (token: string) => await d.authority.verify(token, {});
   const outcome = async (token: string) => {
     const r = await verify(token);
@@ -458,7 +459,7 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
 
   describe('revoke', () => {
     beforeEach(() => open({ feed: 'held' }));
-    const revoke = (target: Parameters<Domain['authority']['revoke']>[0], caller: Principal = LOOPBACK_CALLER, reason = '') => d.authority.revoke(target, reason, caller, {});
+    const revoke = async (target: Parameters<Domain['authority']['revoke']>[0], caller: Principal = LOOPBACK_CALLER, reason = '') => (await d.authority.revoke(target, reason, caller)).result;
 
     it('an access token: its jti until it expires (plus skew), idempotent, the rest of the session untouched', async () => {
       const a = await issue();
@@ -580,10 +581,64 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
       d.clock.advance(3_600_000);
       assert.equal(await d.authority.introspectRefresh(b.refreshToken), undefined, 'idle');
       const c = await issue();
-      await d.authority.revoke({ kind: 'session', sessionId: c.sessionId }, '', LOOPBACK_CALLER, {});
+      await d.authority.revoke({ kind: 'session', sessionId: c.sessionId }, '', LOOPBACK_CALLER);
       assert.equal(await d.authority.introspectRefresh(c.refreshToken), undefined, 'revoked');
       assert.equal(await d.authority.introspectRefresh(newRefreshToken()), undefined, 'unknown');
       assert.equal(await d.authority.introspectRefresh(c.accessToken), undefined, 'not a refresh token');
+    });
+  });
+
+  describe('audit fields (what the access line says: returned, never written into a bag passed in)', () => {
+    /** No token may reach an access line: not as a field, not inside one. */
+    const noToken = (audit: AuditFields | undefined, ...tokens: string[]) => {
+      const text = JSON.stringify(audit);
+      for (const t of tokens) assert.ok(!text.includes(t) && !text.includes(t.split('.')[2] ?? t), `a token in ${text}`);
+    };
+
+    it('Issue and Refresh: subject, session, token id and key id; grace when the parent came again', async () => {
+      await open({ env: { TA_REFRESH_GRACE: '10s' } });
+      const issued = await d.authority.issue(input(), LOOPBACK_CALLER);
+      const a = issued.result;
+      assert.deepEqual(issued.audit, { sub: 'alice', sid: a.sessionId, jti: a.tokenId, kid: a.keyId });
+      noToken(issued.audit, a.accessToken, a.refreshToken);
+      const refreshed = await d.authority.refresh({ refreshToken: a.refreshToken, accessTtlSeconds: 0 });
+      const b = refreshed.result;
+      assert.deepEqual(refreshed.audit, { sub: 'alice', sid: a.sessionId, jti: b.tokenId, kid: b.keyId });
+      noToken(refreshed.audit, b.accessToken, b.refreshToken, a.refreshToken);
+      const again = await d.authority.refresh({ refreshToken: a.refreshToken, accessTtlSeconds: 0 });
+      assert.deepEqual(again.audit, { sub: 'alice', sid: a.sessionId, jti: again.result.tokenId, kid: again.result.keyId, grace: true });
+    });
+
+    it('a refused Refresh carries its audit fields on the error: the session, and on reuse the subject, the sequence and the flag', async () => {
+      await open({ env: { TA_REFRESH_GRACE: '0' } });
+      const a = await issue();
+      await refresh(a.refreshToken);
+      const reused = await rejects(d.authority.refresh({ refreshToken: a.refreshToken, accessTtlSeconds: 0 }), ErrorCodes.REFRESH_REUSED);
+      const audit = auditOf(reused);
+      assert.equal(audit?.sid, a.sessionId);
+      assert.equal(audit?.sub, 'alice');
+      assert.equal(audit?.reuse, true);
+      assert.ok((audit?.seq ?? 0) > 0);
+      noToken(audit, a.refreshToken, a.accessToken);
+      const revoked = await rejects(d.authority.refresh({ refreshToken: a.refreshToken, accessTtlSeconds: 0 }), ErrorCodes.SESSION_REVOKED);
+      assert.deepEqual(auditOf(revoked), { sid: a.sessionId });
+      assert.equal(auditOf(await rejects(d.authority.refresh({ refreshToken: newRefreshToken(), accessTtlSeconds: 0 }), ErrorCodes.REFRESH_INVALID)), undefined, 'an unknown token names nothing');
+    });
+
+    it('Revoke: the sequence and the id revoked under its kind (and the subject of a revoked access token)', async () => {
+      await open({ feed: 'held' });
+      const a = await issue();
+      const byToken = await d.authority.revoke({ kind: 'token', token: a.accessToken }, '', LOOPBACK_CALLER);
+      assert.deepEqual(byToken.audit, { sub: 'alice', seq: byToken.result.sequence, jti: a.tokenId });
+      noToken(byToken.audit, a.accessToken);
+      const bySession = await d.authority.revoke({ kind: 'token', token: a.refreshToken }, '', LOOPBACK_CALLER);
+      assert.deepEqual(bySession.audit, { seq: bySession.result.sequence, sid: a.sessionId });
+      const bySubject = await d.authority.revoke({ kind: 'subject', subject: 'alice' }, '', LOOPBACK_CALLER);
+      assert.deepEqual(bySubject.audit, { seq: bySubject.result.sequence, sub: 'alice' });
+      const late = await issue({ subject: 'bob', accessTtlSeconds: 60 });
+      d.clock.advance(60_000 + d.config.clockSkewMs);
+      const expired = await d.authority.revoke({ kind: 'token', token: late.accessToken }, '', LOOPBACK_CALLER);
+      assert.deepEqual(expired.audit, { jti: late.tokenId }, 'nothing revoked: the token id only');
     });
   });
 });
