@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { RefreshSnapshot, RotateChecks, RotateResult, SessionConstraints, SessionRecord, TokenStore } from '../store/token-store.js';
+import type { RefreshSnapshot, RefreshStorage, RevocationLog, RotateChecks, RotateResult, SessionConstraints, SessionRecord, SessionStorage } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
@@ -58,10 +58,13 @@ export interface RevokeOutcome {
   entryExpiresAt: number;
 }
 
+/** What the rules need of the store: sessions, refresh records, and recording revocations (token-store.ts). */
+export type TokenAuthorityStore = SessionStorage & RefreshStorage & RevocationLog;
+
 export interface TokenAuthorityDeps {
   settings: TokenAuthoritySettings;
   keys: KeyManager;
-  store: TokenStore;
+  store: TokenAuthorityStore;
   verifier: InternalVerifier;
   policy: AccessPolicy;
   sessionSeal: SessionSeal;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/access-policy.js';
 import { createSessionSeal, type SessionSeal } from '../../src/authority/session-seal.js';
-import { TokenAuthority } from '../../src/authority/token-authority.js';
+import { TokenAuthority, type TokenAuthorityStore } from '../../src/authority/token-authority.js';
 import type { RevocationSource } from '../../src/verifier/revocation-source.js';
 import type { Principal } from '../../src/shared/principal.js';
 import { KeyManager } from '../../src/keys/key-manager.js';
@@ -90,7 +90,7 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     sessionSeal,
     settings: config,
     keys,
-    store,
+    store: narrowed(store),
     verifier,
     policy: options.policy ?? createLoopbackPolicy({ insecure: false }),
     clock,
@@ -124,5 +124,21 @@ function heldFeed(store: MemoryTokenStore): RevocationSource {
   return {
     readLog: (afterSeq, limit) => store.readLog(afterSeq, limit),
     subscribe: (listener) => store.subscribe({ onMessage: () => {}, onReady: () => listener.onReady(), onDisconnect: (err) => listener.onDisconnect(err) }),
+  };
+}
+
+/**
+ * The store as TokenAuthority declares it needs it, and nothing more: the suite fails to compile
+ * if the authority needs more, and a call of anything else cannot happen. Calls go to the store's
+ * methods at call time, so a test that wraps one of them still sees the authority's calls.
+ */
+function narrowed(store: MemoryTokenStore): TokenAuthorityStore {
+  return {
+    createSession: (input) => store.createSession(input),
+    findSessionByRefresh: (hash) => store.findSessionByRefresh(hash),
+    getSession: (id) => store.getSession(id),
+    rotateRefresh: (input) => store.rotateRefresh(input),
+    loadRefresh: (hash) => store.loadRefresh(hash),
+    revoke: (input) => store.revoke(input),
   };
 }
