@@ -7,7 +7,7 @@ import { newId } from '../src/authority/opaque-tokens.js';
 import { createSigner, type Signer } from '../src/keys/access-token-signer.js';
 import { generateSigningKey, type GeneratedKey } from '../src/keys/key-generator.js';
 import { importPrivateKey, importPublicKey } from '../src/keys/key-material.js';
-import type { SigningAlgorithm } from '../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../src/shared/claims.js';
 import type { KeyResolver } from '../src/verifier/key-resolver.js';
 import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';

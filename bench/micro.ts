@@ -19,7 +19,7 @@
 import { sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { Redis } from 'ioredis';
-import type { SigningAlgorithm } from '../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../src/shared/claims.js';
 import { MemoryTokenStore } from '../src/store/memory-token-store.js';
 import { newId } from '../src/authority/opaque-tokens.js';

@@ -13,7 +13,7 @@
  */
 import { generateKeyPairSync, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
-import type { SigningAlgorithm } from '../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { RevocationEvent } from '../src/shared/revocation-event.js';
 import { RevocationState } from '../src/verifier/revocation-state.js';
 import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';

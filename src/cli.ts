@@ -184,7 +184,7 @@ program
   .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string } & ClientTlsFiles) => {
     const c = client(o);
     try {
-      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '' }));
+      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation: undefined }));
     } catch (err) {
       fail(err);
     } finally {
@@ -203,7 +203,7 @@ program
   .action(async (token: string, o: { audience: string; scope: string[]; address: string } & ClientTlsFiles) => {
     const c = client(o);
     try {
-      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope }));
+      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate: Buffer.alloc(0), dpopProof: '', httpMethod: '', httpUri: '' }));
     } catch (err) {
       fail(err);
     } finally {

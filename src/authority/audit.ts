@@ -19,6 +19,8 @@ export interface AuditFields {
   readonly grace?: true;
   /** Refresh met a spent token again: the session is now revoked. */
   readonly reuse?: true;
+  /** The kind of binding the token carries (its `cnf`): `x5t#S256` or `jkt`. */
+  readonly cnf?: 'x5t#S256' | 'jkt';
 }
 
 /** A result with what its access line says about it. */

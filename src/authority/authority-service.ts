@@ -1,5 +1,6 @@
 import {
   RevocationKind,
+  type Confirmation,
   type GetPropagationResponse,
   type IssueResponse,
   type TokenAuthorityServiceServer,
@@ -14,6 +15,14 @@ import type { GrpcServiceRegistration } from '../grpc/server.js';
 import { audited } from './audit.js';
 import type { PropagationTracker } from './propagation.js';
 import type { TokenAuthority, TokenPair } from './token-authority.js';
+import type { TokenBinding } from './token-binding.js';
+
+/** IssueRequest.confirmation as the authority's binding (validated there). */
+function bindingOf(c: Confirmation | undefined): TokenBinding | undefined {
+  const b = c?.binding;
+  if (!b) return undefined;
+  return b.$case === 'x5tS256' ? { x5tS256: b.x5tS256 } : { jkt: b.jkt };
+}
 
 const KIND = { jti: RevocationKind.REVOCATION_KIND_TOKEN, sid: RevocationKind.REVOCATION_KIND_SESSION, sub: RevocationKind.REVOCATION_KIND_SUBJECT } as const;
 
@@ -39,13 +48,13 @@ export function createAuthorityService(
   const implementation: TokenAuthorityServiceServer = {
     issue: unary('Issue', deps, async (req, ctx) =>
       pair(await audited(ctx.log, authority.issue(
-        { subject: req.subject, audience: req.audience, scopes: req.scopes, extraClaims: req.extraClaims, accessTtlSeconds: req.accessTtlSeconds, clientId: req.clientId },
+        { subject: req.subject, audience: req.audience, scopes: req.scopes, extraClaims: req.extraClaims, accessTtlSeconds: req.accessTtlSeconds, clientId: req.clientId, confirmation: bindingOf(req.confirmation) },
         principalOf(ctx.caller),
       ))),
     ),
     verify: verifyRpc((token, req) => authority.verify(token, req), deps),
     refresh: unary('Refresh', deps, async (req, ctx) =>
-      pair(await audited(ctx.log, authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds }))),
+      pair(await audited(ctx.log, authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds, ...(req.dpopProof ? { dpopProof: req.dpopProof } : {}) }))),
     ),
     revoke: unary('Revoke', deps, async (req, ctx) => {
       const t = req.target;

@@ -14,6 +14,8 @@ import { withAudit, type Audited } from './audit.js';
 import type { SealedSession, SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
+import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
+import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */
 export type TokenAuthoritySettings = Pick<
@@ -30,6 +32,8 @@ export interface IssueInput {
   accessTtlSeconds: number;
   /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
   clientId?: string;
+  /** Sender-constrains the token and its session (RFC 7800 `cnf`); undefined = a bearer token. */
+  confirmation?: TokenBinding;
 }
 
 /** What Issue and Refresh return. Times are epoch ms. */
@@ -42,6 +46,8 @@ export interface TokenPair {
   tokenId: string;
   keyId: string;
   subject: string;
+  /** The binding the access token carries (its `cnf`), if any. */
+  confirmation?: TokenBinding;
 }
 
 export type RevokeTarget =
@@ -77,6 +83,11 @@ export interface TokenAuthorityDeps {
   revocationTtlMs?: () => number;
   /** Called once per refresh-token reuse detected (a metric). */
   onReuseDetected?: () => void;
+  /**
+   * Checks DPoP proofs made for the token endpoint (Refresh of a `jkt`-bound session). Default:
+   * token-endpoint-dpop.ts with this replica's replay cache.
+   */
+  tokenEndpointProofs?: TokenEndpointProofCheck;
 }
 
 /**
@@ -84,7 +95,12 @@ export interface TokenAuthorityDeps {
  * (authority-service.ts) converts messages; this class holds the rules.
  */
 export class TokenAuthority {
-  constructor(private readonly deps: TokenAuthorityDeps) {}
+  /** DPoP proofs for the token endpoint's URL (RFC 9449 §5): Refresh and the HTTP token endpoint. */
+  readonly tokenEndpointProofs: TokenEndpointProofCheck;
+
+  constructor(private readonly deps: TokenAuthorityDeps) {
+    this.tokenEndpointProofs = deps.tokenEndpointProofs ?? createTokenEndpointProofCheck({ issuer: deps.settings.issuer, clockSkewMs: deps.settings.clockSkewMs, clock: deps.clock });
+  }
 
   async issue(input: IssueInput, principal: Principal): Promise<Audited<TokenPair>> {
     const { settings, policy, clock, store } = this.deps;
@@ -119,16 +135,20 @@ export class TokenAuthority {
       throw permissionDenied(`client ${principalName(principal)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
     }
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
+    const confirmation = input.confirmation ? validateBinding(input.confirmation) : undefined;
 
     const now = clock.nowMs();
     const sessionId = newId();
-    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER }, now, ttlMs);
+    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER, confirmation }, now, ttlMs);
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
     const sessionExtra: Record<string, string> = { ...extra, client_id: clientId };
-    // The grant's cap travels with the session (sealed): every Refresh applies it.
-    const constraints: SessionConstraints = grant.maxAccessTtlMs !== undefined ? { maxAccessTtlMs: grant.maxAccessTtlMs } : {};
+    // The grant's cap and the binding travel with the session (sealed): every Refresh applies them.
+    const constraints: SessionConstraints = {
+      ...(grant.maxAccessTtlMs !== undefined ? { maxAccessTtlMs: grant.maxAccessTtlMs } : {}),
+      ...(confirmation ? { confirmation } : {}),
+    };
     const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now, constraints });
     const integrity = this.deps.sessionSeal.refresh;
     const refreshKey = integrity.keys(refreshToken)[0]!;
@@ -146,19 +166,26 @@ export class TokenAuthority {
       absoluteExpiresAt,
       now,
     });
-    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation }, now, ttlMs);
+    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation, confirmation }, now, ttlMs);
     return {
-      result: { ...access, refreshToken, refreshExpiresAt, sessionId, subject },
-      audit: { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId },
+      result: { ...access, refreshToken, refreshExpiresAt, sessionId, subject, ...(confirmation ? { confirmation } : {}) },
+      audit: { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId, ...(confirmation ? { cnf: bindingKind(confirmation) } : {}) },
     };
   }
 
-  async refresh(input: { refreshToken: string; accessTtlSeconds: number }): Promise<Audited<TokenPair>> {
+  /**
+   * `dpopProof`: a DPoP proof for the token endpoint (RFC 9449 §5), needed when the session is
+   * bound to a DPoP key. Checked once, before the store is asked; its key is compared with the
+   * session's sealed binding before anything is written, so without the key a refresh token of
+   * such a session can be neither spent nor used to trigger reuse detection.
+   */
+  async refresh(input: { refreshToken: string; accessTtlSeconds: number; dpopProof?: string }): Promise<Audited<TokenPair>> {
     const { settings, clock, store, verifier } = this.deps;
     if (!looksLikeRefreshToken(input.refreshToken)) {
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
     }
     this.accessTtl(input.accessTtlSeconds, undefined); // validates the request before anything is spent
+    const proofKey = input.dpopProof ? this.tokenEndpointProofs(input.dpopProof) : undefined;
     const now = clock.nowMs();
     const integrity = this.deps.sessionSeal.refresh;
     const successor = newRefreshToken();
@@ -169,6 +196,7 @@ export class TokenAuthority {
       check: (snap) => {
         verified = undefined;
         const { proven, sealed } = this.checkSnapshot(snap);
+        checkRefreshBinding(sealed, proofKey);
         if (proven) verified = sealed;
         return { proven };
       },
@@ -223,17 +251,25 @@ export class TokenAuthority {
     // Signed from the sealed content only.
     const s: SealedSession | undefined = verified;
     if (!s || s.sessionId !== result.session.sessionId) throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the store rotated a session that was not checked');
+    const confirmation = s.constraints.confirmation;
     const ttlMs = this.accessTtl(input.accessTtlSeconds, s.constraints.maxAccessTtlMs);
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
     const { client_id: clientId, ...extra } = s.extra;
     const access = this.sign(
-      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
+      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation, confirmation },
       now,
       ttlMs,
     );
     return {
-      result: { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject },
-      audit: { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true as const } : {}) },
+      result: { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject, ...(confirmation ? { confirmation } : {}) },
+      audit: {
+        sub: s.subject,
+        sid: s.sessionId,
+        jti: access.tokenId,
+        kid: access.keyId,
+        ...(result.viaGrace ? { grace: true as const } : {}),
+        ...(confirmation ? { cnf: bindingKind(confirmation) } : {}),
+      },
     };
   }
 
@@ -290,6 +326,25 @@ export class TokenAuthority {
   /** Synchronous unless the token names a kid that must be looked up first. */
   verify(token: string, requirements: VerifyRequirements): VerifyResult | Promise<VerifyResult> {
     return this.deps.verifier.verifyNow(token, requirements);
+  }
+
+  /**
+   * RFC 7662 for an access token: its claims when it is active, else undefined. A bound token is
+   * active without its certificate or proof (which belong to the resource server's request, RFC
+   * 8705 §3.2, RFC 9449 §6.2: the answer's `cnf` says what to check). Given neither, the
+   * verifier fails such a token only in its binding stage, which runs after every other check
+   * (time, audience, revocation, staleness), so BINDING_MISMATCH here means all else passed.
+   */
+  async introspectAccess(token: string): Promise<VerifiedClaims | undefined> {
+    const r = await this.deps.verifier.verifyNow(token, {});
+    if (r.valid) return r.claims;
+    if (r.reason !== 'BINDING_MISMATCH') return undefined;
+    try {
+      const claims = this.provenClaims(token);
+      return claims.confirmation !== undefined ? claims : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -373,6 +428,7 @@ export class TokenAuthority {
       gen: t.generation,
       client_id: t.clientId,
       ...(t.scopes.length > 0 ? { scope: t.scopes.join(' ') } : {}),
+      ...(t.confirmation ? { cnf: cnfClaim(t.confirmation) } : {}),
     };
   }
 
@@ -431,6 +487,7 @@ export class TokenAuthority {
         clientId: sealed.extra.client_id ?? 'token-authority',
         issuedAt: snap.issuedAt,
         expiresAt,
+        ...(sealed.constraints.confirmation !== undefined ? { confirmation: sealed.constraints.confirmation } : {}),
       };
     }
     return undefined;
@@ -448,6 +505,8 @@ export interface RefreshIntrospection {
   issuedAt: number;
   /** When it stops being usable: refresh TTL, idle timeout or the session's absolute lifetime. */
   expiresAt: number;
+  /** The session's binding (RFC 7662 `cnf`, RFC 8705 §3.2 / RFC 9449 §6.2). */
+  confirmation?: TokenBinding;
 }
 
 /** What goes into an access token besides times and its id. */
@@ -459,6 +518,25 @@ interface TokenFields {
   clientId: string;
   sessionId: string;
   generation: number;
+  confirmation?: TokenBinding | undefined;
+}
+
+/**
+ * RFC 9449 §5 for Refresh: a session bound to a DPoP key is refreshed only with a proof by that key.
+ * A session bound to a certificate needs nothing here: the refresh token is already the session's
+ * own secret, and each new access token stays bound to the certificate, which every resource
+ * server checks; the gRPC caller (often a backend refreshing for its user) need not be the
+ * certificate's holder. Runs after the seal check, so the binding read is the one Issue wrote.
+ */
+function checkRefreshBinding(session: SealedSession, proofKey: string | undefined): void {
+  const binding = session.constraints.confirmation;
+  if (!binding || !('jkt' in binding)) return;
+  if (proofKey === undefined) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'this session is bound to a DPoP key: refresh needs a DPoP proof signed by that key (RefreshRequest.dpop_proof, or the DPoP header at the token endpoint)');
+  }
+  if (proofKey !== binding.jkt) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'the DPoP proof is signed by another key than the one this session is bound to');
+  }
 }
 
 /** The caller's own identity, preferring one the grant lists as a client_id. */

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import type { SigningAlgorithm } from '../verifier/jose-rules.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { redactUrl } from '../shared/redact-url.js';
@@ -74,6 +74,8 @@ export interface Config {
   stalenessPolicy: 'fail-closed' | 'fail-open';
   jwksCooldownMs: number;
   tokenCacheSize: number;
+  /** Sidecar: honour x-forwarded-client-cert (ext_authz) and X-Client-Cert (forward-auth). */
+  trustForwardedClientCert: boolean;
 }
 
 export type ConfigScope = 'authority' | 'sidecar';

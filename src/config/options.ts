@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
-import { SIGNING_ALGORITHMS } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { parseRedisUrl } from '../store/redis-connection.js';
 import { parseRateLimit } from './rate-limit-spec.js';
@@ -259,6 +259,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Sidecar: when stale, fail-closed answers STALE; fail-open accepts (counted and logged).' },
   { key: 'jwksCooldownMs', env: 'TA_JWKS_COOLDOWN', flag: '--jwks-cooldown', scope: 'sidecar', default: '10s', schema: duration('TA_JWKS_COOLDOWN', { min: 100 }),
     description: 'Sidecar: minimum time between JWKS refetches triggered by unknown kids.' },
+  { key: 'trustForwardedClientCert', env: 'TA_TRUST_FORWARDED_CLIENT_CERT', flag: '--trust-forwarded-client-cert', scope: 'sidecar', default: 'false', schema: bool,
+    description: 'Sidecar: take the client certificate of a certificate-bound token from what the proxy forwards: Envoy\'s `x-forwarded-client-cert` `Hash=` on ext_authz (a peer certificate in `source.certificate` still wins), `X-Client-Cert` (URL-encoded PEM, nginx `$ssl_client_escaped_cert`) on forward-auth. Only behind a proxy that removes these headers from client requests: otherwise any client can claim any certificate.' },
   { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: '10000', schema: int(0, 10_000_000),
     description: 'Verified-token cache entries (0 = off). About 1.5 KB each.' },
 ];

@@ -4,7 +4,7 @@
  * JSON.stringify, two base64url encodings and the signature itself.
  */
 import { sign as cryptoSign, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, type SigningAlgorithm } from '../shared/algorithms.js';
+import { ACCESS_TOKEN_TYP, type SigningAlgorithm } from '../verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../shared/claims.js';
 import { importPrivateKey } from './key-material.js';
 import type { StoredKey } from './key-store.js';

@@ -5,15 +5,11 @@
  */
 import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import { KEY_SHAPES, MIN_RSA_BITS, type SigningAlgorithm } from '../verifier/jose-rules.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import { JWK_SHAPES, privateMembersOf } from './key-set-document.js';
 import type { PrivateJwk, PublicJwk } from './key-store.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
-
-/** RFC 7518 §3.3 requires at least 2048 bits for RS256. */
-export const RSA_MODULUS_BITS = 2048;
 
 /** A new key pair, exported as JWKs. */
 export interface GeneratedKey {
@@ -35,7 +31,7 @@ async function generatePair(alg: SigningAlgorithm): Promise<{ publicKey: KeyObje
     case 'EdDSA':
       return generateKeyPairAsync('ed25519', {});
     case 'RS256':
-      return generateKeyPairAsync('rsa', { modulusLength: RSA_MODULUS_BITS, publicExponent: 0x10001 });
+      return generateKeyPairAsync('rsa', { modulusLength: MIN_RSA_BITS, publicExponent: 0x10001 });
   }
 }
 
@@ -44,7 +40,7 @@ async function generatePair(alg: SigningAlgorithm): Promise<{ publicKey: KeyObje
  * algorithm needs (an allow-list, so a private member can never slip through).
  */
 export function toPublicJwk(jwk: Record<string, unknown>, kid: string, alg: SigningAlgorithm): PublicJwk {
-  const shape = JWK_SHAPES[alg];
+  const shape = KEY_SHAPES[alg];
   const out: Record<string, unknown> = { kty: shape.kty };
   for (const member of shape.members) out[member] = jwk[member];
   out.kid = kid;
@@ -68,6 +64,6 @@ export async function generateSigningKey(alg: SigningAlgorithm, kid: string = ne
   const exported = pair.privateKey.export({ format: 'jwk' }) as Record<string, unknown>;
   const publicJwk = toPublicJwk(exported, kid, alg);
   const privateJwk: Record<string, unknown> = { ...publicJwk };
-  for (const member of privateMembersOf(alg)) privateJwk[member] = exported[member];
+  for (const member of KEY_SHAPES[alg].privateMembers) privateJwk[member] = exported[member];
   return { kid, alg, privateJwk: privateJwk as unknown as PrivateJwk, publicJwk };
 }

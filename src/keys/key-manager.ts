@@ -8,7 +8,7 @@
  * version, so concurrent rotations resolve to exactly one.
  */
 import type { KeyObject } from 'node:crypto';
-import { isSigningAlgorithm, type SigningAlgorithm } from '../shared/algorithms.js';
+import { isSigningAlgorithm, type SigningAlgorithm } from '../verifier/jose-rules.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';

@@ -4,27 +4,17 @@
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import { RSA_MODULUS_BITS } from './key-generator.js';
-import { JWK_SHAPES } from './key-set-document.js';
+import { KEY_SHAPES, keyAlgorithmProblem } from '../verifier/jose-rules.js';
 import type { StoredKey } from './key-store.js';
 
 function keyError(key: Pick<StoredKey, 'kid' | 'alg'>, problem: string, cause?: unknown): TokenAuthorityError {
   return new TokenAuthorityError(ErrorCodes.KEY, `${key.alg} key ${key.kid}: ${problem}`, { cause });
 }
 
-const EXPECTED_TYPE = { ES256: 'ec', EdDSA: 'ed25519', RS256: 'rsa' } as const;
-
 /** The algorithm is bound to the key: an RSA key may not sit under an ES256 label, nor a weak one. */
 function checkKeyType(key: Pick<StoredKey, 'kid' | 'alg'>, keyObject: KeyObject): void {
-  const type = keyObject.asymmetricKeyType;
-  if (type !== EXPECTED_TYPE[key.alg]) throw keyError(key, `is a ${String(type)} key, not ${EXPECTED_TYPE[key.alg]}`);
-  if (key.alg === 'ES256' && keyObject.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw keyError(key, 'is not on curve P-256');
-  }
-  if (key.alg === 'RS256') {
-    const bits = keyObject.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (bits < RSA_MODULUS_BITS) throw keyError(key, `RSA modulus of ${bits} bits is below ${RSA_MODULUS_BITS}`);
-  }
+  const problem = keyAlgorithmProblem(keyObject, key.alg);
+  if (problem !== undefined) throw keyError(key, problem);
 }
 
 /**
@@ -58,7 +48,7 @@ export function importPrivateKey(key: Pick<StoredKey, 'kid' | 'alg' | 'privateJw
   checkKeyType(key, keyObject);
   const derived = createPublicKey(keyObject).export({ format: 'jwk' }) as Record<string, unknown>;
   const published = key.publicJwk as unknown as Record<string, unknown>;
-  for (const member of JWK_SHAPES[key.alg].members) {
+  for (const member of KEY_SHAPES[key.alg].members) {
     if (derived[member] !== published[member]) throw keyError(key, 'the private key does not match its public JWK');
   }
   return keyObject;

@@ -3,26 +3,12 @@
  * control (a file an operator edited, a Redis value another version wrote), so nothing it
  * returns is trusted until it has passed through here.
  */
-import { SIGNING_ALGORITHMS, isSigningAlgorithm, type SigningAlgorithm } from '../shared/algorithms.js';
+import { KEY_SHAPES, MAX_KID_LENGTH, PRIVATE_JWK_MEMBERS, SIGNING_ALGORITHMS, isSigningAlgorithm, type SigningAlgorithm } from '../verifier/jose-rules.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { KEY_STATES, type KeySetDocument, type KeyState, type PrivateJwk, type PublicJwk, type StoredKey } from './key-store.js';
 
-/** JWK members that carry private material; none may appear in a published key. */
-export const PRIVATE_JWK_MEMBERS: readonly string[] = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-
-/** The key type and public members each algorithm requires. */
-export const JWK_SHAPES: Readonly<Record<SigningAlgorithm, { kty: PublicJwk['kty']; crv?: string; members: readonly string[] }>> = {
-  ES256: { kty: 'EC', crv: 'P-256', members: ['crv', 'x', 'y'] },
-  EdDSA: { kty: 'OKP', crv: 'Ed25519', members: ['crv', 'x'] },
-  RS256: { kty: 'RSA', members: ['n', 'e'] },
-};
-
-/** The private members a stored private JWK of `alg` must carry. */
-export function privateMembersOf(alg: SigningAlgorithm): readonly string[] {
-  return alg === 'RS256' ? ['d', 'p', 'q', 'dp', 'dq', 'qi'] : ['d'];
-}
-
-const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/** Our own kids are base64url (key-generator.ts), within the verifier's bound. */
+const KID_PATTERN = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_KID_LENGTH}}$`);
 const B64URL_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 class Invalid extends Error {}
@@ -51,7 +37,7 @@ function parsePublicJwk(value: unknown, path: string, kid: string, alg: SigningA
   for (const member of PRIVATE_JWK_MEMBERS) {
     if (member in value) fail(path, `must not contain the private member "${member}"`);
   }
-  const shape = JWK_SHAPES[alg];
+  const shape = KEY_SHAPES[alg];
   if (value.kty !== shape.kty) fail(`${path}.kty`, `must be "${shape.kty}" for ${alg}`);
   if (shape.crv !== undefined && value.crv !== shape.crv) fail(`${path}.crv`, `must be "${shape.crv}" for ${alg}`);
   if (value.kid !== kid) fail(`${path}.kid`, 'must equal the key\'s kid');
@@ -74,7 +60,7 @@ function parsePublicJwk(value: unknown, path: string, kid: string, alg: SigningA
 
 function parsePrivateJwk(value: unknown, path: string, publicJwk: PublicJwk): PrivateJwk {
   if (!isRecord(value)) fail(path, 'must be an object');
-  const shape = JWK_SHAPES[publicJwk.alg];
+  const shape = KEY_SHAPES[publicJwk.alg];
   if (value.kty !== shape.kty) fail(`${path}.kty`, `must be "${shape.kty}" for ${publicJwk.alg}`);
   const jwk: Record<string, unknown> = { ...publicJwk };
   for (const member of shape.members) {
@@ -82,7 +68,7 @@ function parsePrivateJwk(value: unknown, path: string, publicJwk: PublicJwk): Pr
       fail(`${path}.${member}`, 'does not match the public key');
     }
   }
-  for (const member of privateMembersOf(publicJwk.alg)) {
+  for (const member of shape.privateMembers) {
     const v = value[member];
     if (typeof v !== 'string' || !B64URL_PATTERN.test(v)) fail(`${path}.${member}`, 'must be a base64url string');
     jwk[member] = v;
@@ -93,7 +79,7 @@ function parsePrivateJwk(value: unknown, path: string, publicJwk: PublicJwk): Pr
 function parseStoredKey(value: unknown, path: string): StoredKey {
   if (!isRecord(value)) fail(path, 'must be an object');
   const { kid, alg, state } = value;
-  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) fail(`${path}.kid`, 'must be 1-128 base64url characters');
+  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) fail(`${path}.kid`, `must be 1-${MAX_KID_LENGTH} base64url characters`);
   if (!isSigningAlgorithm(alg)) fail(`${path}.alg`, `must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
   if (typeof state !== 'string' || !(KEY_STATES as readonly string[]).includes(state)) {
     fail(`${path}.state`, `must be one of ${KEY_STATES.join(', ')}`);

@@ -2,7 +2,7 @@
  * Where the signing key set lives. One document holds every key, so a rotation (three state
  * changes) is one atomic write, and a version number turns every write into a compare-and-set.
  */
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import type { SigningAlgorithm } from '../verifier/jose-rules.js';
 
 /** `next` is published but does not sign; exactly one `active` key signs; `retired` only verifies. */
 export type KeyState = 'next' | 'active' | 'retired';

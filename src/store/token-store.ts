@@ -1,3 +1,4 @@
+import type { Confirmation } from '../shared/claims.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { RevocationSource } from '../verifier/revocation-source.js';
 
@@ -181,6 +182,8 @@ export interface SessionRecord {
 export interface SessionConstraints {
   /** The issuing client's access-TTL cap (ms): no token of the session lives longer. */
   maxAccessTtlMs?: number;
+  /** The binding every token of the session carries (RFC 7800 `cnf`): a certificate or a DPoP key. */
+  confirmation?: Confirmation;
 }
 
 /** What rotateRefresh read, handed to {@link RotateChecks.check} before any write. */

@@ -1,9 +1,12 @@
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';
 import { MAX_ACCESS_TOKEN_BYTES, rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { invalidArgument } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
+import { checkBinding, needsBindingCheck, type BindingCheckOptions } from './binding-check.js';
+import { DEFAULT_DPOP_WINDOW_SEC } from './dpop-proof.js';
+import { MemoryDpopReplayCache, type DpopReplayCache, type ReplayVerdict } from './dpop-replay-cache.js';
 import type { KeyResolver } from './key-resolver.js';
 import type { RevocationSource } from './revocation-source.js';
 import { RevocationState } from './revocation-state.js';
@@ -50,6 +53,24 @@ export interface VerifierOptions {
    * Default 86 400 000 (24 h); set it to the authority's TA_MAX_ACCESS_TTL or above.
    */
   maxTokenLifetimeMs?: number;
+  /**
+   * How old a DPoP proof may be (`iat`), for `jkt`-bound tokens (RFC 9449 §11.1). Default 60 000.
+   * A proof may also be up to `clockSkewMs` ahead.
+   */
+  dpopWindowMs?: number;
+  /**
+   * Most DPoP proof ids this verifier holds to refuse replays (each for its proof's window); when
+   * full, new proofs are refused (INVALID_DPOP_PROOF) rather than unexpired ids evicted.
+   * Default 200 000.
+   */
+  dpopReplayCacheSize?: number;
+  /**
+   * A replay cache shared by the replicas of one service (e.g. `createRedisDpopReplayCache` from
+   * `token-authority/redis`): `verify()` claims each proof in the verifier's own cache and then in
+   * this one, so a proof is single-use across the replicas. `verifySync()` cannot wait and uses
+   * the verifier's own cache only. Default: none (single-use per verifier).
+   */
+  dpopReplayCache?: DpopReplayCache;
   clock?: Clock;
   logger?: Logger;
 }
@@ -61,6 +82,8 @@ export interface VerifierStatus {
   outcomes: Readonly<Record<'valid' | VerifyReason, number>>;
   /** Tokens accepted while stale under the fail-open policy. */
   acceptedWhileStale: number;
+  /** The verifier's own DPoP replay cache: live proof ids, its bound, proofs refused because it was full, replays refused. */
+  dpopReplay: { size: number; maxEntries: number; refusedFull: number; replays: number };
 }
 
 /**
@@ -176,6 +199,20 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
     maxTokenBytes: options.maxTokenBytes ?? MAX_ACCESS_TOKEN_BYTES,
     maxLifetimeSec: Math.floor(lifetimeMs / 1000),
   };
+  const dpopWindowMs = options.dpopWindowMs ?? DEFAULT_DPOP_WINDOW_SEC * 1000;
+  if (!Number.isSafeInteger(dpopWindowMs) || dpopWindowMs < 1000) throw invalidArgument('dpopWindowMs must be an integer of at least 1000 (ms)');
+  const localReplay = new MemoryDpopReplayCache({ maxEntries: options.dpopReplayCacheSize });
+  const shared = options.dpopReplayCache;
+  // Own cache first (so verifySync and verify never accept one proof twice between them), then the shared one.
+  const sharedReplay: DpopReplayCache | undefined = shared && {
+    claim(id: string, untilMs: number, nowMs: number): ReplayVerdict | Promise<ReplayVerdict> {
+      const local = localReplay.claim(id, untilMs, nowMs);
+      return local === 'fresh' ? shared.claim(id, untilMs, nowMs) : local;
+    },
+  };
+  const dpopWindowSec = Math.floor(dpopWindowMs / 1000);
+  const syncBinding: BindingCheckOptions = { dpopWindowSec, replay: localReplay };
+  const asyncBinding: BindingCheckOptions = sharedReplay ? { dpopWindowSec, replay: sharedReplay } : syncBinding;
   const boundMs = options.stalenessBoundMs ?? 5000;
   const failOpen = options.stalenessPolicy === 'fail-open';
   const capacity = options.tokenCacheSize ?? 10_000;
@@ -197,14 +234,19 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   let acceptedWhileStale = 0;
   let pruneTimer: NodeJS.Timeout | undefined;
 
-  const count = (result: VerifyResult): VerifyResult => {
+  const countNow = (result: VerifyResult): VerifyResult => {
     const key = result.valid ? 'valid' : result.reason;
     outcomes[key] = (outcomes[key] ?? 0) + 1;
     return result;
   };
+  const count = (result: VerifyResult | Promise<VerifyResult>): VerifyResult | Promise<VerifyResult> =>
+    result instanceof Promise ? result.then(countNow) : countNow(result);
 
-  /** Everything after the signature: time, audience, scopes, revocation, staleness. */
-  const finish = (claims: VerifiedClaims, req: VerifyRequirements | undefined, nowMs: number): VerifyResult => {
+  /**
+   * Everything after the signature: time, audience, scopes, revocation, staleness, and last the
+   * binding (so a proof's id is claimed only for a token that is otherwise valid).
+   */
+  const finish = (claims: VerifiedClaims, token: string, req: VerifyRequirements | undefined, nowMs: number, binding: BindingCheckOptions): VerifyResult | Promise<VerifyResult> => {
     const effective = req?.audience === undefined && options.audience !== undefined ? { ...req, audience: options.audience } : (req ?? {});
     const checked = checkTimeAudienceScopes(claims, effective, checkOpts, Math.floor(nowMs / 1000));
     if (!checked.valid) return checked;
@@ -218,17 +260,18 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
         logger.warn({ acceptedWhileStale, ageMs: sync.ageMs() }, 'accepting tokens with stale revocation state (fail-open)');
       }
     }
-    return checked;
+    if (!needsBindingCheck(claims, effective)) return checked;
+    return checkBinding(checked, token, effective, checkOpts, binding, Math.floor(nowMs / 1000));
   };
 
   /** One evaluation, uncounted. `unknownKid` is set when the only problem was a kid not known yet. */
-  const evaluate = (token: unknown, req: VerifyRequirements | undefined): { result: VerifyResult; unknownKid?: string } => {
+  const evaluate = (token: unknown, req: VerifyRequirements | undefined, binding: BindingCheckOptions): { result: VerifyResult | Promise<VerifyResult>; unknownKid?: string } => {
     const nowMs = clock.nowMs();
     // Oversized input is refused by the parser before it is ever hashed as a cache key.
     if (cache && typeof token === 'string' && token.length <= checkOpts.maxTokenBytes) {
       const hit = cache.get(token);
       // A key withdrawn from the key set takes its cached tokens with it.
-      if (hit && options.keys.get(hit.keyId)) return { result: finish(hit, req, nowMs) };
+      if (hit && options.keys.get(hit.keyId)) return { result: finish(hit, token, req, nowMs, binding) };
       if (hit) cache.delete(token);
     }
     const parsed = verifySignatureAndParse(token, options.keys, checkOpts);
@@ -236,15 +279,15 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
       return { result: rejected(parsed.reason, parsed.detail), ...(parsed.reason === 'UNKNOWN_KEY' && parsed.kid !== undefined ? { unknownKid: parsed.kid } : {}) };
     }
     cache?.set(token as string, parsed.claims);
-    return { result: finish(parsed.claims, req, nowMs) };
+    return { result: finish(parsed.claims, token as string, req, nowMs, binding) };
   };
 
   const verifyNow: InternalVerifier['verifyNow'] = (token, req) => {
-    const first = evaluate(token, req);
+    const first = evaluate(token, req, asyncBinding);
     if (first.unknownKid === undefined || !options.keys.resolveUnknown) return count(first.result);
     // An unknown kid may be a key the authority just published: refetch (rate-limited) and retry once.
     return options.keys.resolveUnknown(first.unknownKid).then(
-      (key) => count(key ? evaluate(token, req).result : first.result),
+      (key) => count(key ? evaluate(token, req, asyncBinding).result : first.result),
       () => count(first.result),
     );
   };
@@ -252,9 +295,10 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   // Methods close over local functions, never `this`, so `const { verify } = verifier` works.
   const verifier: InternalVerifier = {
     verifySync(token, req) {
-      const { result, unknownKid } = evaluate(token, req);
+      const { result, unknownKid } = evaluate(token, req, syncBinding);
       if (unknownKid !== undefined) void options.keys.resolveUnknown?.(unknownKid).catch(() => undefined);
-      return count(result);
+      // The local replay cache answers synchronously, so the binding stage does too.
+      return countNow(result as VerifyResult);
     },
     verifyNow,
     async verify(token, req) {
@@ -268,7 +312,11 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
       else state.apply(event);
     },
     async start() {
-      pruneTimer = setInterval(() => state.prune(clock.nowMs()), 1000);
+      pruneTimer = setInterval(() => {
+        const now = clock.nowMs();
+        state.prune(now);
+        localReplay.prune(now);
+      }, 1000);
       pruneTimer.unref();
       await Promise.all([options.keys.start?.(), sync?.start(options.startTimeoutMs)]);
     },
@@ -287,6 +335,7 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
         cache: { ...c, capacity, hitRate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : 0 },
         outcomes: { ...outcomes } as VerifierStatus['outcomes'],
         acceptedWhileStale,
+        dpopReplay: localReplay.stats(),
       };
     },
   };

@@ -19,4 +19,4 @@ export { ErrorCodes, TokenAuthorityError, type ErrorCode } from '../shared/error
 export type { Clock } from '../shared/clock.js';
 export type { Logger } from '../shared/logger.js';
 export { parseFeedMessage, type FeedMessage, type HeartbeatEvent, type RevocationEvent } from '../shared/revocation-event.js';
-export { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import type { SigningAlgorithm } from './jose-rules.js';
 
 /** A public key that may verify tokens whose header names its `kid`. */
 export interface VerificationKey {

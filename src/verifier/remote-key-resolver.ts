@@ -1,4 +1,4 @@
-import type { SigningAlgorithm } from '../shared/algorithms.js';
+import type { SigningAlgorithm } from './jose-rules.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';

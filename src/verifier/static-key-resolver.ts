@@ -3,39 +3,24 @@
  * Every key is checked against its algorithm once, here, so the hot path can trust `alg`.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/algorithms.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { algorithmForJwk, isAcceptableKid, keyAlgorithmProblem, MAX_KID_LENGTH, privateJwkMember, SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
-import { MAX_KID_LENGTH } from './verify-token.js';
 
-/** Smallest RSA modulus accepted (RFC 7518 §3.3, NIST SP 800-131A). */
-export const MIN_RSA_BITS = 2048;
-
-/** Why `key` cannot verify `alg` here (wrong type or curve, weak RSA, not a public key), or undefined if it can. */
-export function keyAlgorithmProblem(key: KeyObject, alg: SigningAlgorithm): string | undefined {
+/** Why `key` cannot verify `alg` here (not a public key, or keyAlgorithmProblem), or undefined if it can. */
+function verificationKeyProblem(key: KeyObject, alg: SigningAlgorithm): string | undefined {
   if (key.type !== 'public') return `key is ${key.type}, expected a public key`;
-  const d = key.asymmetricKeyDetails ?? {};
-  switch (alg) {
-    case 'ES256':
-      return key.asymmetricKeyType === 'ec' && d.namedCurve === 'prime256v1' ? undefined : 'ES256 needs an EC P-256 key';
-    case 'EdDSA':
-      return key.asymmetricKeyType === 'ed25519' ? undefined : 'EdDSA needs an Ed25519 key';
-    case 'RS256':
-      if (key.asymmetricKeyType !== 'rsa') return 'RS256 needs an RSA key';
-      return (d.modulusLength ?? 0) >= MIN_RSA_BITS ? undefined : `RS256 needs an RSA key of at least ${MIN_RSA_BITS} bits`;
-    default:
-      return `algorithm ${String(alg)} is not supported`;
-  }
+  return keyAlgorithmProblem(key, alg);
 }
 
 /** Validate and index a key set; throws TokenAuthorityError(ERR_KEY) on any bad or duplicate key. */
 function indexKeys(keys: readonly VerificationKey[]): Map<string, VerificationKey> {
   const byKid = new Map<string, VerificationKey>();
   for (const k of keys) {
-    if (typeof k.kid !== 'string' || k.kid.length === 0 || k.kid.length > MAX_KID_LENGTH) {
+    if (!isAcceptableKid(k.kid)) {
       throw new TokenAuthorityError(ErrorCodes.KEY, `key id must be a non-empty string of at most ${MAX_KID_LENGTH} characters`);
     }
-    const problem = keyAlgorithmProblem(k.key, k.alg);
+    const problem = verificationKeyProblem(k.key, k.alg);
     if (problem !== undefined) throw new TokenAuthorityError(ErrorCodes.KEY, `key ${k.kid}: ${problem}`);
     if (byKid.has(k.kid)) throw new TokenAuthorityError(ErrorCodes.KEY, `duplicate key id ${k.kid}`);
     byKid.set(k.kid, Object.freeze({ kid: k.kid, alg: k.alg, key: k.key }));
@@ -100,20 +85,9 @@ export interface KeysFromJwksResult {
   readonly skipped: SkippedJwk[];
 }
 
-/** JWK members that only private (or symmetric) keys carry (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
 /** A JWK member value for a skip reason: bounded, since the document comes from the network. */
 function show(value: unknown): string {
   return (JSON.stringify(value) ?? String(value)).slice(0, 40);
-}
-
-/** The one algorithm each supported kty/crv can mean here. */
-function inferAlgorithm(jwk: Record<string, unknown>): SigningAlgorithm | undefined {
-  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
-  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
-  if (jwk.kty === 'RSA') return 'RS256';
-  return undefined;
 }
 
 /**
@@ -136,13 +110,13 @@ export function keysFromJwks(jwks: { keys: unknown[] }, opts: KeysFromJwksOption
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return skip('not a JSON object');
     const jwk = entry as Record<string, unknown>;
     const kid = jwk.kid;
-    if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) return skip('missing or invalid kid');
-    if (PRIVATE_MEMBERS.some((m) => jwk[m] !== undefined)) return skip('carries private or symmetric key material', kid);
+    if (!isAcceptableKid(kid)) return skip('missing or invalid kid');
+    if (privateJwkMember(jwk) !== undefined) return skip('carries private or symmetric key material', kid);
     if (jwk.use !== undefined && jwk.use !== 'sig') return skip(`use is ${show(jwk.use)}, not "sig"`, kid);
     if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) {
       return skip('key_ops does not include "verify"', kid);
     }
-    const inferred = inferAlgorithm(jwk);
+    const inferred = algorithmForJwk(jwk);
     if (inferred === undefined) return skip(`unsupported kty/crv ${show(jwk.kty)}/${show(jwk.crv)}`, kid);
     if (jwk.alg !== undefined && jwk.alg !== inferred) {
       return skip(`alg ${show(jwk.alg)} does not fit kty/crv ${show(jwk.kty)}/${show(jwk.crv)}`, kid);
@@ -155,7 +129,7 @@ export function keysFromJwks(jwks: { keys: unknown[] }, opts: KeysFromJwksOption
     } catch (error) {
       return skip(`not a valid key: ${(error as Error).message}`, kid);
     }
-    const problem = keyAlgorithmProblem(key, inferred);
+    const problem = verificationKeyProblem(key, inferred);
     if (problem !== undefined) return skip(problem, kid);
     seen.add(kid);
     keys.push(Object.freeze({ kid, alg: inferred, key }));

@@ -17,9 +17,9 @@
  * Measured overhead over a bare crypto.verify is ~3 µs per token (bench/verify-core.ts): ES256
  * runs at ~0.92x and EdDSA ~0.95x the raw rate, RS256 (a much cheaper verify) ~0.83x.
  */
-import { verify as cryptoVerify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
-import type { SigningAlgorithm } from '../shared/algorithms.js';
-import { rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { verify as cryptoVerify } from 'node:crypto';
+import { isAcceptableKid, isAccessTokenTyp, jwsVerifyPlan, MAX_KID_LENGTH, type JwsVerifyPlan, type SigningAlgorithm } from './jose-rules.js';
+import { rejected, type Confirmation, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { hasCanonicalTail } from './base64url.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
 
@@ -45,8 +45,6 @@ export type SignatureOutcome =
   | { ok: true; claims: VerifiedClaims }
   | { ok: false; reason: VerifyReason; detail: string; kid?: string };
 
-/** Longest `kid` accepted; ours are far shorter, and this bounds what reaches resolvers and logs. */
-export const MAX_KID_LENGTH = 128;
 /** 9999-12-31T23:59:59Z: times beyond this are nonsense, and rejecting them keeps arithmetic exact. */
 export const MAX_TIME_SEC = 253_402_300_799;
 
@@ -66,46 +64,19 @@ function fail(reason: VerifyReason, detail: string, kid?: string): SignatureOutc
   return kid === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, kid };
 }
 
-/** How to run crypto.verify for one key; computed once per VerificationKey. */
-interface KeyPlan {
-  readonly digest: 'sha256' | null;
-  readonly input: KeyObject | VerifyKeyObjectInput;
-  readonly signatureBytes: number;
-}
+/**
+ * How to run crypto.verify for each key, computed once per VerificationKey. null marks a key whose
+ * type does not fit its declared alg (a resolver bug: such tokens are rejected).
+ */
+const plans = new WeakMap<VerificationKey, JwsVerifyPlan | null>();
 
-/** null marks a key whose type does not fit its declared alg (a resolver bug: such tokens are rejected). */
-const plans = new WeakMap<VerificationKey, KeyPlan | null>();
-
-function planFor(vk: VerificationKey): KeyPlan | null {
+function planFor(vk: VerificationKey): JwsVerifyPlan | null {
   let plan = plans.get(vk);
   if (plan === undefined) {
-    plan = makePlan(vk);
+    plan = jwsVerifyPlan(vk.key, vk.alg);
     plans.set(vk, plan);
   }
   return plan;
-}
-
-function makePlan(vk: VerificationKey): KeyPlan | null {
-  const key = vk.key;
-  if (key.type !== 'public' && key.type !== 'private') return null;
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (vk.alg) {
-    case 'ES256':
-      if (key.asymmetricKeyType !== 'ec' || details.namedCurve !== 'prime256v1') return null;
-      // JWS carries R||S (RFC 7518 §3.4), not DER; one options object per key, not per call.
-      return { digest: 'sha256', input: { key, dsaEncoding: 'ieee-p1363' }, signatureBytes: 64 };
-    case 'EdDSA':
-      if (key.asymmetricKeyType !== 'ed25519') return null;
-      return { digest: null, input: key, signatureBytes: 64 };
-    case 'RS256': {
-      const bits = details.modulusLength ?? 0;
-      // 'rsa-pss' keys would make node verify PSS, which is not RS256.
-      if (key.asymmetricKeyType !== 'rsa' || bits < 2048) return null;
-      return { digest: 'sha256', input: key, signatureBytes: Math.ceil(bits / 8) };
-    }
-    default:
-      return null;
-  }
 }
 
 /**
@@ -139,10 +110,10 @@ function countTopLevelMembers(json: string): number {
   return count;
 }
 
-type JsonObject = Record<string, unknown>;
+export type JsonObject = Record<string, unknown>;
 
 /** Decode a segment as a JSON object whose member names are unique; a string is the failure detail. */
-function decodeJsonObject(token: string, start: number, end: number, what: string): { obj: JsonObject; names: string[] } | string {
+export function decodeJsonObject(token: string, start: number, end: number, what: string): { obj: JsonObject; names: string[] } | string {
   let text: string;
   let value: unknown;
   try {
@@ -157,21 +128,13 @@ function decodeJsonObject(token: string, start: number, end: number, what: strin
   return { obj: value as JsonObject, names };
 }
 
-function isTime(v: unknown): v is number {
+export function isTime(v: unknown): v is number {
   // Comparisons are false for NaN; JSON's 1e999 is Infinity and fails the upper bound.
   return typeof v === 'number' && v >= 0 && v <= MAX_TIME_SEC;
 }
 
 function isNonEmptyString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0;
-}
-
-function isAcceptedTyp(typ: unknown): boolean {
-  if (typ === 'at+jwt') return true;
-  if (typeof typ !== 'string' || typ.length > 18) return false;
-  // RFC 9068 §4 / RFC 7515 §4.1.9: media types are case-insensitive and "application/" may be omitted.
-  const t = typ.toLowerCase();
-  return t === 'at+jwt' || t === 'application/at+jwt';
 }
 
 /**
@@ -271,7 +234,7 @@ function verifyUnchecked(token: unknown, keys: KeyResolver, opts: TokenCheckOpti
 }
 
 /** Three base64url-alphabet segments; the shape (exactly two dots) is already known. */
-const B64URL_SEGMENTS = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+export const B64URL_SEGMENTS = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 /**
  * The header fields that select a key, or why the header is refused. `alg` is undefined only when
@@ -299,9 +262,9 @@ function parseHeader(token: string, end: number): ParsedHeader {
     const name = FORBIDDEN_HEADERS[i] as string;
     if (header[name] !== undefined) return badHeader(alg, 'FORBIDDEN_HEADER', `header parameter ${name} is not accepted`);
   }
-  if (!isAcceptedTyp(header.typ)) return badHeader(alg, 'WRONG_TYPE', 'header typ is not at+jwt');
+  if (!isAccessTokenTyp(header.typ)) return badHeader(alg, 'WRONG_TYPE', 'header typ is not at+jwt');
   const kid = header.kid;
-  if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) {
+  if (!isAcceptableKid(kid)) {
     return badHeader(alg, 'MALFORMED', `header kid is missing, not a string or longer than ${MAX_KID_LENGTH} characters`);
   }
   return { alg, kid, problem: undefined };
@@ -323,7 +286,7 @@ function rememberHeader(text: string, header: ParsedHeader): void {
 
 function readClaims(payload: JsonObject, names: readonly string[], kid: string, opts: TokenCheckOptions): SignatureOutcome {
   let iss: unknown, sub: unknown, aud: unknown, exp: unknown, iat: unknown, nbf: unknown;
-  let jti: unknown, sid: unknown, gen: unknown, scope: unknown;
+  let jti: unknown, sid: unknown, gen: unknown, scope: unknown, cnf: unknown;
   let extra: Record<string, string> | undefined;
   // Object.keys: own members only, so a polluted Object.prototype cannot supply a claim.
   for (let i = 0; i < names.length; i++) {
@@ -340,6 +303,7 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
       case 'sid': sid = value; break;
       case 'gen': gen = value; break;
       case 'scope': scope = value; break;
+      case 'cnf': cnf = value; break;
       default:
         if (typeof value === 'string' && name !== '__proto__') (extra ??= {})[name] = value;
     }
@@ -372,6 +336,11 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
   if (scope === undefined) scopes = EMPTY_SCOPES;
   else if (typeof scope === 'string') scopes = splitScopes(scope);
   else return fail('MALFORMED', 'claim scope is not a string', kid);
+  let confirmation: Confirmation | undefined;
+  if (cnf !== undefined) {
+    confirmation = readConfirmation(cnf);
+    if (confirmation === undefined) return fail('MALFORMED', 'claim cnf is not an object with exactly one of x5t#S256 or jkt, a SHA-256 thumbprint in base64url', kid);
+  }
 
   const claims: VerifiedClaims = {
     issuer: opts.issuer, // the same text as iss, but one shared string per verifier rather than per token
@@ -387,7 +356,28 @@ function readClaims(payload: JsonObject, names: readonly string[], kid: string, 
     keyId: kid,
     extra: extra === undefined ? EMPTY_EXTRA : Object.freeze(extra),
   };
+  if (confirmation !== undefined) claims.confirmation = confirmation;
   return { ok: true, claims: Object.freeze(claims) };
+}
+
+/** A SHA-256 thumbprint in base64url: 32 bytes are 43 characters, the last one of 16 values. */
+const THUMBPRINT = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/**
+ * The RFC 7800 `cnf` claim as a Confirmation: an object with exactly one member, `x5t#S256`
+ * (RFC 8705 §3.1) or `jkt` (RFC 9449 §6.1), whose value is a SHA-256 thumbprint. Anything else
+ * (another confirmation method, both, none, a non-string) is undefined: the token is MALFORMED,
+ * since a verifier that ignored a binding it does not understand would accept a stolen token.
+ */
+function readConfirmation(cnf: unknown): Confirmation | undefined {
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return undefined;
+  const names = Object.keys(cnf);
+  if (names.length !== 1) return undefined;
+  const value = (cnf as JsonObject)[names[0] as string];
+  if (typeof value !== 'string' || !THUMBPRINT.test(value)) return undefined;
+  if (names[0] === 'x5t#S256') return Object.freeze({ x5tS256: value });
+  if (names[0] === 'jkt') return Object.freeze({ jkt: value });
+  return undefined;
 }
 
 /**

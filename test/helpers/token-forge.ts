@@ -10,7 +10,7 @@
  *   const confused = forgeHmacWithPublicKey(k, accessPayload({ iss }));
  */
 import { createHmac, createPrivateKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
-import type { SigningAlgorithm } from '../../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../../src/shared/claims.js';
 import type { VerificationKey } from '../../src/verifier/key-resolver.js';
 

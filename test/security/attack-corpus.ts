@@ -13,7 +13,7 @@
  * each hostile case differs from an accepted token in exactly that thing.
  */
 import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import type { SigningAlgorithm } from '../../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import type { VerifyReason } from '../../src/shared/claims.js';
 import { MAX_TIME_SEC } from '../../src/verifier/verify-token.js';
 import { accessPayload, b64url, forgeJweShaped, forgeNoneToken, forgeToken, swapPayload, tamperSignature, type ForgePart, type TestKey } from '../helpers/token-forge.js';

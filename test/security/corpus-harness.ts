@@ -10,7 +10,7 @@ import { VerifyFailureReason, type VerifyResponse } from '../../src/gen/tokenaut
 import { FileKeyStore } from '../../src/keys/file-key-store.js';
 import { generateSigningKey, type GeneratedKey } from '../../src/keys/key-generator.js';
 import type { KeySetDocument, StoredKey } from '../../src/keys/key-store.js';
-import type { SigningAlgorithm } from '../../src/shared/algorithms.js';
+import type { SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import type { VerifyReason } from '../../src/shared/claims.js';
 import type { Logger } from '../../src/shared/logger.js';
 import { generateTestKey } from '../helpers/token-forge.js';

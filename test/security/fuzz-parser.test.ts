@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/shared/algorithms.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import { VerifyReasons, type VerifyReason } from '../../src/shared/claims.js';
 import type { KeyResolver } from '../../src/verifier/key-resolver.js';
 import { createStaticKeyResolver } from '../../src/verifier/static-key-resolver.js';

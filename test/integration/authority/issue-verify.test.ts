@@ -4,7 +4,7 @@ import { status } from '@grpc/grpc-js';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { VerifyFailureReason } from '../../../src/gen/tokenauthority/v1/token_authority.js';
 import { FileKeyStore } from '../../../src/keys/file-key-store.js';
-import { SIGNING_ALGORITHMS } from '../../../src/shared/algorithms.js';
+import { SIGNING_ALGORITHMS } from '../../../src/verifier/jose-rules.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
 import { expectStatus } from '../../helpers/grpc-client.js';
 import { accessPayload, forgeHmacWithPublicKey, forgeNoneToken, forgeToken, generateTestKey, tamperSignature, type TestKey } from '../../helpers/token-forge.js';

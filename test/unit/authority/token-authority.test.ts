@@ -366,11 +366,18 @@ describe('TokenAuthority (domain, memory stores, manual clock)', function () {
       assert.equal(await ttlSecondsOf(await refresh(control, 3600)), 60, 'sealed as stored: the cap applies');
     });
 
-    it('the seal covers every member of the constraints, also one this version does not read (a later binding)', async () => {
-      const later = { maxAccessTtlMs: 60_000, confirmation: { jkt: 'x'.repeat(43) } } as SessionConstraints;
-      await rejects(refresh(await plant({ sealedConstraints: later, constraints: { maxAccessTtlMs: 60_000 } })), ErrorCodes.REFRESH_INVALID, 'integrity check');
-      await rejects(refresh(await plant({ sealedConstraints: { maxAccessTtlMs: 60_000 }, constraints: later })), ErrorCodes.REFRESH_INVALID, 'integrity check');
-      await refresh(await plant({ constraints: later }));
+    it('the seal covers every member of the constraints: a binding stripped, changed or added fails it', async () => {
+      const thumbprint = (fill: number) => Buffer.alloc(32, fill).toString('base64url');
+      const bound: SessionConstraints = { maxAccessTtlMs: 60_000, confirmation: { x5tS256: thumbprint(1) } };
+      await rejects(refresh(await plant({ sealedConstraints: bound, constraints: { maxAccessTtlMs: 60_000 } })), ErrorCodes.REFRESH_INVALID, 'integrity check');
+      await rejects(refresh(await plant({ sealedConstraints: bound, constraints: { ...bound, confirmation: { x5tS256: thumbprint(2) } } })), ErrorCodes.REFRESH_INVALID, 'integrity check');
+      await rejects(refresh(await plant({ sealedConstraints: { maxAccessTtlMs: 60_000 }, constraints: bound })), ErrorCodes.REFRESH_INVALID, 'integrity check');
+      // A member this version does not know is sealed all the same.
+      const unknown = { maxAccessTtlMs: 60_000, later: 'x' } as SessionConstraints;
+      await rejects(refresh(await plant({ sealedConstraints: unknown, constraints: { maxAccessTtlMs: 60_000 } })), ErrorCodes.REFRESH_INVALID, 'integrity check');
+      const token = (await refresh(await plant({ constraints: bound }))).accessToken;
+      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { cnf?: unknown };
+      assert.deepEqual(payload.cnf, { 'x5t#S256': thumbprint(1) }, 'sealed as stored: the binding is kept');
     });
   });
 

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createSigner } from '../../../src/keys/access-token-signer.js';
 import { generateSigningKey, type GeneratedKey } from '../../../src/keys/key-generator.js';
-import { PRIVATE_JWK_MEMBERS } from '../../../src/keys/key-set-document.js';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/shared/algorithms.js';
+import { PRIVATE_JWK_MEMBERS } from '../../../src/verifier/jose-rules.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier/jose-rules.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { samplePayload } from './helpers.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/shared/algorithms.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier/jose-rules.js';
 import type { VerifiedClaims, VerifyReason } from '../../../src/shared/claims.js';
 import type { KeyResolver, VerificationKey } from '../../../src/verifier/key-resolver.js';
 import { RevocationState } from '../../../src/verifier/revocation-state.js';
