@@ -91,8 +91,10 @@ export interface TokenAuthorityDeps {
 }
 
 /**
- * Issue, Refresh, Revoke and Verify, independent of the transport. The gRPC adapter
- * (authority-service.ts) converts messages; this class holds the rules.
+ * Issue, Refresh, Revoke and Verify, independent of the transport. The adapters (authority-service.ts
+ * for gRPC, oauth-endpoints.ts for HTTP) convert messages and say who is calling (a Principal);
+ * this class holds the rules, and returns with each result what the call's access line says
+ * (audit.ts) rather than writing into a transport's log.
  */
 export class TokenAuthority {
   /** DPoP proofs for the token endpoint's URL (RFC 9449 §5): Refresh and the HTTP token endpoint. */
