@@ -46,7 +46,11 @@ export interface SealedSession {
 }
 
 /** A stored session as the seal reads it: a SessionRecord, or the session of a refresh snapshot. */
-export type StoredSession = Pick<SessionRecord, 'sessionId' | 'subject' | 'audience' | 'scopes' | 'extra' | 'absoluteExpiresAt' | 'createdAt' | 'constraints' | 'seal'>;
+export type StoredSession = Readonly<Pick<SessionRecord, 'sessionId' | 'subject' | 'absoluteExpiresAt' | 'createdAt' | 'constraints' | 'seal'>> & {
+  readonly audience: readonly string[];
+  readonly scopes: readonly string[];
+  readonly extra: Readonly<Record<string, string>>;
+};
 
 export interface SessionSeal {
   /** The seal to store with a new session (SessionRecord.seal). */
