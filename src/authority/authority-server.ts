@@ -11,7 +11,7 @@ import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { AccessTtlRecord, FeedPublisher, RevocationRepair, TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
 import type { LostRevocation } from '../verifier/revocation-sync.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
@@ -215,7 +215,7 @@ const ACCESS_TTL_RECORD_INTERVAL_MS = 60_000;
  * high-water mark it answers. A store that cannot be reached at start leaves the configured value
  * (and retries with the next round).
  */
-export async function startAccessTtlHighWater(store: TokenStore, config: Pick<Config, 'maxAccessTtlMs' | 'clockSkewMs'>, logger: Logger): Promise<{ current: () => number; stop(): void }> {
+export async function startAccessTtlHighWater(store: AccessTtlRecord, config: Pick<Config, 'maxAccessTtlMs' | 'clockSkewMs'>, logger: Logger): Promise<{ current: () => number; stop(): void }> {
   let highWater = config.maxAccessTtlMs;
   const record = async () => {
     try {
@@ -241,7 +241,7 @@ export async function startAccessTtlHighWater(store: TokenStore, config: Pick<Co
  * every verifier that still holds them, but a verifier started later would not learn them.
  */
 export async function restoreLostRevocations(
-  store: TokenStore,
+  store: RevocationRepair,
   lost: readonly LostRevocation[],
   onAppended: (events: RevocationEvent[]) => void,
   logger: Logger,
@@ -268,7 +268,7 @@ export async function restoreLostRevocations(
   return appended;
 }
 
-export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {
+export function startHeartbeat(store: FeedPublisher, intervalMs: number, logger: Logger): { stop(): void } {
   let failing = false;
   const beat = () =>
     store.heartbeat().then(

@@ -7,10 +7,12 @@ import {
 } from '../gen/tokenauthority/v1/token_authority.js';
 import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
+import { principalOf } from '../grpc/caller.js';
 import { rateLimitKey } from '../grpc/rate-limiter.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
+import { audited } from './audit.js';
 import type { PropagationTracker } from './propagation.js';
 import type { TokenAuthority, TokenPair } from './token-authority.js';
 import type { TokenBinding } from './token-binding.js';
@@ -45,15 +47,14 @@ export function createAuthorityService(
 ): GrpcServiceRegistration {
   const implementation: TokenAuthorityServiceServer = {
     issue: unary('Issue', deps, async (req, ctx) =>
-      pair(await authority.issue(
+      pair(await audited(ctx.log, authority.issue(
         { subject: req.subject, audience: req.audience, scopes: req.scopes, extraClaims: req.extraClaims, accessTtlSeconds: req.accessTtlSeconds, clientId: req.clientId, confirmation: bindingOf(req.confirmation) },
-        ctx.caller,
-        ctx.log,
-      )),
+        principalOf(ctx.caller),
+      ))),
     ),
     verify: verifyRpc((token, req) => authority.verify(token, req), deps),
     refresh: unary('Refresh', deps, async (req, ctx) =>
-      pair(await authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds, ...(req.dpopProof ? { dpopProof: req.dpopProof } : {}) }, ctx.log)),
+      pair(await audited(ctx.log, authority.refresh({ refreshToken: req.refreshToken, accessTtlSeconds: req.accessTtlSeconds, ...(req.dpopProof ? { dpopProof: req.dpopProof } : {}) }))),
     ),
     revoke: unary('Revoke', deps, async (req, ctx) => {
       const t = req.target;
@@ -63,7 +64,7 @@ export function createAuthorityService(
         : t.$case === 'sessionId' ? { kind: 'session' as const, sessionId: t.sessionId }
         : t.$case === 'subject' ? { kind: 'subject' as const, subject: t.subject }
         : { kind: 'tokenId' as const, tokenId: t.tokenId };
-      const out = await authority.revoke(target, req.reason, ctx.caller, ctx.log);
+      const out = await audited(ctx.log, authority.revoke(target, req.reason, principalOf(ctx.caller)));
       return { sequence: out.sequence, kind: KIND[out.kind], revokedId: out.id, entryExpiresAt: new Date(out.entryExpiresAt) };
     }),
     getJwks: unary('GetJwks', deps, () => ({

@@ -5,10 +5,11 @@ import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { certificateThumbprint } from '../verifier/certificate-thumbprint.js';
 import type { Logger } from '../shared/logger.js';
 import { ErrorCodes, isTokenAuthorityError } from '../shared/errors.js';
-import type { Caller } from '../grpc/caller.js';
+import { principalOf, type Caller } from '../grpc/caller.js';
 import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
+import { audited } from './audit.js';
 import { httpCaller } from './http-caller.js';
 import { looksLikeRefreshToken } from './opaque-tokens.js';
 import { NO_STORE, OAuthError, oauthErrorAnswer } from './oauth-errors.js';
@@ -181,7 +182,7 @@ async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Reco
       if (!same) throw new OAuthError('invalid_scope', 400, `scope must be omitted or equal the session's scope ("${session.scopes.join(' ')}"): narrowing on refresh is not supported`);
     }
   }
-  const pair = await deps.authority.refresh({ refreshToken, accessTtlSeconds: 0, ...(dpopProof !== undefined ? { dpopProof } : {}) }, log);
+  const pair = await audited(log, deps.authority.refresh({ refreshToken, accessTtlSeconds: 0, ...(dpopProof !== undefined ? { dpopProof } : {}) }));
   const granted = scopeOf(pair.accessToken);
   return json({
     access_token: pair.accessToken,
@@ -211,7 +212,7 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
   const proof = dpopHeader(req);
   const confirmation: TokenBinding = proof !== undefined ? { jkt: deps.authority.tokenEndpointProofs(proof) } : { x5tS256: certificateThumbprint(peerCertificateDer(req)) };
   const subject = clientId ?? caller.identities[0]!;
-  const grant = deps.authority.issueGrantOf(caller);
+  const grant = deps.authority.issueGrantOf(principalOf(caller));
 
   const scopeParam = form.get('scope');
   let scopes: string[];
@@ -237,7 +238,7 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
     throw new OAuthError('invalid_target', 400, `audience ${outside.map((a) => `"${a.slice(0, 100)}"`).join(', ')} is not allowed for this client (allowed: ${allowed!.join(', ')})`);
   }
 
-  const pair = await deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject, confirmation }, caller, log);
+  const pair = await audited(log, deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject, confirmation }, principalOf(caller)));
   return json({
     access_token: pair.accessToken,
     token_type: tokenType(pair),
@@ -264,7 +265,7 @@ const INACTIVE: HttpAnswer = { status: 200, body: JSON.stringify({ active: false
  */
 async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: Caller): Promise<HttpAnswer> {
   clientIdOf(form, caller);
-  deps.authority.authorizeIntrospection(caller);
+  deps.authority.authorizeIntrospection(principalOf(caller));
   const token = required(form, 'token');
   form.get('token_type_hint');
   if (looksLikeRefreshToken(token)) {
@@ -315,7 +316,7 @@ async function revocationEndpoint(deps: OAuthEndpointDeps, form: FormParams, cal
   form.get('token_type_hint');
   limit(deps, 'Revoke', caller);
   try {
-    await deps.authority.revoke({ kind: 'token', token }, '', caller, log);
+    await audited(log, deps.authority.revoke({ kind: 'token', token }, '', principalOf(caller)));
   } catch (err) {
     if (!(isTokenAuthorityError(err) && (err.code === ErrorCodes.NOT_FOUND || err.code === ErrorCodes.INVALID_ARGUMENT))) throw err;
     log.unknown = true;

@@ -7,13 +7,11 @@ import { invalidArgument } from '../shared/errors.js';
  */
 export type TokenBinding = { readonly x5tS256: string } | { readonly jkt: string };
 
-/**
- * Where a session keeps its binding: an entry of the session's `extra` map named like the claim
- * (`cnf`, a reserved claim name, so no extra claim can take it), holding the claim's JSON. Being in
- * `extra` it is covered by the session seal (session-seal.ts): a writer of the store can neither
- * strip a binding nor change it without Refresh refusing the session.
+/*
+ * A session keeps its binding as `constraints.confirmation` (SessionConstraints in
+ * store/token-store.ts), which the session seal covers (session-seal.ts): a writer of the store
+ * can neither strip a binding, nor change or add one, without Refresh refusing the session.
  */
-export const BINDING_FIELD = 'cnf';
 
 const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 
@@ -34,25 +32,6 @@ export function validateBinding(b: TokenBinding): TokenBinding {
 /** The RFC 7800 `cnf` claim of a bound token. */
 export function cnfClaim(b: TokenBinding): Record<string, string> {
   return 'x5tS256' in b ? { 'x5t#S256': b.x5tS256 } : { jkt: b.jkt };
-}
-
-/** The session field's value (the claim's JSON). */
-export function bindingField(b: TokenBinding): string {
-  return JSON.stringify(cnfClaim(b));
-}
-
-/**
- * The binding a session field holds, undefined for an unbound session. The field is sealed, so a
- * value this authority did not write never gets here (the seal check comes first); it throws
- * rather than guess.
- */
-export function bindingOfField(value: string | undefined): TokenBinding | undefined {
-  if (value === undefined) return undefined;
-  const cnf = JSON.parse(value) as Record<string, unknown>;
-  const keys = Object.keys(cnf);
-  if (keys.length === 1 && typeof cnf['x5t#S256'] === 'string') return { x5tS256: requireThumbprint('cnf.x5t#S256', cnf['x5t#S256']) };
-  if (keys.length === 1 && typeof cnf.jkt === 'string') return { jkt: requireThumbprint('cnf.jkt', cnf.jkt) };
-  throw new Error('the session binding is not a cnf claim this authority writes');
 }
 
 /** A name for the access line and messages: `x5t#S256` or `jkt`. */

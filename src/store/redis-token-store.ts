@@ -26,6 +26,7 @@ import {
   checkRotate,
   conflictError,
   positiveIntOption,
+  storedConstraints,
 } from './store-input.js';
 import type {
   CreateSessionInput,
@@ -34,6 +35,7 @@ import type {
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
+  SessionConstraints,
   SessionRecord,
   TokenStore,
 } from './token-store.js';
@@ -250,6 +252,8 @@ export class RedisTokenStore implements TokenStore {
         input.now,
         input.refreshHash,
         input.refreshProof,
+        storedConstraints(input.constraints) ?? '',
+        input.seal ?? '',
       ),
     )) as [string, number | string];
     if (reply[0] === 'conflict') throw conflictError(String(reply[1]));
@@ -677,6 +681,9 @@ function toSession(flat: string[], currentGeneration: number): SessionRecord {
     audience: JSON.parse(h.aud!) as string[],
     scopes: JSON.parse(h.scopes!) as string[],
     extra: JSON.parse(h.extra!) as Record<string, string>,
+    // Optional: absent on sessions without constraints and on those stored before these fields.
+    ...(h.constraints !== undefined ? { constraints: JSON.parse(h.constraints) as SessionConstraints } : {}),
+    ...(h.seal !== undefined ? { seal: h.seal } : {}),
     generation,
     createdAt: Number(h.createdAt),
     absoluteExpiresAt: Number(h.absExp),

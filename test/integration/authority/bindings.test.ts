@@ -201,10 +201,14 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
 
   describe('a Redis writer cannot strip or change a session\'s binding', () => {
     const k = redisKeys();
-    async function editExtra(issued: IssueResponse, edit: (extra: Record<string, string>) => void): Promise<void> {
-      const extra = JSON.parse((await admin.hget(k.session(issued.sessionId), 'extra'))!) as Record<string, string>;
-      edit(extra);
-      await admin.hset(k.session(issued.sessionId), 'extra', JSON.stringify(extra));
+    /** The session's constraints as stored (the `constraints` field of its hash; absent = none). */
+    async function constraintsOf(issued: IssueResponse): Promise<Record<string, unknown>> {
+      return JSON.parse((await admin.hget(k.session(issued.sessionId), 'constraints')) ?? '{}') as Record<string, unknown>;
+    }
+    async function editConstraints(issued: IssueResponse, edit: (constraints: Record<string, unknown>) => void): Promise<void> {
+      const constraints = await constraintsOf(issued);
+      edit(constraints);
+      await admin.hset(k.session(issued.sessionId), 'constraints', JSON.stringify(constraints));
     }
     async function refusedAsTampered(refreshToken: string, dpopProof?: string): Promise<void> {
       const err = await expectStatus(ta.client.refresh({ refreshToken, ...(dpopProof ? { dpopProof } : {}) }), status.UNAUTHENTICATED, 'integrity');
@@ -213,33 +217,33 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
 
     it('the binding is stored with the session, under the seal', async () => {
       const issued = await issue({ jkt: key.jkt });
-      const extra = JSON.parse((await admin.hget(k.session(issued.sessionId), 'extra'))!) as Record<string, string>;
-      assert.deepEqual(JSON.parse(extra.cnf!), { jkt: key.jkt });
+      assert.deepEqual((await constraintsOf(issued)).confirmation, { jkt: key.jkt });
+      assert.match((await admin.hget(k.session(issued.sessionId), 'seal')) ?? '', /^v2\./, 'sealed');
     });
 
     it('stripped: Refresh refuses the session instead of minting a bearer token', async () => {
       for (const binding of [{ jkt: key.jkt }, { x5tS256: x5t(alice) }]) {
         const issued = await issue(binding);
-        await editExtra(issued, (e) => delete e.cnf);
+        await editConstraints(issued, (c) => delete c.confirmation);
         await refusedAsTampered(issued.refreshToken, refreshProof());
       }
     });
 
     it('changed to the attacker\'s key or certificate: refused', async () => {
       const byKey = await issue({ jkt: key.jkt });
-      await editExtra(byKey, (e) => (e.cnf = JSON.stringify({ jkt: otherKey.jkt })));
+      await editConstraints(byKey, (c) => (c.confirmation = { jkt: otherKey.jkt }));
       await refusedAsTampered(byKey.refreshToken, refreshProof(otherKey));
       const byCert = await issue({ x5tS256: x5t(alice) });
-      await editExtra(byCert, (e) => (e.cnf = JSON.stringify({ 'x5t#S256': x5t(mallory) })));
+      await editConstraints(byCert, (c) => (c.confirmation = { x5tS256: x5t(mallory) }));
       await refusedAsTampered(byCert.refreshToken);
       const swapped = await issue({ jkt: key.jkt });
-      await editExtra(swapped, (e) => (e.cnf = JSON.stringify({ 'x5t#S256': x5t(mallory) })));
+      await editConstraints(swapped, (c) => (c.confirmation = { x5tS256: x5t(mallory) }));
       await refusedAsTampered(swapped.refreshToken);
     });
 
     it('added to an unbound session: refused too (the seal covers the absence)', async () => {
       const issued = await issue(undefined);
-      await editExtra(issued, (e) => (e.cnf = JSON.stringify({ jkt: otherKey.jkt })));
+      await editConstraints(issued, (c) => (c.confirmation = { jkt: otherKey.jkt }));
       await refusedAsTampered(issued.refreshToken, refreshProof(otherKey));
     });
   });
