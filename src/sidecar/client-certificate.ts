@@ -16,14 +16,10 @@ import type { VerifyRequirements } from '../shared/claims.js';
 /** What the proxy says: the certificate itself (PEM), or only its x5t#S256 thumbprint. */
 export type PresentedCertificate = { certificate: string } | { thumbprint: string };
 
-/**
- * The verifier's requirement for a presented certificate (none when there is none). A thumbprint
- * alone cannot be handed to the verifier yet (it takes the certificate): a token bound to a
- * certificate known only by its hash is refused (BINDING_MISMATCH), never accepted.
- */
+/** The verifier's requirement for a presented certificate (none when there is none). */
 export function certificateRequirement(pc: PresentedCertificate | undefined): Pick<VerifyRequirements, 'clientCertificate'> {
-  if (pc === undefined || !('certificate' in pc)) return {};
-  return { clientCertificate: pc.certificate };
+  if (pc === undefined) return {};
+  return { clientCertificate: 'certificate' in pc ? pc.certificate : { x5tS256: pc.thumbprint } };
 }
 
 const PEM_CERTIFICATE = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;

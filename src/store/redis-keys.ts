@@ -46,6 +46,9 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | channel `feed`               | pubsub | the same event JSON as the log, plus heartbeats               | —                               |
  * | `keys`                       | hash   | version, doc: the signing key set, private keys sealed under  | never                           |
  * |                              |        | the KEK (TA_KEY_STORE=redis; src/keys/redis-key-store.ts)     |                                 |
+ * | `dpop:<scope>:<h>` (NOT under | string | "1": a DPoP proof id claimed by a verifier of service `<scope>`| PX the proof's window           |
+ * | `{ta}`: `<prefix>dpop:…`)    |        | (`<h>` = base64url SHA-256 of `<jkt>.<jti>`); spread over     |                                 |
+ * |                              |        | slots, one key per command (src/store/redis-dpop-replay.ts)   |                                 |
  * | channel `feed` on a Cluster  | shard  | as `feed`, but SPUBLISH/SSUBSCRIBE (sharded pub/sub) in the   | —                               |
  * |                              | channel| `{ta}` slot (redis-scripts.ts, redis-connection.ts)           |                                 |
  *
@@ -121,4 +124,14 @@ export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
     revokedJti: (j) => base + KeySegments.revokedJti + j,
     revokedSid: (s) => base + KeySegments.revokedSid + s,
   };
+}
+
+/**
+ * The key of one claimed DPoP proof id: `<prefix>dpop:<scope>:<hash>`. Deliberately outside the
+ * `{ta}` slot: each claim is one command on one key, and the claims of busy services spread over a
+ * Cluster instead of all landing on the shard of the authority's state.
+ */
+export function dpopReplayKey(keyPrefix: string, scope: string, idHash: string): string {
+  if (/[{}]/.test(keyPrefix)) throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keyPrefix must not contain "{" or "}"');
+  return `${keyPrefix}dpop:${scope}:${idHash}`;
 }

@@ -3,6 +3,8 @@ import type { Logger } from '../shared/logger.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from '../verifier/revocation-source.js';
 import { RedisTokenStore } from './redis-token-store.js';
 
+export { createRedisDpopReplayCache, type RedisDpopReplayCache, type RedisDpopReplayCacheOptions } from './redis-dpop-replay.js';
+
 /** Options of {@link createRedisRevocationSource}. */
 export interface RedisRevocationSourceOptions {
   /**
