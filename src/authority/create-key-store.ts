@@ -10,8 +10,8 @@ import type { KeyStore } from '../keys/key-store.js';
 import { RedisKeyStore } from '../keys/redis-key-store.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { createRedisClient, describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
-import { reconnectDelayMs } from '../store/redis-token-store.js';
+import { RedisCommandClient } from '../store/redis-client.js';
+import { describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
 
 /** The operator's key-encryption key(s) from the configuration, or undefined if none is set. */
 export async function keySetCipherFor(config: Config): Promise<KeySetCipher | undefined> {
@@ -41,17 +41,15 @@ export async function createKeyStore(config: Config, logger: Logger, options: { 
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'TA_KEY_STORE=redis needs TA_REDIS_URL and a key-encryption key');
     }
     const target = parseRedisUrl(config.redisUrl);
-    const client = createRedisClient(target, {
+    const connection = new RedisCommandClient(target, {
       lazyConnect: true,
-      commandTimeout: config.redisCommandTimeoutMs,
-      connectTimeout: Math.max(2 * config.redisCommandTimeoutMs, 1000),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: reconnectDelayMs,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
       connectionName: 'token-authority-keys',
+      label: 'Redis key store',
+      closedMessage: 'the Redis key store is closed',
+      logger: logger.child({ component: 'redis-key-store' }),
     });
-    const store = new RedisKeyStore({ client, cipher, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+    const store = new RedisKeyStore({ connection, cipher });
     try {
       if (!options.readOnly && (await store.reseal())) log.info({ key: store.key, kekId: cipher.kekId }, 're-encrypted the signing keys under the current key-encryption key');
     } catch (err) {
