@@ -8,9 +8,8 @@ import { isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
-import { createKeyStore, sealKeyFile } from './authority/create-key-store.js';
+import { createKeyManager, createKeyStore, sealKeyFile } from './authority/create-key-store.js';
 import { silentLogger } from './shared/logger.js';
-import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
 import { clientCredentials, type ClientTlsFiles } from './grpc/client-credentials.js';
 import { readFileSync } from 'node:fs';
@@ -110,12 +109,7 @@ withConfigOptions(keys.command('list').description('List keys with their state (
 withConfigOptions(keys.command('rotate').description('Rotate now: next → active, active → retired, new next.'), 'authority').action(async (_o, cmd: Command) => {
   try {
     const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-    const manager = new KeyManager({
-      store: await createKeyStore(config, silentLogger),
-      algorithm: config.keyAlgorithm,
-      rotationIntervalMs: 0,
-      retainMs: config.maxAccessTtlMs + config.clockSkewMs,
-    });
+    const manager = await createKeyManager(config, silentLogger, 'command');
     await manager.start();
     const active = await manager.rotate();
     process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);

@@ -3,13 +3,16 @@
  * it joins three layers keys/ may not know: the configuration, and store/'s Redis connections.
  */
 import type { Config } from '../config/config.js';
+import { revocationRetentionMs } from '../config/derived-settings.js';
 import { FileKeyStore } from '../keys/file-key-store.js';
+import { KeyManager } from '../keys/key-manager.js';
 import { readKeyEncryptionKeyFile, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { KeySetCipher } from '../keys/key-set-cipher.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { RedisKeyStore } from '../keys/redis-key-store.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { Clock } from '../shared/clock.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import { RedisCommandClient } from '../store/redis-client.js';
 import { describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
 
@@ -87,4 +90,36 @@ export async function sealKeyFile(config: Config): Promise<{ outcome: 'sealed' |
   }
   const store = new FileKeyStore(config.keyDir, { cipher });
   return { outcome: await store.sealAtRest({ migratePlaintext: true }), path: store.path, kekId: cipher.kekId };
+}
+
+/**
+ * How a process uses the signing keys: `serve` signs and rotates on TA_KEY_ROTATION_INTERVAL (an
+ * authority, or a worker); `follow` only reads, re-reading the store every second to follow
+ * rotations made elsewhere (the cluster primary, which serves the JWKS); `command` is one operator
+ * command (`token-authority keys rotate`): rotation on demand only, nothing logged.
+ */
+export type KeyManagerMode = 'serve' | 'follow' | 'command';
+
+/**
+ * The one place a KeyManager is built from the configuration: its store ({@link createKeyStore},
+ * unless one is given), algorithm, rotation schedule and how long a retired key stays published
+ * ({@link revocationRetentionMs}). The manager closes the store when it stops.
+ */
+export async function createKeyManager(
+  config: Config,
+  logger: Logger,
+  mode: KeyManagerMode,
+  overrides: { keyStore?: KeyStore; clock?: Clock } = {},
+): Promise<KeyManager> {
+  const log = mode === 'command' ? silentLogger : logger;
+  const store = overrides.keyStore ?? (await createKeyStore(config, log, { readOnly: mode === 'follow' }));
+  return new KeyManager({
+    store,
+    algorithm: config.keyAlgorithm,
+    rotationIntervalMs: mode === 'serve' ? config.keyRotationIntervalMs : 0,
+    retainMs: revocationRetentionMs(config),
+    ...(mode === 'follow' ? { reloadIntervalMs: 1000 } : {}),
+    ...(overrides.clock ? { clock: overrides.clock } : {}),
+    ...(mode === 'command' ? {} : { logger }),
+  });
 }
