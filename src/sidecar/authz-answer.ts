@@ -1,4 +1,7 @@
-import type { VerifiedClaims, VerifyReason } from '../shared/claims.js';
+import type { VerifiedClaims } from '../shared/claims.js';
+import { reasonStatus, type DenialReason } from '../shared/reason-status.js';
+
+export type { DenialReason } from '../shared/reason-status.js';
 
 /**
  * What an authorization answer says over HTTP, whichever way it travels (Envoy ext_authz `Check`,
@@ -48,8 +51,6 @@ export function unforwardableClaims(c: VerifiedClaims): string | undefined {
   return undefined;
 }
 
-export type DenialReason = VerifyReason | 'MISSING_TOKEN';
-
 export interface HttpDenial {
   /** 401, 403, or 503 while the verifier is stale (fail-closed). */
   status: 401 | 403 | 503;
@@ -62,20 +63,19 @@ export interface HttpDenial {
 }
 
 /**
- * RFC 6750 §3: a request without a token gets a bare `Bearer` challenge (§3.1: no error code),
- * insufficient scope is 403 `insufficient_scope` naming the scopes required, every other rejection
- * 401 `invalid_token` with the reason; a stale verifier answers 503 with `Retry-After`, so clients
- * and proxies retry instead of signing the user out.
+ * The HTTP answer of a denial, from the reason's row in REASON_STATUS (shared/reason-status.ts):
+ * RFC 6750 §3's challenge — bare `Bearer` without a token, the error code and the reason otherwise,
+ * and the scopes required for `insufficient_scope` — plus `Retry-After` where the row has one.
  */
 export function httpDenial(reason: DenialReason, detail: string, requiredScopes: readonly string[] = []): HttpDenial {
-  const error = reason === 'MISSING_TOKEN' ? undefined : reason === 'MISSING_SCOPE' ? 'insufficient_scope' : 'invalid_token';
-  const status = reason === 'MISSING_SCOPE' ? 403 : reason === 'STALE' ? 503 : 401;
+  const row = reasonStatus(reason);
+  const { error, http: status } = row;
   let challenge = 'Bearer';
   if (error) {
     challenge += ` error="${error}", error_description="${reason}"`;
     if (error === 'insufficient_scope' && requiredScopes.length > 0) challenge += `, scope="${requiredScopes.join(' ')}"`;
   }
   const headers: Record<string, string> = { 'www-authenticate': challenge };
-  if (reason === 'STALE') headers['retry-after'] = '1';
+  if (row.retryAfterSec !== undefined) headers['retry-after'] = String(row.retryAfterSec);
   return { status, error, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason, detail }) };
 }
