@@ -6,7 +6,7 @@ import type { Config } from '../config/config.js';
 import { revocationRetentionMs } from '../config/derived-settings.js';
 import { FileKeyStore } from '../keys/file-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
-import { readKeyEncryptionKeyFile, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { configuredKeyEncryptionKeys } from '../keys/key-encryption-key.js';
 import { KeySetCipher } from '../keys/key-set-cipher.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { RedisKeyStore } from '../keys/redis-key-store.js';
@@ -18,10 +18,8 @@ import { describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js
 
 /** The operator's key-encryption key(s) from the configuration, or undefined if none is set. */
 export async function keySetCipherFor(config: Config): Promise<KeySetCipher | undefined> {
-  let kek: KeyEncryptionKey | undefined = config.keyEncryptionKey;
-  if (kek === undefined && config.keyEncryptionKeyFile !== undefined) kek = await readKeyEncryptionKeyFile(config.keyEncryptionKeyFile);
-  if (kek === undefined) return undefined;
-  return new KeySetCipher(kek, config.keyEncryptionKeyPrevious ?? []);
+  const keks = await configuredKeyEncryptionKeys(config);
+  return keks === undefined ? undefined : new KeySetCipher(keks.current, keks.previous);
 }
 
 /**
