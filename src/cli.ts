@@ -4,7 +4,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { loadConfig, type Config, type ConfigScope } from './config/config.js';
 import type { Logger } from './shared/logger.js';
 import { OPTIONS } from './config/options.js';
-import { isTokenAuthorityError } from './shared/errors.js';
+import { errorMessage, isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
@@ -48,7 +48,7 @@ function flagsOf(cmd: Command): Record<string, string | undefined> {
 }
 
 function fail(err: unknown): never {
-  const message = isTokenAuthorityError(err) ? err.message : err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   process.stderr.write(`token-authority: ${message}\n`);
   process.exit(isTokenAuthorityError(err) && err.code === 'ERR_CONFIG' ? 2 : 1);
 }
@@ -243,7 +243,7 @@ program
     try {
       status = await fetchFleetStatus(o.url, Number(o.timeout), o);
     } catch (err) {
-      process.stderr.write(`token-authority: status: ${(err as Error).message}\n`);
+      process.stderr.write(`token-authority: status: ${errorMessage(err)}\n`);
       process.exit(2);
     }
     process.stdout.write(o.json ? JSON.stringify(status, null, 2) + '\n' : formatFleetStatus(status));
@@ -279,7 +279,7 @@ function fetchFleetStatus(base: string, timeoutMs: number, tls: ClientTlsFiles):
           if (doc?.v !== 1 || !Array.isArray(doc.verifiers)) throw new Error('not a fleet status document');
           resolve(doc);
         } catch (err) {
-          reject(new Error(`${shown}: ${(err as Error).message}`));
+          reject(new Error(`${shown}: ${errorMessage(err)}`));
         }
       });
     });

@@ -14,7 +14,8 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { RedisCommandClient } from '../store/redis-client.js';
-import { describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
+import { redactUrl } from '../shared/redact-url.js';
+import { parseRedisUrl } from '../store/redis-connection.js';
 
 /** The operator's key-encryption key(s) from the configuration, or undefined if none is set. */
 export async function keySetCipherFor(config: Config): Promise<KeySetCipher | undefined> {
@@ -57,7 +58,7 @@ export async function createKeyStore(config: Config, logger: Logger, options: { 
       await store.close();
       throw err;
     }
-    log.info({ redis: describeRedisTarget(target), key: store.key, kekId: cipher.kekId }, 'signing keys in Redis, encrypted under the key-encryption key');
+    log.info({ redis: redactUrl(config.redisUrl), key: store.key, kekId: cipher.kekId }, 'signing keys in Redis, encrypted under the key-encryption key');
     return store;
   }
   const store = new FileKeyStore(config.keyDir, cipher === undefined ? {} : { cipher });

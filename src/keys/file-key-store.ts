@@ -23,7 +23,7 @@ import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
 import { KeySetCipher, isSealedKeySet } from './key-set-cipher.js';
 import { assertNextVersion, parseKeySetDocument } from './key-set-document.js';
 import type { KeySetDocument, KeyStore } from './key-store.js';
@@ -53,7 +53,7 @@ function errnoCode(err: unknown): string | undefined {
 function describe(err: unknown): string {
   const code = errnoCode(err);
   if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
-  return code ?? (err instanceof Error ? err.message : String(err));
+  return code ?? errorMessage(err);
 }
 
 const checkModes = CHECKS_FILE_MODES;

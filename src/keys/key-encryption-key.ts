@@ -6,7 +6,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
 import { privateFileProblem } from '../shared/file-permissions.js';
 
 /** AES-256: the KEK is exactly this many bytes. */
@@ -80,7 +80,7 @@ export async function readKeyEncryptionKeyFile(path: string): Promise<KeyEncrypt
   try {
     return parseKeyEncryptionKey(text);
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail(errorMessage(err));
   }
 }
 

@@ -18,7 +18,7 @@
  *   its failover-detector connections otherwise).
  */
 import { Cluster, type RedisOptions } from 'ioredis';
-import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import {
   createRedisClient,
@@ -162,7 +162,7 @@ export class RedisCommandClient {
   /** A thrown value as the contract's error: TokenAuthorityErrors as they are, anything else ERR_STORE_UNAVAILABLE. */
   failure(op: string, err: unknown, unknownOutcome?: string): TokenAuthorityError {
     if (err instanceof TokenAuthorityError) return err;
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorMessage(err);
     // A fresh cause: ioredis errors carry the command's arguments.
     return storeUnavailable(`${this.label} ${op} failed: ${reason}${unknownOutcome === undefined ? '' : `; ${unknownOutcome}`}`, new Error(reason));
   }

@@ -1,5 +1,6 @@
 import { Metadata, status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { VerifiedClaims, VerifyRequirements } from '../../shared/claims.js';
+import { errorMessage } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/logger.js';
 import { reasonStatus, type DenialReason } from '../../shared/reason-status.js';
 import { verifierLogger, type Verifier } from '../create-verifier.js';
@@ -54,7 +55,7 @@ export function requireToken<Req, Res>(verifier: Verifier, options: RequireToken
   const logger = given ?? verifierLogger(verifier) ?? silentLogger;
   /** A handler failure: logged (never the token), answered with a generic INTERNAL. */
   const failed = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, err: unknown) => {
-    logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: the handler failed; answered INTERNAL');
+    logger.error({ err: errorMessage(err), method: call.getPath() }, 'requireToken: the handler failed; answered INTERNAL');
     callback({ code: status.INTERNAL, details: 'internal error' }, null);
   };
   return (call, callback) => {
@@ -80,7 +81,7 @@ export function requireToken<Req, Res>(verifier: Verifier, options: RequireToken
         Promise.resolve(done).catch((err: unknown) => failed(call, callback, err));
       },
       (err: unknown) => {
-        logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: token verification failed unexpectedly');
+        logger.error({ err: errorMessage(err), method: call.getPath() }, 'requireToken: token verification failed unexpectedly');
         callback({ code: status.INTERNAL, details: 'token verification failed unexpectedly' }, null);
       },
     );
