@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
-import { loadConfig, type Config, type ConfigScope } from './config/config.js';
+import { loadConfig, type ConfigOf, type ConfigScope } from './config/config.js';
 import type { Logger } from './shared/logger.js';
 import { OPTIONS } from './config/options.js';
 import { errorMessage, isTokenAuthorityError } from './shared/errors.js';
@@ -64,9 +64,9 @@ function onSignals(stop: () => Promise<void>): void {
 }
 
 /** Validate config, make the root logger, start, and stop gracefully on SIGTERM/SIGINT. */
-function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start: (config: Readonly<Config>, logger: Logger) => Promise<{ stop(): Promise<void> }>) {
+function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start: (config: ConfigOf<S>, logger: Logger) => Promise<{ stop(): Promise<void> }>) {
   return async (_o: unknown, cmd: Command) => {
-    let config: Readonly<Config>;
+    let config: ConfigOf<S>;
     try {
       config = loadConfig(scope, { env: process.env, flags: flagsOf(cmd) });
     } catch (err) {
