@@ -23,6 +23,8 @@ type FromTable<S extends ConfigScope> = {
 } & {
   readonly [R in InScope<S> as R extends { default: string } ? never : R['key']]?: ValueOf<R>;
 };
+/** The parsed value of the setting `K`. */
+export type SettingValue<K extends Row['key']> = ValueOf<Extract<Row, { key: K }>>;
 /** Flattens an intersection for readable hover text and error messages. */
 type Flat<T> = { [K in keyof T]: T[K] } & {};
 
@@ -67,25 +69,46 @@ export function loadConfig<S extends ConfigScope>(scope: S, sources: ConfigSourc
   const out: Record<string, unknown> = {};
   for (const opt of OPTIONS) {
     if (opt.scope !== 'common' && opt.scope !== scope) continue;
-    const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? (scope === 'sidecar' ? (opt.sidecarDefault ?? opt.default) : opt.default);
-    if (raw === undefined || (raw === '' && opt.default === undefined)) continue;
-    const parsed = opt.schema.safeParse(raw);
-    if (parsed.success) out[opt.key] = parsed.data;
-    else problems.push(`${label(opt)}: ${parsed.error.issues.map((i) => describeIssue(opt, raw, i.message)).join('; ')}`);
+    readOption(opt, scope, sources, out, problems);
   }
   if (problems.length === 0) crossChecks(scope, out, problems);
-  if (problems.length > 0) {
-    throw new TokenAuthorityError(
-      ErrorCodes.CONFIG,
-      `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  - ${problems.join('\n  - ')}`,
-    );
-  }
+  throwProblems(problems);
   const httpAddr = out.httpAddr as ListenAddress;
   out.issuer ??= `http://${httpAddr.text}`;
   if (Array.isArray(out.allowedAudiences)) Object.freeze(out.allowedAudiences);
   // Every member was filled from its row above (or by the cross-checks' guarantees), so the
   // record is what ConfigOf<S> computes from the same rows.
   return Object.freeze(out) as ConfigOf<S>;
+}
+
+/**
+ * One setting, read exactly as loadConfig reads it (its flag, else its environment variable, else
+ * its default) and validated by its row: for commands that need only it, such as the client
+ * commands' TA_GRPC_ADDR / --grpc-addr. Undefined when unset without a default.
+ * @throws TokenAuthorityError ERR_CONFIG naming the variable and the flag.
+ */
+export function loadSetting<K extends Row['key']>(key: K, sources: ConfigSources, scope: ConfigScope = 'authority'): SettingValue<K> | undefined {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  readOption(byKey(key), scope, sources, out, problems);
+  throwProblems(problems);
+  return out[key] as SettingValue<K> | undefined;
+}
+
+function readOption(opt: OptionSpec, scope: ConfigScope, sources: ConfigSources, out: Record<string, unknown>, problems: string[]): void {
+  const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? (scope === 'sidecar' ? (opt.sidecarDefault ?? opt.default) : opt.default);
+  if (raw === undefined || (raw === '' && opt.default === undefined)) return;
+  const parsed = opt.schema.safeParse(raw);
+  if (parsed.success) out[opt.key] = parsed.data;
+  else problems.push(`${label(opt)}: ${parsed.error.issues.map((i) => describeIssue(opt, raw, i.message)).join('; ')}`);
+}
+
+function throwProblems(problems: readonly string[]): void {
+  if (problems.length === 0) return;
+  throw new TokenAuthorityError(
+    ErrorCodes.CONFIG,
+    `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  - ${problems.join('\n  - ')}`,
+  );
 }
 
 function label(opt: OptionSpec): string {
