@@ -1,5 +1,6 @@
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
-import { invalidArgument } from '../shared/errors.js';
+import { errorMessage, invalidArgument } from '../shared/errors.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { callerOf, type Caller } from './caller.js';
@@ -43,7 +44,7 @@ export interface UnaryDeps {
  * them, only 1 in TA_ACCESS_LOG_SAMPLE, each such line carrying `sampled: N`.
  */
 export const SAMPLED_METHODS: ReadonlySet<string> = new Set(['Verify', 'Check']);
-export const DEFAULT_ACCESS_LOG_SAMPLE = 100;
+export const DEFAULT_ACCESS_LOG_SAMPLE = DEFAULTS.accessLogSample;
 
 /** 1-in-N sampling: true on the Nth, 2Nth … call; never with N = 0, always with N = 1. */
 export function sampler(n: number): () => boolean {
@@ -164,7 +165,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
 export class UndecodableRequest {
   constructor(private readonly cause: unknown) {}
   error(method: string) {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    const why = errorMessage(this.cause);
     // ts-proto (forceLong=number) refuses a 64-bit integer it cannot hold exactly.
     const detail = /MAX_SAFE_INTEGER|MIN_SAFE_INTEGER/.test(why)
       ? `an integer field is outside ±(2^53 - 1) = ±${Number.MAX_SAFE_INTEGER}, the range this service accepts`
@@ -196,7 +197,7 @@ export function withTolerantDecoding(definition: ServiceDefinition): ServiceDefi
 }
 
 function errText(err: unknown): string {
-  return typeof err === 'string' ? err : err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 /** Counts calls in flight; `idle()` resolves when none are. */

@@ -6,7 +6,8 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
+import { privateFileProblem } from '../shared/file-permissions.js';
 
 /** AES-256: the KEK is exactly this many bytes. */
 export const KEK_BYTES = 32;
@@ -24,8 +25,11 @@ export interface KeyEncryptionKey {
 /**
  * Decodes a KEK written as 64 hex digits or as base64/base64url (43 or 44 characters), the output
  * of `openssl rand -hex 32` or `openssl rand -base64 32`.
- * @throws Error with a message that never contains the input.
+ * @throws TokenAuthorityError ERR_CONFIG with a message that never contains the input (it completes
+ *   a sentence about the setting: "TA_KEY_ENCRYPTION_KEY <message>").
  */
+const kekError = (problem: string) => new TokenAuthorityError(ErrorCodes.CONFIG, problem);
+
 export function parseKeyEncryptionKey(text: string): KeyEncryptionKey {
   const t = text.trim();
   let bytes: Buffer;
@@ -34,10 +38,10 @@ export function parseKeyEncryptionKey(text: string): KeyEncryptionKey {
   } else if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(t)) {
     bytes = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   } else {
-    throw new Error(`must be ${KEK_BYTES} random bytes as 64 hex digits or base64 (generate one with: openssl rand -base64 32)`);
+    throw kekError(`must be ${KEK_BYTES} random bytes as 64 hex digits or base64 (generate one with: openssl rand -base64 32)`);
   }
-  if (bytes.length !== KEK_BYTES) throw new Error(`must decode to exactly ${KEK_BYTES} bytes`);
-  if (bytes.every((b) => b === bytes[0])) throw new Error('is a placeholder (every byte the same), not a random key');
+  if (bytes.length !== KEK_BYTES) throw kekError(`must decode to exactly ${KEK_BYTES} bytes`);
+  if (bytes.every((b) => b === bytes[0])) throw kekError('is a placeholder (every byte the same), not a random key');
   return createKeyEncryptionKey(bytes);
 }
 
@@ -65,10 +69,8 @@ export async function readKeyEncryptionKeyFile(path: string): Promise<KeyEncrypt
     try {
       const st: Stats = await handle.stat();
       if (!st.isFile()) throw fail('is not a regular file');
-      if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-        const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-        throw fail(`holds the key-encryption key but is accessible by group or others (mode ${mode}); run: chmod 600 ${path}`);
-      }
+      const problem = privateFileProblem(st.mode, path, 'the key-encryption key');
+      if (problem !== undefined) throw fail(problem);
       text = await handle.readFile('utf8');
     } finally {
       await handle.close();
@@ -81,6 +83,26 @@ export async function readKeyEncryptionKeyFile(path: string): Promise<KeyEncrypt
   try {
     return parseKeyEncryptionKey(text);
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail(errorMessage(err));
   }
+}
+
+/** The KEK settings (TA_KEY_ENCRYPTION_KEY, TA_KEY_ENCRYPTION_KEY_FILE, TA_KEY_ENCRYPTION_KEY_PREVIOUS). */
+export interface KeyEncryptionKeySettings {
+  keyEncryptionKey?: KeyEncryptionKey;
+  keyEncryptionKeyFile?: string;
+  keyEncryptionKeyPrevious?: readonly KeyEncryptionKey[];
+}
+
+/**
+ * The operator's key-encryption key, from TA_KEY_ENCRYPTION_KEY or else the file of
+ * TA_KEY_ENCRYPTION_KEY_FILE (the configuration refuses both at once), with the former keys still
+ * accepted for decryption; undefined if none is set. The one place either is read.
+ * @throws TokenAuthorityError ERR_CONFIG for an unreadable or non-private KEK file.
+ */
+export async function configuredKeyEncryptionKeys(settings: KeyEncryptionKeySettings): Promise<{ current: KeyEncryptionKey; previous: readonly KeyEncryptionKey[] } | undefined> {
+  let current = settings.keyEncryptionKey;
+  if (current === undefined && settings.keyEncryptionKeyFile !== undefined) current = await readKeyEncryptionKeyFile(settings.keyEncryptionKeyFile);
+  if (current === undefined) return undefined;
+  return { current, previous: settings.keyEncryptionKeyPrevious ?? [] };
 }
