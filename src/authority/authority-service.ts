@@ -9,6 +9,7 @@ import { invalidArgument } from '../shared/errors.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import { principalOf } from '../grpc/caller.js';
 import { rateLimitKey } from '../grpc/rate-limiter.js';
+import { jwksResponse } from '../grpc/jwks-response.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
@@ -67,10 +68,7 @@ export function createAuthorityService(
       const out = await audited(ctx.log, authority.revoke(target, req.reason, principalOf(ctx.caller)));
       return { sequence: out.sequence, kind: KIND[out.kind], revokedId: out.id, entryExpiresAt: new Date(out.entryExpiresAt) };
     }),
-    getJwks: unary('GetJwks', deps, () => ({
-      jwksJson: keys.jwksJson(),
-      keys: keys.jwks().keys.map((k) => ({ keyId: String(k.kid), algorithm: String(k.alg), jwkJson: JSON.stringify(k) })),
-    })),
+    getJwks: unary('GetJwks', deps, () => jwksResponse(keys.jwksJson(), keys.jwks().keys)),
     getPropagation: unary('GetPropagation', deps, async (req, ctx): Promise<GetPropagationResponse> => {
       if (req.sequence <= 0) throw invalidArgument('sequence must be positive');
       if (req.waitMs > 30_000) throw invalidArgument('wait_ms must be at most 30000');

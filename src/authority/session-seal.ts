@@ -3,10 +3,11 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
-import { readKeyEncryptionKeyFile } from '../keys/key-encryption-key.js';
+import { configuredKeyEncryptionKeys } from '../keys/key-encryption-key.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { SessionConstraints, SessionRecord } from '../store/token-store.js';
 import { createRefreshIntegrity, type RefreshIntegrity } from './refresh-integrity.js';
+import { privateFileProblem } from '../shared/file-permissions.js';
 
 /**
  * Integrity of session records. Refresh signs an access token from what the store says a session
@@ -118,9 +119,8 @@ function fromKek(kek: KeyEncryptionKey): { id: string; secret: Buffer } {
 
 /** The seal for this configuration (see the module comment for where its secret comes from). */
 export async function sessionSealFor(config: Config): Promise<SessionSeal> {
-  let kek = config.keyEncryptionKey;
-  if (kek === undefined && config.keyEncryptionKeyFile !== undefined) kek = await readKeyEncryptionKeyFile(config.keyEncryptionKeyFile);
-  if (kek !== undefined) return createSessionSeal(fromKek(kek), (config.keyEncryptionKeyPrevious ?? []).map(fromKek));
+  const keks = await configuredKeyEncryptionKeys(config);
+  if (keks !== undefined) return createSessionSeal(fromKek(keks.current), keks.previous.map(fromKek));
   return createSessionSeal({ id: 'file', secret: await fileSecret(config.keyDir) });
 }
 
@@ -139,7 +139,8 @@ async function fileSecret(dir: string): Promise<Buffer> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TokenAuthorityError(ErrorCodes.KEY, `cannot create ${path}: ${(err as Error).message}`, { cause: err });
   }
-  if (((await stat(path)).mode & 0o077) !== 0) throw new TokenAuthorityError(ErrorCodes.KEY, `${path} is readable by group or others: run chmod 600 ${path}`);
+  const problem = privateFileProblem((await stat(path)).mode, path, 'the session-seal secret');
+  if (problem !== undefined) throw new TokenAuthorityError(ErrorCodes.KEY, `${path} ${problem}`);
   for (let attempt = 0; ; attempt++) {
     const text = (await readFile(path, 'utf8')).trim();
     const secret = Buffer.from(text, 'base64url');

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
+import { errorMessage } from '../shared/errors.js';
 import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { parseRedisUrl } from '../store/redis-connection.js';
@@ -100,7 +101,7 @@ const redisUrl = z.string().transform((text, ctx) => {
     parseRedisUrl(text);
     return text.trim();
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
     return z.NEVER;
   }
 });
@@ -110,7 +111,7 @@ const kek = z.string().transform((text, ctx): KeyEncryptionKey => {
   try {
     return parseKeyEncryptionKey(text);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
     return z.NEVER;
   }
 });
@@ -121,7 +122,7 @@ const kekList = z.string().transform((text, ctx): KeyEncryptionKey[] => {
     try {
       out.push(parseKeyEncryptionKey(part));
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${(err as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${errorMessage(err)}` });
     }
   }
   return out;

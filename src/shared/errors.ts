@@ -82,3 +82,8 @@ export const storeUnavailable = (message: string, cause?: unknown) =>
 export function isTokenAuthorityError(value: unknown): value is TokenAuthorityError {
   return value instanceof TokenAuthorityError;
 }
+
+/** The message of anything thrown, for a log field or an error message (`String(value)` for a non-Error). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -12,6 +12,7 @@ import type { Verifier } from '../verifier/create-verifier.js';
 import { presentedToken } from '../verifier/bearer-token.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
+import { reasonStatus } from '../shared/reason-status.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
 import { certificateRequirement, forwardedCertificateThumbprint, urlEncodedPem, type PresentedCertificate } from './client-certificate.js';
 
@@ -21,12 +22,12 @@ const overwrite = (key: string, value: string) => ({
   keepEmptyValue: false,
 });
 
-/** The denial of {@link httpDenial}, as an ext_authz answer. */
+/** The denial of {@link httpDenial}, as an ext_authz answer; its gRPC status from the same row (REASON_STATUS). */
 export function denyResponse(reason: DenialReason, detail: string, requiredScopes: readonly string[] = [], scheme: 'Bearer' | 'DPoP' = 'Bearer'): CheckResponse {
   const d = httpDenial(reason, detail, requiredScopes, scheme);
   const headers = [...Object.entries(d.headers).map(([k, v]) => overwrite(k, v)), overwrite('content-type', 'application/json')];
   return {
-    status: { code: d.status === 403 ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, message: `${reason}: ${detail}` },
+    status: { code: reasonStatus(reason).grpc, message: `${reason}: ${detail}` },
     httpResponse: { $case: 'deniedResponse', deniedResponse: { status: { code: d.status as StatusCode }, headers, body: d.body } },
   };
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
+import { revocationRetentionMs } from '../config/derived-settings.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
@@ -64,7 +65,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
     commandTimeoutMs: config.redisCommandTimeoutMs,
-    retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
+    retentionMs: revocationRetentionMs(config),
     logger: logger.child({ component: 'redis' }),
     onCommandError: redisMetrics.onCommandError,
   });
