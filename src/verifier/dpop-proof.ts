@@ -16,8 +16,9 @@
  *
  * `nonce` (RFC 9449 §8, server-provided nonces) is not supported: it is ignored if present.
  */
-import { createHash, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { hasCanonicalTail } from './base64url.js';
+import { sha256Base64url } from './sha256.js';
 import type { DpopReplayCache, ReplayVerdict, SyncDpopReplayCache } from './dpop-replay-cache.js';
 import { httpTargetUrisMatch } from './http-target-uri.js';
 import { jwkThumbprint } from './jwk-thumbprint.js';
@@ -190,7 +191,7 @@ function checkUnclaimed(proof: unknown, opts: DpopProofCheckOptions): Checked | 
 
 /** `ath` (RFC 9449 §4.2): base64url SHA-256 of the access token's ASCII text. */
 export function accessTokenHash(accessToken: string): string {
-  return createHash('sha256').update(accessToken, 'latin1').digest('base64url');
+  return sha256Base64url(accessToken);
 }
 
 function isProofTyp(typ: unknown): boolean {
