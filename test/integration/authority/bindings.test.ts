@@ -193,8 +193,9 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
       assert.equal(errorCode(err), 'ERR_REFRESH_REUSED');
     });
 
-    it('an unbound session ignores a proof and stays unbound', async () => {
+    it('an unbound session stays unbound with a valid proof; an invalid proof is refused all the same', async () => {
       const issued = await issue(undefined);
+      await expectStatus(ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: 'garbage' }), status.UNAUTHENTICATED, 'DPoP proof');
       const next = await ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: refreshProof() });
       assert.equal(decodeJwt(next.accessToken).cnf, undefined);
     });
