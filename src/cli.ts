@@ -4,13 +4,12 @@ import { Metadata } from '@grpc/grpc-js';
 import { loadConfig, type Config, type ConfigScope } from './config/config.js';
 import type { Logger } from './shared/logger.js';
 import { OPTIONS } from './config/options.js';
-import { isTokenAuthorityError } from './shared/errors.js';
+import { errorMessage, isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
-import { createKeyStore, sealKeyFile } from './authority/create-key-store.js';
+import { createKeyManager, createKeyStore, sealKeyFile } from './authority/create-key-store.js';
 import { silentLogger } from './shared/logger.js';
-import { KeyManager } from './keys/key-manager.js';
 import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
 import { clientCredentials, type ClientTlsFiles } from './grpc/client-credentials.js';
 import { readFileSync } from 'node:fs';
@@ -49,7 +48,7 @@ function flagsOf(cmd: Command): Record<string, string | undefined> {
 }
 
 function fail(err: unknown): never {
-  const message = isTokenAuthorityError(err) ? err.message : err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   process.stderr.write(`token-authority: ${message}\n`);
   process.exit(isTokenAuthorityError(err) && err.code === 'ERR_CONFIG' ? 2 : 1);
 }
@@ -110,12 +109,7 @@ withConfigOptions(keys.command('list').description('List keys with their state (
 withConfigOptions(keys.command('rotate').description('Rotate now: next → active, active → retired, new next.'), 'authority').action(async (_o, cmd: Command) => {
   try {
     const config = loadConfig('authority', { env: process.env, flags: flagsOf(cmd) });
-    const manager = new KeyManager({
-      store: await createKeyStore(config, silentLogger),
-      algorithm: config.keyAlgorithm,
-      rotationIntervalMs: 0,
-      retainMs: config.maxAccessTtlMs + config.clockSkewMs,
-    });
+    const manager = await createKeyManager(config, silentLogger, 'command');
     await manager.start();
     const active = await manager.rotate();
     process.stdout.write(`rotated: ${active.kid} (${active.alg}) is now active\n`);
@@ -184,7 +178,7 @@ program
   .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string } & ClientTlsFiles) => {
     const c = client(o);
     try {
-      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '' }));
+      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation: undefined }));
     } catch (err) {
       fail(err);
     } finally {
@@ -203,7 +197,7 @@ program
   .action(async (token: string, o: { audience: string; scope: string[]; address: string } & ClientTlsFiles) => {
     const c = client(o);
     try {
-      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope }));
+      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate: Buffer.alloc(0), dpopProof: '', httpMethod: '', httpUri: '' }));
     } catch (err) {
       fail(err);
     } finally {
@@ -249,7 +243,7 @@ program
     try {
       status = await fetchFleetStatus(o.url, Number(o.timeout), o);
     } catch (err) {
-      process.stderr.write(`token-authority: status: ${(err as Error).message}\n`);
+      process.stderr.write(`token-authority: status: ${errorMessage(err)}\n`);
       process.exit(2);
     }
     process.stdout.write(o.json ? JSON.stringify(status, null, 2) + '\n' : formatFleetStatus(status));
@@ -285,7 +279,7 @@ function fetchFleetStatus(base: string, timeoutMs: number, tls: ClientTlsFiles):
           if (doc?.v !== 1 || !Array.isArray(doc.verifiers)) throw new Error('not a fleet status document');
           resolve(doc);
         } catch (err) {
-          reject(new Error(`${shown}: ${(err as Error).message}`));
+          reject(new Error(`${shown}: ${errorMessage(err)}`));
         }
       });
     });

@@ -1,5 +1,5 @@
 import { permissionDenied } from '../shared/errors.js';
-import type { Caller } from '../grpc/caller.js';
+import type { Principal } from '../shared/principal.js';
 
 /** Privileged actions: the ones holding a token does not entitle anyone to. */
 export type PrivilegedAction = 'issue' | 'revoke:subject' | 'revoke:session' | 'revoke:token_id' | 'introspect';
@@ -19,9 +19,9 @@ export interface IssueGrant {
 
 /** Decides who may do what. Throws PERMISSION_DENIED / UNAUTHENTICATED naming the missing right. */
 export interface AccessPolicy {
-  authorize(caller: Caller, action: PrivilegedAction): void;
-  /** Limits on what this caller may issue; called after authorize(caller, 'issue'). */
-  issueGrant(caller: Caller): IssueGrant;
+  authorize(principal: Principal, action: PrivilegedAction): void;
+  /** Limits on what this principal may issue; called after authorize(principal, 'issue'). */
+  issueGrant(principal: Principal): IssueGrant;
 }
 
 /**
@@ -30,10 +30,10 @@ export interface AccessPolicy {
  */
 export function createLoopbackPolicy(options: { insecure: boolean }): AccessPolicy {
   return {
-    authorize(caller, action) {
-      if (options.insecure || caller.loopback) return;
+    authorize(principal, action) {
+      if (options.insecure || principal.loopback) return;
       throw permissionDenied(
-        `${action} is privileged: without caller credentials it is allowed only from loopback (caller ${caller.peer}); configure mutual TLS and a client policy, or TA_INSECURE=true for development`,
+        `${action} is privileged: without caller credentials it is allowed only from loopback (caller ${principal.peer}); configure mutual TLS and a client policy, or TA_INSECURE=true for development`,
       );
     },
     issueGrant: () => ({}),

@@ -4,11 +4,10 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { HttpServer, type Route } from '../http/http-server.js';
-import { KeyManager } from '../keys/key-manager.js';
 import { systemClock } from '../shared/clock.js';
 import { authorityHttpRoutes } from './authority-http.js';
 import { authorityHttpsOptions } from './http-caller.js';
-import { createKeyStore } from './create-key-store.js';
+import { createKeyManager } from './create-key-store.js';
 import { relayHangupToWorkers } from './caller-security.js';
 import { createTokenStore, startAuthority, startHeartbeat } from './authority-server.js';
 
@@ -39,14 +38,7 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   logger.info({ workers: config.workers }, 'starting authority cluster');
   // The primary's key manager only reads (rotation happens in workers, by schedule or CLI): it
   // serves the JWKS and reloads the key store to follow rotations.
-  const keys = new KeyManager({
-    store: await createKeyStore(config, logger, { readOnly: true }),
-    algorithm: config.keyAlgorithm,
-    rotationIntervalMs: 0,
-    retainMs: config.maxAccessTtlMs + config.clockSkewMs,
-    reloadIntervalMs: 1000,
-    logger,
-  });
+  const keys = await createKeyManager(config, logger, 'follow');
   const store = createTokenStore(config, systemClock, logger);
   const ownMetrics: Metrics = createMetrics();
   const aggregator = new AggregatorRegistry();

@@ -1,14 +1,15 @@
 import type { Config } from '../config/config.js';
 import type { KeyManager } from '../keys/key-manager.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { StoreHealth } from '../store/token-store.js';
 import type { VerifierStatus } from '../verifier/create-verifier.js';
 import { healthRoute, jwksRoute, type Route } from '../http/http-server.js';
-import { fleetRoute } from './fleet-status.js';
+import { fleetRoute, type FleetStore } from './fleet-status.js';
 
 export interface AuthorityHttpDeps {
   config: Readonly<Config>;
   keys: KeyManager;
-  store: TokenStore;
+  /** Health (ping) and the fleet view. */
+  store: StoreHealth & FleetStore;
   /** The /metrics route: this process's registry, or the cluster aggregate. */
   metrics: () => Route;
   /** This process's verifier, when it has one (not the cluster primary). */

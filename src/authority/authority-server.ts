@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
+import { authorityStalenessBoundMs, revocationRetentionMs } from '../config/derived-settings.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { counter, createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
-import { createKeyStore } from './create-key-store.js';
+import { createKeyManager } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { AccessTtlRecord, FeedPublisher, RevocationRepair, TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
 import type { LostRevocation } from '../verifier/revocation-sync.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
@@ -53,7 +54,7 @@ export interface RunningAuthority {
 }
 
 export function createTokenStore(config: Config, clock: Clock, logger: Logger, onCommandError?: (op: string) => void): TokenStore {
-  const retentionMs = config.maxAccessTtlMs + config.clockSkewMs;
+  const retentionMs = revocationRetentionMs(config);
   if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
   const store = new RedisTokenStore({
     url: config.redisUrl,
@@ -87,14 +88,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError);
   redisMetrics.watch(store);
-  const keys = new KeyManager({
-    store: overrides.keyStore ?? (await createKeyStore(config, logger)),
-    algorithm: config.keyAlgorithm,
-    rotationIntervalMs: config.keyRotationIntervalMs,
-    retainMs: config.maxAccessTtlMs + config.clockSkewMs,
-    clock,
-    logger,
-  });
+  const keys = await createKeyManager(config, logger, 'serve', { clock, ...(overrides.keyStore ? { keyStore: overrides.keyStore } : {}) });
   // L6: the longest access TTL any replica may still have tokens out for (a lowered
   // TA_MAX_ACCESS_TTL keeps the old one until its last token expired): revocation entries and the
   // log's retention cover it, and this replica's Verify accepts such tokens.
@@ -105,7 +99,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     revocations: store,
     clockSkewMs: config.clockSkewMs,
     tokenCacheSize: config.tokenCacheSize,
-    stalenessBoundMs: Math.max(3 * config.heartbeatIntervalMs, 2000),
+    stalenessBoundMs: authorityStalenessBoundMs(config),
     maxTokenLifetimeMs: Math.max(accessTtl.current(), DEFAULT_MAX_TOKEN_LIFETIME_MS),
     clock,
     logger: logger.child({ component: 'verifier' }),
@@ -215,7 +209,7 @@ const ACCESS_TTL_RECORD_INTERVAL_MS = 60_000;
  * high-water mark it answers. A store that cannot be reached at start leaves the configured value
  * (and retries with the next round).
  */
-export async function startAccessTtlHighWater(store: TokenStore, config: Pick<Config, 'maxAccessTtlMs' | 'clockSkewMs'>, logger: Logger): Promise<{ current: () => number; stop(): void }> {
+export async function startAccessTtlHighWater(store: AccessTtlRecord, config: Pick<Config, 'maxAccessTtlMs' | 'clockSkewMs'>, logger: Logger): Promise<{ current: () => number; stop(): void }> {
   let highWater = config.maxAccessTtlMs;
   const record = async () => {
     try {
@@ -241,7 +235,7 @@ export async function startAccessTtlHighWater(store: TokenStore, config: Pick<Co
  * every verifier that still holds them, but a verifier started later would not learn them.
  */
 export async function restoreLostRevocations(
-  store: TokenStore,
+  store: RevocationRepair,
   lost: readonly LostRevocation[],
   onAppended: (events: RevocationEvent[]) => void,
   logger: Logger,
@@ -268,7 +262,7 @@ export async function restoreLostRevocations(
   return appended;
 }
 
-export function startHeartbeat(store: TokenStore, intervalMs: number, logger: Logger): { stop(): void } {
+export function startHeartbeat(store: FeedPublisher, intervalMs: number, logger: Logger): { stop(): void } {
   let failing = false;
   const beat = () =>
     store.heartbeat().then(

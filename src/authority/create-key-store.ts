@@ -3,22 +3,24 @@
  * it joins three layers keys/ may not know: the configuration, and store/'s Redis connections.
  */
 import type { Config } from '../config/config.js';
+import { revocationRetentionMs } from '../config/derived-settings.js';
 import { FileKeyStore } from '../keys/file-key-store.js';
-import { readKeyEncryptionKeyFile, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
+import { KeyManager } from '../keys/key-manager.js';
+import { configuredKeyEncryptionKeys } from '../keys/key-encryption-key.js';
 import { KeySetCipher } from '../keys/key-set-cipher.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { RedisKeyStore } from '../keys/redis-key-store.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { createRedisClient, describeRedisTarget, parseRedisUrl } from '../store/redis-connection.js';
-import { reconnectDelayMs } from '../store/redis-token-store.js';
+import type { Clock } from '../shared/clock.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { RedisCommandClient } from '../store/redis-client.js';
+import { redactUrl } from '../shared/redact-url.js';
+import { parseRedisUrl } from '../store/redis-connection.js';
 
 /** The operator's key-encryption key(s) from the configuration, or undefined if none is set. */
 export async function keySetCipherFor(config: Config): Promise<KeySetCipher | undefined> {
-  let kek: KeyEncryptionKey | undefined = config.keyEncryptionKey;
-  if (kek === undefined && config.keyEncryptionKeyFile !== undefined) kek = await readKeyEncryptionKeyFile(config.keyEncryptionKeyFile);
-  if (kek === undefined) return undefined;
-  return new KeySetCipher(kek, config.keyEncryptionKeyPrevious ?? []);
+  const keks = await configuredKeyEncryptionKeys(config);
+  return keks === undefined ? undefined : new KeySetCipher(keks.current, keks.previous);
 }
 
 /**
@@ -41,24 +43,22 @@ export async function createKeyStore(config: Config, logger: Logger, options: { 
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'TA_KEY_STORE=redis needs TA_REDIS_URL and a key-encryption key');
     }
     const target = parseRedisUrl(config.redisUrl);
-    const client = createRedisClient(target, {
+    const connection = new RedisCommandClient(target, {
       lazyConnect: true,
-      commandTimeout: config.redisCommandTimeoutMs,
-      connectTimeout: Math.max(2 * config.redisCommandTimeoutMs, 1000),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: reconnectDelayMs,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
       connectionName: 'token-authority-keys',
+      label: 'Redis key store',
+      closedMessage: 'the Redis key store is closed',
+      logger: logger.child({ component: 'redis-key-store' }),
     });
-    const store = new RedisKeyStore({ client, cipher, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+    const store = new RedisKeyStore({ connection, cipher });
     try {
       if (!options.readOnly && (await store.reseal())) log.info({ key: store.key, kekId: cipher.kekId }, 're-encrypted the signing keys under the current key-encryption key');
     } catch (err) {
       await store.close();
       throw err;
     }
-    log.info({ redis: describeRedisTarget(target), key: store.key, kekId: cipher.kekId }, 'signing keys in Redis, encrypted under the key-encryption key');
+    log.info({ redis: redactUrl(config.redisUrl), key: store.key, kekId: cipher.kekId }, 'signing keys in Redis, encrypted under the key-encryption key');
     return store;
   }
   const store = new FileKeyStore(config.keyDir, cipher === undefined ? {} : { cipher });
@@ -89,4 +89,36 @@ export async function sealKeyFile(config: Config): Promise<{ outcome: 'sealed' |
   }
   const store = new FileKeyStore(config.keyDir, { cipher });
   return { outcome: await store.sealAtRest({ migratePlaintext: true }), path: store.path, kekId: cipher.kekId };
+}
+
+/**
+ * How a process uses the signing keys: `serve` signs and rotates on TA_KEY_ROTATION_INTERVAL (an
+ * authority, or a worker); `follow` only reads, re-reading the store every second to follow
+ * rotations made elsewhere (the cluster primary, which serves the JWKS); `command` is one operator
+ * command (`token-authority keys rotate`): rotation on demand only, nothing logged.
+ */
+export type KeyManagerMode = 'serve' | 'follow' | 'command';
+
+/**
+ * The one place a KeyManager is built from the configuration: its store ({@link createKeyStore},
+ * unless one is given), algorithm, rotation schedule and how long a retired key stays published
+ * ({@link revocationRetentionMs}). The manager closes the store when it stops.
+ */
+export async function createKeyManager(
+  config: Config,
+  logger: Logger,
+  mode: KeyManagerMode,
+  overrides: { keyStore?: KeyStore; clock?: Clock } = {},
+): Promise<KeyManager> {
+  const log = mode === 'command' ? silentLogger : logger;
+  const store = overrides.keyStore ?? (await createKeyStore(config, log, { readOnly: mode === 'follow' }));
+  return new KeyManager({
+    store,
+    algorithm: config.keyAlgorithm,
+    rotationIntervalMs: mode === 'serve' ? config.keyRotationIntervalMs : 0,
+    retainMs: revocationRetentionMs(config),
+    ...(mode === 'follow' ? { reloadIntervalMs: 1000 } : {}),
+    ...(overrides.clock ? { clock: overrides.clock } : {}),
+    ...(mode === 'command' ? {} : { logger }),
+  });
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
 import { ErrorCodes, TokenAuthorityError, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { typedIdentitiesOf, type Caller } from '../grpc/caller.js';
+import { principalName, type Principal } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant, PrivilegedAction } from './access-policy.js';
 import { duplicateKeyPath } from './json-duplicates.js';
 
@@ -185,9 +185,9 @@ function allows(r: ClientRights, action: PrivilegedAction): boolean {
  * (an identity without the right) are different answers, and both name what is missing.
  */
 export function createDocumentPolicy(current: () => ClientPolicyDocument): AccessPolicy {
-  const entryOf = (caller: Caller): { identity: string; rights: ClientRights } | undefined => {
+  const entryOf = (principal: Principal): { identity: string; rights: ClientRights } | undefined => {
     const doc = current();
-    for (const id of typedIdentitiesOf(caller)) {
+    for (const id of principal.identities) {
       const identity = id.kind === 'uri' ? (isUriKey(id.value) ? id.value : undefined) : nameIndex(doc).get(id.value.toLowerCase());
       const rights = identity === undefined ? undefined : doc.clients.get(identity);
       if (rights) return { identity: identity!, rights };
@@ -195,27 +195,27 @@ export function createDocumentPolicy(current: () => ClientPolicyDocument): Acces
     return undefined;
   };
   return {
-    authorize(caller, action) {
-      if (current().loopbackIsPrivileged && caller.loopback) return;
-      if (caller.identities.length === 0) {
+    authorize(principal, action) {
+      if (current().loopbackIsPrivileged && principal.loopback) return;
+      if (principal.identities.length === 0) {
         throw new TokenAuthorityError(
           ErrorCodes.UNAUTHENTICATED,
           `${ACTION_LABEL[action]} requires a client certificate (mutual TLS) whose identity (SAN URI, SAN DNS name or CN) is listed in the client policy; this call presented none`,
         );
       }
-      const entry = entryOf(caller);
-      if (!entry) throw permissionDenied(`client ${caller.identities[0]} may not ${action}; allowed: none (the client policy has no entry for it)`);
+      const entry = entryOf(principal);
+      if (!entry) throw permissionDenied(`client ${principalName(principal)} may not ${action}; allowed: none (the client policy has no entry for it)`);
       if (!allows(entry.rights, action)) {
         const held = rightsOf(entry.rights);
         throw permissionDenied(`client ${entry.identity} may not ${action}; allowed: ${held.length > 0 ? held.join(', ') : 'none'}`);
       }
     },
-    issueGrant(caller): IssueGrant {
-      const entry = entryOf(caller);
+    issueGrant(principal): IssueGrant {
+      const entry = entryOf(principal);
       if (entry?.rights.issue) return entry.rights.issue;
       // Only reached after authorize(): a privileged loopback caller without an entry of its own.
-      if (current().loopbackIsPrivileged && caller.loopback) return {};
-      throw permissionDenied(`client ${caller.identities[0] ?? caller.peer} may not issue`);
+      if (current().loopbackIsPrivileged && principal.loopback) return {};
+      throw permissionDenied(`client ${principalName(principal)} may not issue`);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { KeyInfo } from '../keys/key-manager.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { ReceiptReader } from '../store/token-store.js';
+import type { RevocationSource } from '../verifier/revocation-source.js';
 import type { Route } from '../http/http-server.js';
 
 /**
@@ -33,7 +34,10 @@ export interface FleetVerifier {
 }
 
 /** Build the fleet view from the store (receipts, head sequence) and the key set. */
-export async function fleetStatus(store: TokenStore, keys: () => readonly KeyInfo[], nowMs: number = Date.now()): Promise<FleetStatus> {
+/** What the fleet view reads: every receipt, and the log's head. */
+export type FleetStore = ReceiptReader & Pick<RevocationSource, 'readLog'>;
+
+export async function fleetStatus(store: FleetStore, keys: () => readonly KeyInfo[], nowMs: number = Date.now()): Promise<FleetStatus> {
   const [receipts, page] = await Promise.all([store.listReceipts(), store.readLog(Number.MAX_SAFE_INTEGER, 1)]);
   const head = page.headSeq;
   const verifiers = receipts
@@ -59,7 +63,7 @@ export async function fleetStatus(store: TokenStore, keys: () => readonly KeyInf
 }
 
 /** `GET /fleet`: the FleetStatus as JSON; 503 when the store cannot be read. */
-export function fleetRoute(store: TokenStore, keys: () => readonly KeyInfo[]): Route {
+export function fleetRoute(store: FleetStore, keys: () => readonly KeyInfo[]): Route {
   return async () => {
     let body: FleetStatus;
     try {

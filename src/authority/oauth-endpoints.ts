@@ -1,22 +1,24 @@
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/config.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
+import { certificateThumbprint } from '../verifier/certificate-thumbprint.js';
 import type { Logger } from '../shared/logger.js';
 import { ErrorCodes, isTokenAuthorityError } from '../shared/errors.js';
-import type { Caller } from '../grpc/caller.js';
+import { principalOf, type Caller } from '../grpc/caller.js';
 import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
+import { audited } from './audit.js';
 import { httpCaller } from './http-caller.js';
 import { looksLikeRefreshToken } from './opaque-tokens.js';
 import { NO_STORE, OAuthError, oauthErrorAnswer } from './oauth-errors.js';
+import { OAUTH_PATHS, tokenEndpointUrl } from './oauth-paths.js';
 import { validateScopes } from './request-validation.js';
-import type { TokenAuthority } from './token-authority.js';
+import type { TokenAuthority, TokenPair } from './token-authority.js';
+import { cnfClaim, type TokenBinding } from './token-binding.js';
 
-/** Where the endpoints live, below the issuer URL (TA_ISSUER must be the externally visible base URL). */
-export const OAUTH_PATHS = {
-  token: '/oauth2/token',
-  introspection: '/oauth2/introspect',
-  revocation: '/oauth2/revoke',
-} as const;
+export { OAUTH_PATHS } from './oauth-paths.js';
 
 export interface OAuthEndpointDeps {
   authority: TokenAuthority;
@@ -36,13 +38,15 @@ export interface OAuthAuthMethods {
 
 /**
  * The endpoint fields of the RFC 8414 and OpenID discovery documents. Only what is true: no
- * authorization endpoint, no ID tokens, and no `tls_client_certificate_bound_access_tokens`
- * (access tokens are not bound to certificates yet).
+ * authorization endpoint, no ID tokens; access tokens of client_credentials over mutual TLS are
+ * bound to the certificate (RFC 8705 §3.3 `tls_client_certificate_bound_access_tokens`, only when
+ * mutual TLS is configured), and DPoP proofs are accepted with the signing algorithms every
+ * verifier accepts (RFC 9449 §5.1).
  */
 export function oauthMetadata(issuer: string, auth: OAuthAuthMethods): Record<string, unknown> {
   const tls = auth.mtls ? ['tls_client_auth'] : [];
   return {
-    token_endpoint: issuer + OAUTH_PATHS.token,
+    token_endpoint: tokenEndpointUrl(issuer),
     introspection_endpoint: issuer + OAUTH_PATHS.introspection,
     revocation_endpoint: issuer + OAUTH_PATHS.revocation,
     grant_types_supported: auth.mtls ? ['refresh_token', 'client_credentials'] : ['refresh_token'],
@@ -50,19 +54,21 @@ export function oauthMetadata(issuer: string, auth: OAuthAuthMethods): Record<st
     token_endpoint_auth_methods_supported: ['none', ...tls],
     introspection_endpoint_auth_methods_supported: auth.introspectionByCertificate ? ['tls_client_auth'] : ['none'],
     revocation_endpoint_auth_methods_supported: ['none', ...tls],
+    dpop_signing_alg_values_supported: [...SIGNING_ALGORITHMS],
+    ...(auth.mtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
   };
 }
 
 /** POST routes for the HTTP server: token (RFC 6749), introspection (RFC 7662), revocation (RFC 7009). */
 export function oauthRoutes(deps: OAuthEndpointDeps): Record<string, Route> {
   return {
-    [OAUTH_PATHS.token]: endpoint('token', deps, (form, caller, log) => tokenEndpoint(deps, form, caller, log)),
+    [OAUTH_PATHS.token]: endpoint('token', deps, (form, caller, log, req) => tokenEndpoint(deps, form, caller, log, req)),
     [OAUTH_PATHS.introspection]: endpoint('introspect', deps, (form, caller) => introspectionEndpoint(deps, form, caller)),
     [OAUTH_PATHS.revocation]: endpoint('revoke', deps, (form, caller, log) => revocationEndpoint(deps, form, caller, log)),
   };
 }
 
-type Handler = (form: FormParams, caller: Caller, log: Record<string, unknown>) => Promise<HttpAnswer>;
+type Handler = (form: FormParams, caller: Caller, log: Record<string, unknown>, req: IncomingMessage) => Promise<HttpAnswer>;
 
 /** Body reading, error answers and one access line per request (never a token in it). */
 function endpoint(name: string, deps: OAuthEndpointDeps, handler: Handler): Route {
@@ -75,7 +81,7 @@ function endpoint(name: string, deps: OAuthEndpointDeps, handler: Handler): Rout
     let answer: HttpAnswer;
     let error: string | undefined;
     try {
-      answer = await handler(await readFormBody(req), caller, log);
+      answer = await handler(await readFormBody(req), caller, log, req);
     } catch (err) {
       answer = oauthErrorAnswer(err, logger, name, req.headers.authorization);
       error = (err as Error).message;
@@ -127,24 +133,44 @@ function scopeOf(accessToken: string): string | undefined {
   return payload.scope;
 }
 
-async function tokenEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: Caller, log: Record<string, unknown>): Promise<HttpAnswer> {
+/**
+ * The request's `DPoP` header (RFC 9449 §4.1), or undefined. More than one is refused (§4.3 check
+ * 1); node joins repeated headers with ", ", which no compact JWS contains, so the proof checker
+ * refuses a joined value too.
+ */
+function dpopHeader(req: IncomingMessage): string | undefined {
+  const values = req.headersDistinct.dpop;
+  if (!values || values.length === 0) return undefined;
+  if (values.length > 1) throw new OAuthError('invalid_dpop_proof', 400, 'more than one DPoP header (RFC 9449 §4.3: exactly one)');
+  return values[0];
+}
+
+/** `token_type` of a token response (RFC 9449 §5: DPoP for a DPoP-bound token). */
+const tokenType = (pair: TokenPair) => (pair.confirmation && 'jkt' in pair.confirmation ? 'DPoP' : 'Bearer');
+
+async function tokenEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: Caller, log: Record<string, unknown>, req: IncomingMessage): Promise<HttpAnswer> {
   const clientId = clientIdOf(form, caller);
   const grantType = required(form, 'grant_type');
   log.grant = grantType;
   switch (grantType) {
     case 'refresh_token':
       limit(deps, 'Refresh', caller);
-      return refreshGrant(deps, form, log);
+      return refreshGrant(deps, form, log, dpopHeader(req));
     case 'client_credentials':
       limit(deps, 'Issue', caller);
-      return clientCredentialsGrant(deps, form, caller, clientId, log);
+      return clientCredentialsGrant(deps, form, caller, clientId, log, req);
     default:
       throw new OAuthError('unsupported_grant_type', 400, `grant_type "${grantType.slice(0, 60)}" is not supported here (supported: refresh_token, client_credentials)`);
   }
 }
 
-/** RFC 6749 §6 through TokenAuthority.refresh: the same rotation, reuse detection and lifetimes as gRPC Refresh. */
-async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Record<string, unknown>): Promise<HttpAnswer> {
+/**
+ * RFC 6749 §6 through TokenAuthority.refresh: the same rotation, reuse detection, lifetimes and
+ * binding as gRPC Refresh. The `DPoP` header is the proof a DPoP-bound session needs (RFC 9449
+ * §5); for a session that is not bound to a DPoP key it is ignored and the token stays as it was
+ * issued (Refresh keeps a session's binding, it never adds one).
+ */
+async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Record<string, unknown>, dpopProof: string | undefined): Promise<HttpAnswer> {
   const refreshToken = required(form, 'refresh_token');
   const scope = form.get('scope');
   if (scope !== undefined) {
@@ -156,11 +182,11 @@ async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Reco
       if (!same) throw new OAuthError('invalid_scope', 400, `scope must be omitted or equal the session's scope ("${session.scopes.join(' ')}"): narrowing on refresh is not supported`);
     }
   }
-  const pair = await deps.authority.refresh({ refreshToken, accessTtlSeconds: 0 }, log);
+  const pair = await audited(log, deps.authority.refresh({ refreshToken, accessTtlSeconds: 0, ...(dpopProof !== undefined ? { dpopProof } : {}) }));
   const granted = scopeOf(pair.accessToken);
   return json({
     access_token: pair.accessToken,
-    token_type: 'Bearer',
+    token_type: tokenType(pair),
     expires_in: lifetimeSeconds(pair.accessToken),
     refresh_token: pair.refreshToken,
     ...(granted ? { scope: granted } : {}),
@@ -174,13 +200,19 @@ async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Reco
  * returned (§4.4.3): the client asks again with its certificate. TokenAuthority.issue still
  * records a session for the token (so Revoke by session_id works for it); its refresh token is
  * never disclosed and the record expires with TA_REFRESH_TTL.
+ *
+ * The token is sender-constrained: to the key of the request's DPoP proof when it sends one (RFC
+ * 9449 §5, `cnf.jkt`, token_type DPoP), else to the client certificate it authenticated with (RFC
+ * 8705 §3, `cnf.x5t#S256`). A stolen token is then useless without that key or certificate.
  */
-async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams, caller: Caller, clientId: string | undefined, log: Record<string, unknown>): Promise<HttpAnswer> {
+async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams, caller: Caller, clientId: string | undefined, log: Record<string, unknown>, req: IncomingMessage): Promise<HttpAnswer> {
   if (caller.identities.length === 0) {
     throw new OAuthError('invalid_client', 401, 'client_credentials needs client authentication by mutual TLS (RFC 8705 tls_client_auth): present a client certificate signed by TA_TLS_CLIENT_CA that names your identity');
   }
+  const proof = dpopHeader(req);
+  const confirmation: TokenBinding = proof !== undefined ? { jkt: deps.authority.tokenEndpointProofs(proof) } : { x5tS256: certificateThumbprint(peerCertificateDer(req)) };
   const subject = clientId ?? caller.identities[0]!;
-  const grant = deps.authority.issueGrantOf(caller);
+  const grant = deps.authority.issueGrantOf(principalOf(caller));
 
   const scopeParam = form.get('scope');
   let scopes: string[];
@@ -206,13 +238,21 @@ async function clientCredentialsGrant(deps: OAuthEndpointDeps, form: FormParams,
     throw new OAuthError('invalid_target', 400, `audience ${outside.map((a) => `"${a.slice(0, 100)}"`).join(', ')} is not allowed for this client (allowed: ${allowed!.join(', ')})`);
   }
 
-  const pair = await deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject }, caller, log);
+  const pair = await audited(log, deps.authority.issue({ subject, audience, scopes, extraClaims: {}, accessTtlSeconds: 0, clientId: subject, confirmation }, principalOf(caller)));
   return json({
     access_token: pair.accessToken,
-    token_type: 'Bearer',
+    token_type: tokenType(pair),
     expires_in: lifetimeSeconds(pair.accessToken),
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
   });
+}
+
+/** The DER of the verified client certificate of an mTLS request (httpCaller found identities in it). */
+function peerCertificateDer(req: IncomingMessage): Buffer {
+  const socket = req.socket;
+  const der = socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate().raw : undefined;
+  if (!der || der.length === 0) throw new OAuthError('invalid_client', 401, 'no verified client certificate on this connection');
+  return der;
 }
 
 const INACTIVE: HttpAnswer = { status: 200, body: JSON.stringify({ active: false }), headers: { ...NO_STORE } };
@@ -225,7 +265,7 @@ const INACTIVE: HttpAnswer = { status: 200, body: JSON.stringify({ active: false
  */
 async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: Caller): Promise<HttpAnswer> {
   clientIdOf(form, caller);
-  deps.authority.authorizeIntrospection(caller);
+  deps.authority.authorizeIntrospection(principalOf(caller));
   const token = required(form, 'token');
   form.get('token_type_hint');
   if (looksLikeRefreshToken(token)) {
@@ -242,14 +282,14 @@ async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, 
       exp: Math.floor(s.expiresAt / 1000),
       iat: Math.floor(s.issuedAt / 1000),
       sid: s.sessionId,
+      ...(s.confirmation ? { cnf: cnfClaim(s.confirmation) } : {}),
     });
   }
-  const r = await deps.authority.verify(token, {});
-  if (!r.valid) return INACTIVE;
-  const c = r.claims;
+  const c = await deps.authority.introspectAccess(token);
+  if (!c) return INACTIVE;
   return json({
     active: true,
-    token_type: 'Bearer',
+    token_type: c.confirmation && 'jkt' in c.confirmation ? 'DPoP' : 'Bearer',
     ...(c.scopes.length > 0 ? { scope: c.scopes.join(' ') } : {}),
     ...(c.extra.client_id !== undefined ? { client_id: c.extra.client_id } : {}),
     sub: c.subject,
@@ -260,6 +300,8 @@ async function introspectionEndpoint(deps: OAuthEndpointDeps, form: FormParams, 
     nbf: c.notBefore,
     jti: c.tokenId,
     sid: c.sessionId,
+    // RFC 8705 §3.2, RFC 9449 §6.2: the resource server checks the binding.
+    ...(c.confirmation ? { cnf: cnfClaim(c.confirmation) } : {}),
   });
 }
 
@@ -274,7 +316,7 @@ async function revocationEndpoint(deps: OAuthEndpointDeps, form: FormParams, cal
   form.get('token_type_hint');
   limit(deps, 'Revoke', caller);
   try {
-    await deps.authority.revoke({ kind: 'token', token }, '', caller, log);
+    await audited(log, deps.authority.revoke({ kind: 'token', token }, '', principalOf(caller)));
   } catch (err) {
     if (!(isTokenAuthorityError(err) && (err.code === ErrorCodes.NOT_FOUND || err.code === ErrorCodes.INVALID_ARGUMENT))) throw err;
     log.unknown = true;

@@ -3,7 +3,7 @@ import type { Logger } from '../shared/logger.js';
 import type { HttpAnswer } from '../http/http-server.js';
 import { FormBodyError } from '../http/form-body.js';
 
-/** The OAuth error codes these endpoints answer with (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2). */
+/** The OAuth error codes these endpoints answer with (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2, RFC 9449 §5). */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
@@ -13,6 +13,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_target'
   | 'unsupported_token_type'
+  | 'invalid_dpop_proof'
   | 'temporarily_unavailable'
   | 'server_error';
 
@@ -43,6 +44,8 @@ const OAUTH_BY_CODE: Readonly<Record<ErrorCode, { error: OAuthErrorCode; status:
   [ErrorCodes.REFRESH_EXPIRED]: { error: 'invalid_grant', status: 400 },
   [ErrorCodes.REFRESH_REUSED]: { error: 'invalid_grant', status: 400 },
   [ErrorCodes.SESSION_REVOKED]: { error: 'invalid_grant', status: 400 },
+  // RFC 9449 §5: a token request whose DPoP proof is missing where needed or invalid.
+  [ErrorCodes.DPOP_PROOF_INVALID]: { error: 'invalid_dpop_proof', status: 400 },
   [ErrorCodes.STORE_UNAVAILABLE]: { error: 'temporarily_unavailable', status: 503 },
   [ErrorCodes.RATE_LIMITED]: { error: 'temporarily_unavailable', status: 429 },
   [ErrorCodes.NOT_FOUND]: { error: 'invalid_request', status: 400 },

@@ -1,5 +1,5 @@
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { ReceiptReader } from '../store/token-store.js';
 
 export interface PropagationAnswer {
   verifiers: Array<{ instanceId: string; seq: number; reportedAt: number }>;
@@ -55,7 +55,7 @@ interface Waiter {
  * cancelled; its slot is free at that moment. At most `maxWaiting` calls wait at once, and at most
  * `maxWaitingPerCaller` of one caller.
  */
-export function createPropagationTracker(store: TokenStore, options: PropagationTrackerOptions = {}): PropagationTracker {
+export function createPropagationTracker(store: ReceiptReader, options: PropagationTrackerOptions = {}): PropagationTracker {
   const pollMs = options.pollMs ?? 5;
   const maxWaiting = options.maxWaiting ?? 64;
   const maxPerCaller = options.maxWaitingPerCaller ?? 8;

@@ -3,16 +3,19 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
-import { readKeyEncryptionKeyFile } from '../keys/key-encryption-key.js';
+import { configuredKeyEncryptionKeys } from '../keys/key-encryption-key.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import type { SessionConstraints, SessionRecord } from '../store/token-store.js';
 import { createRefreshIntegrity, type RefreshIntegrity } from './refresh-integrity.js';
+import { privateFileProblem } from '../shared/file-permissions.js';
 
 /**
  * Integrity of session records. Refresh signs an access token from what the store says a session
  * is; without a check, anyone who can write to Redis could plant a session (any subject, audience
  * and scopes) with a refresh token of their choosing and have the authority sign for it. Issue seals
- * the session's claims with an HMAC under a secret that is not in the store; Refresh refuses a
- * session whose seal does not match.
+ * the session's claims and constraints with an HMAC under a secret that is not in the store, kept
+ * as the record's `seal` field; Refresh and introspection use only what `open` returns, and refuse
+ * a session whose seal does not match.
  *
  * The secret is derived (HKDF) from the key-encryption key when one is configured, so every
  * replica sharing the KEK shares it and a KEK rotation keeps older seals checkable through
@@ -20,50 +23,91 @@ import { createRefreshIntegrity, type RefreshIntegrity } from './refresh-integri
  * (mode 0600) in TA_KEY_DIR, beside the signing keys.
  */
 
-/** Where the seal is kept: an entry of the session's `extra` map, a reserved claim name. */
-export const SEAL_FIELD = 'ta_seal';
 /**
- * The issuing client's access-TTL cap (ms), an entry of the session's `extra` map and so covered
- * by the seal; Refresh applies it. Reserved; never put into a token.
+ * Where sessions stored before the seal was a field of the session record keep it: entries of the
+ * session's `extra` map under reserved claim names (src/shared/claims.ts), the seal and the
+ * issuing grant's access-TTL cap (ms, as text) beside the claims. Read (their seal is checked as
+ * it was made, `v1`), never written.
  */
-export const CAP_FIELD = 'ta_cap';
+export const LEGACY_SEAL_CLAIM = 'ta_seal';
+export const LEGACY_CAP_CLAIM = 'ta_cap';
 
-/** What a seal covers: everything Refresh puts into a token, apart from times and ids it makes. */
+/** What a seal covers: everything Refresh puts into a token or applies to it, apart from the times and ids it makes. */
 export interface SealedSession {
   sessionId: string;
   subject: string;
   audience: readonly string[];
   scopes: readonly string[];
-  /** Extra claims including client_id, excluding the seal itself. */
+  /** Extra claims including client_id. */
   extra: Readonly<Record<string, string>>;
   absoluteExpiresAt: number;
   createdAt: number;
+  /** Covered whole (canonical JSON): a member added to SessionConstraints is sealed with no change here. */
+  constraints: Readonly<SessionConstraints>;
 }
 
+/** A stored session as the seal reads it: a SessionRecord, or the session of a refresh snapshot. */
+export type StoredSession = Readonly<Pick<SessionRecord, 'sessionId' | 'subject' | 'absoluteExpiresAt' | 'createdAt' | 'constraints' | 'seal'>> & {
+  readonly audience: readonly string[];
+  readonly scopes: readonly string[];
+  readonly extra: Readonly<Record<string, string>>;
+};
+
 export interface SessionSeal {
+  /** The seal to store with a new session (SessionRecord.seal). */
   seal(session: SealedSession): string;
-  check(session: SealedSession, seal: string | undefined): boolean;
+  /**
+   * The sealed content of a stored session, in either layout (the seal a field of its own, or a
+   * pre-upgrade one inside `extra`), or undefined when the seal does not hold for what is stored.
+   */
+  open(stored: StoredSession): SealedSession | undefined;
   /** Store keys and proofs of refresh-token records, from the same secrets (refresh-integrity.ts). */
   readonly refresh: RefreshIntegrity;
 }
 
+/** JSON with every object's keys sorted (and undefined members dropped, as JSON.stringify does). */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]])) : v,
+  );
+}
+
+const sortedEntries = (extra: Readonly<Record<string, string>>) => Object.keys(extra).sort().map((k) => [k, extra[k]]);
+
+/** What a `v2` seal (the seal a field of its own) covers. */
 function canonical(s: SealedSession): string {
-  const extra = Object.keys(s.extra).sort().map((k) => [k, s.extra[k]]);
-  return JSON.stringify(['ta-session-v1', s.sessionId, s.subject, s.audience, s.scopes, extra, s.absoluteExpiresAt, s.createdAt]);
+  return JSON.stringify(['ta-session-v2', s.sessionId, s.subject, s.audience, s.scopes, sortedEntries(s.extra), s.absoluteExpiresAt, s.createdAt, canonicalJson(s.constraints)]);
+}
+
+/** What a `v1` seal covers: the pre-upgrade layout, the cap among the claims in `extra`. */
+function canonicalV1(s: Omit<SealedSession, 'constraints'>): string {
+  return JSON.stringify(['ta-session-v1', s.sessionId, s.subject, s.audience, s.scopes, sortedEntries(s.extra), s.absoluteExpiresAt, s.createdAt]);
 }
 
 /** A seal over HMAC-SHA256 with `current`, checkable with any of `keys` (by id). */
 export function createSessionSeal(current: { id: string; secret: Buffer }, older: ReadonlyArray<{ id: string; secret: Buffer }> = []): SessionSeal {
   const byId = new Map([current, ...older].map((k) => [k.id, k.secret]));
-  const mac = (secret: Buffer, s: SealedSession) => createHmac('sha256', secret).update(canonical(s)).digest();
+  const mac = (secret: Buffer, text: string) => createHmac('sha256', secret).update(text).digest();
+  const holds = (version: 'v1' | 'v2', text: string, seal: string | undefined) => {
+    const m = /^(v[12])\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/.exec(seal ?? '');
+    const secret = m && m[1] === version ? byId.get(m[2]!) : undefined;
+    if (!m || !secret) return false;
+    return timingSafeEqual(mac(secret, text), Buffer.from(m[3]!, 'base64url'));
+  };
   return {
     refresh: createRefreshIntegrity(current, older),
-    seal: (s) => `v1.${current.id}.${mac(current.secret, s).toString('base64url')}`,
-    check(s, seal) {
-      const m = /^v1\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/.exec(seal ?? '');
-      const secret = m ? byId.get(m[1]!) : undefined;
-      if (!m || !secret) return false;
-      return timingSafeEqual(mac(secret, s), Buffer.from(m[2]!, 'base64url'));
+    seal: (s) => `v2.${current.id}.${mac(current.secret, canonical(s)).toString('base64url')}`,
+    open(stored) {
+      const fields = { sessionId: stored.sessionId, subject: stored.subject, audience: stored.audience, scopes: stored.scopes, absoluteExpiresAt: stored.absoluteExpiresAt, createdAt: stored.createdAt };
+      if (stored.seal !== undefined) {
+        const sealed: SealedSession = { ...fields, extra: stored.extra, constraints: stored.constraints ?? {} };
+        return holds('v2', canonical(sealed), stored.seal) ? sealed : undefined;
+      }
+      // A pre-upgrade session: nothing but claims and the two reserved entries in `extra`.
+      const { [LEGACY_SEAL_CLAIM]: seal, ...sealedExtra } = stored.extra;
+      if (stored.constraints !== undefined || !holds('v1', canonicalV1({ ...fields, extra: sealedExtra }), seal)) return undefined;
+      const { [LEGACY_CAP_CLAIM]: cap, ...extra } = sealedExtra;
+      return { ...fields, extra, constraints: cap !== undefined ? { maxAccessTtlMs: Number(cap) } : {} };
     },
   };
 }
@@ -75,9 +119,8 @@ function fromKek(kek: KeyEncryptionKey): { id: string; secret: Buffer } {
 
 /** The seal for this configuration (see the module comment for where its secret comes from). */
 export async function sessionSealFor(config: Config): Promise<SessionSeal> {
-  let kek = config.keyEncryptionKey;
-  if (kek === undefined && config.keyEncryptionKeyFile !== undefined) kek = await readKeyEncryptionKeyFile(config.keyEncryptionKeyFile);
-  if (kek !== undefined) return createSessionSeal(fromKek(kek), (config.keyEncryptionKeyPrevious ?? []).map(fromKek));
+  const keks = await configuredKeyEncryptionKeys(config);
+  if (keks !== undefined) return createSessionSeal(fromKek(keks.current), keks.previous.map(fromKek));
   return createSessionSeal({ id: 'file', secret: await fileSecret(config.keyDir) });
 }
 
@@ -96,7 +139,8 @@ async function fileSecret(dir: string): Promise<Buffer> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TokenAuthorityError(ErrorCodes.KEY, `cannot create ${path}: ${(err as Error).message}`, { cause: err });
   }
-  if (((await stat(path)).mode & 0o077) !== 0) throw new TokenAuthorityError(ErrorCodes.KEY, `${path} is readable by group or others: run chmod 600 ${path}`);
+  const problem = privateFileProblem((await stat(path)).mode, path, 'the session-seal secret');
+  if (problem !== undefined) throw new TokenAuthorityError(ErrorCodes.KEY, `${path} ${problem}`);
   for (let attempt = 0; ; attempt++) {
     const text = (await readFile(path, 'utf8')).trim();
     const secret = Buffer.from(text, 'base64url');

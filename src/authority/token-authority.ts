@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { RefreshSnapshot, RotateChecks, RotateResult, SessionRecord, TokenStore } from '../store/token-store.js';
+import type { RefreshSnapshot, RefreshStorage, RevocationLog, RotateChecks, RotateResult, SessionConstraints, SessionRecord, SessionStorage } from '../store/token-store.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
@@ -8,11 +8,14 @@ import type { Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
-import type { Caller } from '../grpc/caller.js';
+import { principalName, type Principal } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
-import { CAP_FIELD, SEAL_FIELD, type SessionSeal } from './session-seal.js';
+import { withAudit, type Audited } from './audit.js';
+import type { SealedSession, SessionSeal } from './session-seal.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
+import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
+import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */
 export type TokenAuthoritySettings = Pick<
@@ -29,6 +32,8 @@ export interface IssueInput {
   accessTtlSeconds: number;
   /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
   clientId?: string;
+  /** Sender-constrains the token and its session (RFC 7800 `cnf`); undefined = a bearer token. */
+  confirmation?: TokenBinding;
 }
 
 /** What Issue and Refresh return. Times are epoch ms. */
@@ -41,6 +46,8 @@ export interface TokenPair {
   tokenId: string;
   keyId: string;
   subject: string;
+  /** The binding the access token carries (its `cnf`), if any. */
+  confirmation?: TokenBinding;
 }
 
 export type RevokeTarget =
@@ -57,10 +64,13 @@ export interface RevokeOutcome {
   entryExpiresAt: number;
 }
 
+/** What the rules need of the store: sessions, refresh records, and recording revocations (token-store.ts). */
+export type TokenAuthorityStore = SessionStorage & RefreshStorage & RevocationLog;
+
 export interface TokenAuthorityDeps {
   settings: TokenAuthoritySettings;
   keys: KeyManager;
-  store: TokenStore;
+  store: TokenAuthorityStore;
   verifier: InternalVerifier;
   policy: AccessPolicy;
   sessionSeal: SessionSeal;
@@ -73,19 +83,31 @@ export interface TokenAuthorityDeps {
   revocationTtlMs?: () => number;
   /** Called once per refresh-token reuse detected (a metric). */
   onReuseDetected?: () => void;
+  /**
+   * Checks DPoP proofs made for the token endpoint (Refresh of a `jkt`-bound session). Default:
+   * token-endpoint-dpop.ts with this replica's replay cache.
+   */
+  tokenEndpointProofs?: TokenEndpointProofCheck;
 }
 
 /**
- * Issue, Refresh, Revoke and Verify, independent of the transport. The gRPC adapter
- * (authority-service.ts) converts messages; this class holds the rules.
+ * Issue, Refresh, Revoke and Verify, independent of the transport. The adapters (authority-service.ts
+ * for gRPC, oauth-endpoints.ts for HTTP) convert messages and say who is calling (a Principal);
+ * this class holds the rules, and returns with each result what the call's access line says
+ * (audit.ts) rather than writing into a transport's log.
  */
 export class TokenAuthority {
-  constructor(private readonly deps: TokenAuthorityDeps) {}
+  /** DPoP proofs for the token endpoint's URL (RFC 9449 §5): Refresh and the HTTP token endpoint. */
+  readonly tokenEndpointProofs: TokenEndpointProofCheck;
 
-  async issue(input: IssueInput, caller: Caller, log: Record<string, unknown>): Promise<TokenPair> {
+  constructor(private readonly deps: TokenAuthorityDeps) {
+    this.tokenEndpointProofs = deps.tokenEndpointProofs ?? createTokenEndpointProofCheck({ issuer: deps.settings.issuer, clockSkewMs: deps.settings.clockSkewMs, clock: deps.clock });
+  }
+
+  async issue(input: IssueInput, principal: Principal): Promise<Audited<TokenPair>> {
     const { settings, policy, clock, store } = this.deps;
-    policy.authorize(caller, 'issue');
-    const grant = policy.issueGrant(caller);
+    policy.authorize(principal, 'issue');
+    const grant = policy.issueGrant(principal);
     const subject = requireText('subject', input.subject, LIMITS.subjectBytes);
     const audience = validateAudiences(input.audience);
     for (const aud of audience) {
@@ -93,38 +115,43 @@ export class TokenAuthority {
         throw permissionDenied(`audience "${aud}" is not allowed on this authority (allowed: ${settings.allowedAudiences.join(', ')})`);
       }
       if (grant.audiences && !grant.audiences.includes(aud)) {
-        throw permissionDenied(`client ${callerName(caller)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
       }
     }
     const scopes = validateScopes(input.scopes);
     if (grant.scopes) {
       const denied = scopes.filter((s) => !grant.scopes!.includes(s));
       if (denied.length > 0) {
-        throw permissionDenied(`client ${callerName(caller)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
       }
     }
     const extra = validateExtraClaims(input.extraClaims);
     if (grant.extraClaims) {
       const denied = Object.keys(extra).filter((name) => !grant.extraClaims!.includes(name));
       if (denied.length > 0) {
-        throw permissionDenied(`client ${callerName(caller)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
+        throw permissionDenied(`client ${principalName(principal)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
       }
     }
-    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(caller, grant.clientIds);
+    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(principal, grant.clientIds);
     if (grant.clientIds && !grant.clientIds.includes(clientId)) {
-      throw permissionDenied(`client ${callerName(caller)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
+      throw permissionDenied(`client ${principalName(principal)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
     }
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
+    const confirmation = input.confirmation ? validateBinding(input.confirmation) : undefined;
 
     const now = clock.nowMs();
     const sessionId = newId();
-    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER }, now, ttlMs);
+    this.assertTokenFits({ subject, audience, scopes, extra, clientId, sessionId, generation: Number.MAX_SAFE_INTEGER, confirmation }, now, ttlMs);
     const refreshToken = newRefreshToken();
     const absoluteExpiresAt = now + settings.sessionMaxLifetimeMs;
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, absoluteExpiresAt);
-    // The grant's cap travels with the session (sealed): every Refresh applies it.
-    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId, ...(grant.maxAccessTtlMs !== undefined ? { [CAP_FIELD]: String(grant.maxAccessTtlMs) } : {}) };
-    const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now });
+    const sessionExtra: Record<string, string> = { ...extra, client_id: clientId };
+    // The grant's cap and the binding travel with the session (sealed): every Refresh applies them.
+    const constraints: SessionConstraints = {
+      ...(grant.maxAccessTtlMs !== undefined ? { maxAccessTtlMs: grant.maxAccessTtlMs } : {}),
+      ...(confirmation ? { confirmation } : {}),
+    };
+    const seal = this.deps.sessionSeal.seal({ sessionId, subject, audience, scopes, extra: sessionExtra, absoluteExpiresAt, createdAt: now, constraints });
     const integrity = this.deps.sessionSeal.refresh;
     const refreshKey = integrity.keys(refreshToken)[0]!;
     const { generation } = await store.createSession({
@@ -132,35 +159,47 @@ export class TokenAuthority {
       subject,
       audience,
       scopes,
-      extra: { ...sessionExtra, [SEAL_FIELD]: seal },
+      extra: sessionExtra,
+      constraints,
+      seal,
       refreshHash: refreshKey,
       refreshProof: integrity.liveProof(refreshKey, sessionId, refreshExpiresAt, now),
       refreshExpiresAt,
       absoluteExpiresAt,
       now,
     });
-    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation }, now, ttlMs);
-    Object.assign(log, { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId });
-    return { ...access, refreshToken, refreshExpiresAt, sessionId, subject };
+    const access = this.sign({ subject, audience, scopes, extra, clientId, sessionId, generation, confirmation }, now, ttlMs);
+    return {
+      result: { ...access, refreshToken, refreshExpiresAt, sessionId, subject, ...(confirmation ? { confirmation } : {}) },
+      audit: { sub: subject, sid: sessionId, jti: access.tokenId, kid: access.keyId, ...(confirmation ? { cnf: bindingKind(confirmation) } : {}) },
+    };
   }
 
-  async refresh(input: { refreshToken: string; accessTtlSeconds: number }, log: Record<string, unknown>): Promise<TokenPair> {
+  /**
+   * `dpopProof`: a DPoP proof for the token endpoint (RFC 9449 §5), needed when the session is
+   * bound to a DPoP key. Checked once, before the store is asked; its key is compared with the
+   * session's sealed binding before anything is written, so without the key a refresh token of
+   * such a session can be neither spent nor used to trigger reuse detection.
+   */
+  async refresh(input: { refreshToken: string; accessTtlSeconds: number; dpopProof?: string }): Promise<Audited<TokenPair>> {
     const { settings, clock, store, verifier } = this.deps;
     if (!looksLikeRefreshToken(input.refreshToken)) {
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh_token is not a refresh token of this authority');
     }
     this.accessTtl(input.accessTtlSeconds, undefined); // validates the request before anything is spent
+    const proofKey = input.dpopProof ? this.tokenEndpointProofs(input.dpopProof) : undefined;
     const now = clock.nowMs();
     const integrity = this.deps.sessionSeal.refresh;
     const successor = newRefreshToken();
     // Check before rotating: the store hands what it read to `checks` before any write, and
     // Refresh signs only from the session that passed them.
-    let verified: SessionRecord | undefined;
+    let verified: SealedSession | undefined;
     const checks: RotateChecks = {
       check: (snap) => {
         verified = undefined;
-        const proven = this.checkSnapshot(snap);
-        if (proven) verified = snap.session;
+        const { proven, sealed } = this.checkSnapshot(snap);
+        checkRefreshBinding(sealed, proofKey);
+        if (proven) verified = sealed;
         return { proven };
       },
       liveProof: integrity.liveProof,
@@ -194,44 +233,55 @@ export class TokenAuthority {
         }
         throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (unknown, superseded, or expired and removed)');
       case 'expired':
-        log.sid = result.session.sessionId;
-        throw new TokenAuthorityError(ErrorCodes.REFRESH_EXPIRED, 'refresh token or its session has expired: sign in again');
+        throw withAudit(new TokenAuthorityError(ErrorCodes.REFRESH_EXPIRED, 'refresh token or its session has expired: sign in again'), { sid: result.session.sessionId });
       case 'revoked':
-        log.sid = result.session.sessionId;
-        throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
+        throw withAudit(new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again'), { sid: result.session.sessionId });
       case 'reused':
         verifier.applyRevocation(result.event);
         this.deps.onReuseDetected?.();
-        Object.assign(log, { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true });
         this.deps.logger.warn({ sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq }, 'refresh token reuse detected: session revoked');
-        throw new TokenAuthorityError(
-          ErrorCodes.REFRESH_REUSED,
-          'refresh token was already used: the whole session has been revoked (a copy of the token may have been stolen); sign in again',
+        throw withAudit(
+          new TokenAuthorityError(
+            ErrorCodes.REFRESH_REUSED,
+            'refresh token was already used: the whole session has been revoked (a copy of the token may have been stolen); sign in again',
+          ),
+          { sid: result.session.sessionId, sub: result.session.subject, seq: result.event.seq, reuse: true },
         );
       case 'rotated':
         break;
     }
-    const s: SessionRecord | undefined = verified;
+    // Signed from the sealed content only.
+    const s: SealedSession | undefined = verified;
     if (!s || s.sessionId !== result.session.sessionId) throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the store rotated a session that was not checked');
-    const { [SEAL_FIELD]: _seal, [CAP_FIELD]: cap, ...sealedExtra } = s.extra;
-    const ttlMs = this.accessTtl(input.accessTtlSeconds, cap !== undefined ? Number(cap) : undefined);
+    const confirmation = s.constraints.confirmation;
+    const ttlMs = this.accessTtl(input.accessTtlSeconds, s.constraints.maxAccessTtlMs);
     const refreshExpiresAt = Math.min(now + settings.refreshTtlMs, s.absoluteExpiresAt);
-    const { client_id: clientId, ...extra } = sealedExtra;
+    const { client_id: clientId, ...extra } = s.extra;
     const access = this.sign(
-      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation },
+      { subject: s.subject, audience: s.audience, scopes: s.scopes, extra, clientId: clientId ?? 'token-authority', sessionId: s.sessionId, generation: result.generation, confirmation },
       now,
       ttlMs,
     );
-    Object.assign(log, { sub: s.subject, sid: s.sessionId, jti: access.tokenId, kid: access.keyId, ...(result.viaGrace ? { grace: true } : {}) });
-    return { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject };
+    return {
+      result: { ...access, refreshToken: successor, refreshExpiresAt, sessionId: s.sessionId, subject: s.subject, ...(confirmation ? { confirmation } : {}) },
+      audit: {
+        sub: s.subject,
+        sid: s.sessionId,
+        jti: access.tokenId,
+        kid: access.keyId,
+        ...(result.viaGrace ? { grace: true as const } : {}),
+        ...(confirmation ? { cnf: bindingKind(confirmation) } : {}),
+      },
+    };
   }
 
-  async revoke(target: RevokeTarget, reason: string, caller: Caller, log: Record<string, unknown>): Promise<RevokeOutcome> {
+  async revoke(target: RevokeTarget, reason: string, principal: Principal): Promise<Audited<RevokeOutcome>> {
     const { clock, store, verifier, policy, settings } = this.deps;
     if (reason.length > 0) requireText('reason', reason, LIMITS.reasonBytes);
     const why = reason.length > 0 ? reason : undefined;
     const now = clock.nowMs();
     let event: RevocationEvent;
+    let subject: string | undefined;
     switch (target.kind) {
       case 'token': {
         const token = target.token;
@@ -249,31 +299,30 @@ export class TokenAuthority {
         }
         const claims = this.provenClaims(token);
         const until = claims.expiresAt * 1000 + settings.clockSkewMs;
-        if (until <= now) {
-          log.jti = claims.tokenId;
-          return { sequence: 0, kind: 'jti', id: claims.tokenId, entryExpiresAt: until };
-        }
+        if (until <= now) return { result: { sequence: 0, kind: 'jti', id: claims.tokenId, entryExpiresAt: until }, audit: { jti: claims.tokenId } };
         event = await store.revoke({ kind: 'jti', id: claims.tokenId, until, ...(why ? { reason: why } : {}) });
-        log.sub = claims.subject;
+        subject = claims.subject;
         break;
       }
       case 'session':
-        policy.authorize(caller, 'revoke:session');
+        policy.authorize(principal, 'revoke:session');
         event = await store.revoke({ kind: 'sid', id: requireText('session_id', target.sessionId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
       case 'subject':
-        policy.authorize(caller, 'revoke:subject');
+        policy.authorize(principal, 'revoke:subject');
         event = await store.revoke({ kind: 'sub', id: requireText('subject', target.subject, LIMITS.subjectBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
       case 'tokenId':
-        policy.authorize(caller, 'revoke:token_id');
+        policy.authorize(principal, 'revoke:token_id');
         event = await store.revoke({ kind: 'jti', id: requireText('token_id', target.tokenId, LIMITS.idBytes), until: this.revocationUntil(now), ...(why ? { reason: why } : {}) });
         break;
     }
     // Durable now: honour it on this replica at once, ahead of the feed.
     verifier.applyRevocation(event);
-    Object.assign(log, { seq: event.seq, [event.kind]: event.id });
-    return { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until };
+    return {
+      result: { sequence: event.seq, kind: event.kind, id: event.id, entryExpiresAt: event.until },
+      audit: { ...(subject !== undefined ? { sub: subject } : {}), seq: event.seq, [event.kind]: event.id },
+    };
   }
 
   /** Synchronous unless the token names a kid that must be looked up first. */
@@ -282,15 +331,34 @@ export class TokenAuthority {
   }
 
   /**
+   * RFC 7662 for an access token: its claims when it is active, else undefined. A bound token is
+   * active without its certificate or proof (which belong to the resource server's request, RFC
+   * 8705 §3.2, RFC 9449 §6.2: the answer's `cnf` says what to check). Given neither, the
+   * verifier fails such a token only in its binding stage, which runs after every other check
+   * (time, audience, revocation, staleness), so BINDING_MISMATCH here means all else passed.
+   */
+  async introspectAccess(token: string): Promise<VerifiedClaims | undefined> {
+    const r = await this.deps.verifier.verifyNow(token, {});
+    if (r.valid) return r.claims;
+    if (r.reason !== 'BINDING_MISMATCH') return undefined;
+    try {
+      const claims = this.provenClaims(token);
+      return claims.confirmation !== undefined ? claims : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * The checks of a rotation, on what the store read and before it writes anything. Throws
    * (nothing is written) when the session's seal fails or this authority holds a revocation of it;
-   * returns whether the record's own proof holds (rotate a live token, grace for a spent one).
+   * returns the sealed content and whether the record's own proof holds (rotate a live token,
+   * grace for a spent one).
    */
-  private checkSnapshot(snap: RefreshSnapshot): boolean {
+  private checkSnapshot(snap: RefreshSnapshot): { proven: boolean; sealed: SealedSession } {
     const s = snap.session;
-    const { [SEAL_FIELD]: seal, ...sealedExtra } = s.extra;
-    const sealed = { sessionId: s.sessionId, subject: s.subject, audience: s.audience, scopes: s.scopes, extra: sealedExtra, absoluteExpiresAt: s.absoluteExpiresAt, createdAt: s.createdAt };
-    if (snap.sessionId !== s.sessionId || !this.deps.sessionSeal.check(sealed, seal)) {
+    const sealed = snap.sessionId === s.sessionId ? this.deps.sessionSeal.open(s) : undefined;
+    if (!sealed) {
       this.deps.logger.error({ sid: s.sessionId, sub: s.subject }, 'session record failed its integrity check (written by something other than this authority?): refusing to refresh');
       throw new TokenAuthorityError(ErrorCodes.REFRESH_INVALID, 'refresh token is not valid (its session record failed an integrity check)');
     }
@@ -300,8 +368,11 @@ export class TokenAuthority {
       throw new TokenAuthorityError(ErrorCodes.SESSION_REVOKED, 'the session was revoked: sign in again');
     }
     const integrity = this.deps.sessionSeal.refresh;
-    if (snap.state === 'live') return integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof);
-    return snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
+    const proven =
+      snap.state === 'live'
+        ? integrity.checkLive(snap.key, snap.sessionId, snap.expiresAt, snap.issuedAt, snap.proof)
+        : snap.successor !== undefined && snap.spentAt !== undefined && integrity.checkGrace(snap.key, snap.sessionId, snap.successor, snap.spentAt, snap.proof);
+    return { proven, sealed };
   }
 
   /** The access token's claims if its signature and issuer are ours, whatever its age. */
@@ -359,6 +430,7 @@ export class TokenAuthority {
       gen: t.generation,
       client_id: t.clientId,
       ...(t.scopes.length > 0 ? { scope: t.scopes.join(' ') } : {}),
+      ...(t.confirmation ? { cnf: cnfClaim(t.confirmation) } : {}),
     };
   }
 
@@ -372,14 +444,14 @@ export class TokenAuthority {
   // ---- For the OAuth HTTP endpoints (oauth-endpoints.ts): read-only views and policy questions ----
 
   /** Throws UNAUTHENTICATED / PERMISSION_DENIED unless the caller may introspect tokens (RFC 7662 §4). */
-  authorizeIntrospection(caller: Caller): void {
-    this.deps.policy.authorize(caller, 'introspect');
+  authorizeIntrospection(principal: Principal): void {
+    this.deps.policy.authorize(principal, 'introspect');
   }
 
   /** The caller's `issue` grant (its audiences, scopes and max TTL); throws as Issue would when it has none. */
-  issueGrantOf(caller: Caller): IssueGrant {
-    this.deps.policy.authorize(caller, 'issue');
-    return this.deps.policy.issueGrant(caller);
+  issueGrantOf(principal: Principal): IssueGrant {
+    this.deps.policy.authorize(principal, 'issue');
+    return this.deps.policy.issueGrant(principal);
   }
 
   /**
@@ -398,24 +470,26 @@ export class TokenAuthority {
       if (!snap) continue;
       const s = snap.session;
       if (snap.state !== 'live' || snap.current !== key || s.revoked || s.generation < snap.currentGeneration) return undefined;
-      let proven: boolean;
+      let checked: { proven: boolean; sealed: SealedSession };
       try {
-        proven = this.checkSnapshot(snap);
+        checked = this.checkSnapshot(snap);
       } catch {
         return undefined;
       }
-      if (!proven) return undefined;
+      if (!checked.proven) return undefined;
+      const sealed = checked.sealed;
       const idleEndsAt = settings.sessionIdleTimeoutMs > 0 ? snap.issuedAt + settings.sessionIdleTimeoutMs : Infinity;
       const expiresAt = Math.min(snap.expiresAt, s.absoluteExpiresAt, idleEndsAt);
       if (now >= expiresAt) return undefined;
       return {
-        sessionId: s.sessionId,
-        subject: s.subject,
-        audience: s.audience,
-        scopes: s.scopes,
-        clientId: s.extra.client_id ?? 'token-authority',
+        sessionId: sealed.sessionId,
+        subject: sealed.subject,
+        audience: sealed.audience,
+        scopes: sealed.scopes,
+        clientId: sealed.extra.client_id ?? 'token-authority',
         issuedAt: snap.issuedAt,
         expiresAt,
+        ...(sealed.constraints.confirmation !== undefined ? { confirmation: sealed.constraints.confirmation } : {}),
       };
     }
     return undefined;
@@ -433,6 +507,8 @@ export interface RefreshIntrospection {
   issuedAt: number;
   /** When it stops being usable: refresh TTL, idle timeout or the session's absolute lifetime. */
   expiresAt: number;
+  /** The session's binding (RFC 7662 `cnf`, RFC 8705 §3.2 / RFC 9449 §6.2). */
+  confirmation?: TokenBinding;
 }
 
 /** What goes into an access token besides times and its id. */
@@ -444,14 +520,30 @@ interface TokenFields {
   clientId: string;
   sessionId: string;
   generation: number;
+  confirmation?: TokenBinding | undefined;
+}
+
+/**
+ * RFC 9449 §5 for Refresh: a session bound to a DPoP key is refreshed only with a proof by that key.
+ * A session bound to a certificate needs nothing here: the refresh token is already the session's
+ * own secret, and each new access token stays bound to the certificate, which every resource
+ * server checks; the gRPC caller (often a backend refreshing for its user) need not be the
+ * certificate's holder. Runs after the seal check, so the binding read is the one Issue wrote.
+ */
+function checkRefreshBinding(session: SealedSession, proofKey: string | undefined): void {
+  const binding = session.constraints.confirmation;
+  if (!binding || !('jkt' in binding)) return;
+  if (proofKey === undefined) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'this session is bound to a DPoP key: refresh needs a DPoP proof signed by that key (RefreshRequest.dpop_proof, or the DPoP header at the token endpoint)');
+  }
+  if (proofKey !== binding.jkt) {
+    throw new TokenAuthorityError(ErrorCodes.DPOP_PROOF_INVALID, 'the DPoP proof is signed by another key than the one this session is bound to');
+  }
 }
 
 /** The caller's own identity, preferring one the grant lists as a client_id. */
-function defaultClientId(caller: Caller, allowed: readonly string[] | undefined): string {
-  if (allowed) return caller.identities.find((i) => allowed.includes(i)) ?? allowed[0] ?? caller.identities[0] ?? 'token-authority';
-  return caller.identities[0] ?? 'token-authority';
-}
-
-function callerName(caller: Caller): string {
-  return caller.identities[0] ?? caller.peer;
+function defaultClientId(principal: Principal, allowed: readonly string[] | undefined): string {
+  const own = principal.identities.map((i) => i.value);
+  if (allowed) return own.find((i) => allowed.includes(i)) ?? allowed[0] ?? own[0] ?? 'token-authority';
+  return own[0] ?? 'token-authority';
 }

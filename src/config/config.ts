@@ -74,6 +74,8 @@ export interface Config {
   stalenessPolicy: 'fail-closed' | 'fail-open';
   jwksCooldownMs: number;
   tokenCacheSize: number;
+  /** Sidecar: honour x-forwarded-client-cert (ext_authz) and X-Client-Cert (forward-auth). */
+  trustForwardedClientCert: boolean;
 }
 
 export type ConfigScope = 'authority' | 'sidecar';

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
+import { errorMessage } from '../shared/errors.js';
 import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { parseRedisUrl } from '../store/redis-connection.js';
@@ -100,7 +101,7 @@ const redisUrl = z.string().transform((text, ctx) => {
     parseRedisUrl(text);
     return text.trim();
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
     return z.NEVER;
   }
 });
@@ -110,7 +111,7 @@ const kek = z.string().transform((text, ctx): KeyEncryptionKey => {
   try {
     return parseKeyEncryptionKey(text);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', message: errorMessage(err) });
     return z.NEVER;
   }
 });
@@ -121,7 +122,7 @@ const kekList = z.string().transform((text, ctx): KeyEncryptionKey[] => {
     try {
       out.push(parseKeyEncryptionKey(part));
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${(err as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} ${errorMessage(err)}` });
     }
   }
   return out;
@@ -259,6 +260,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Sidecar: when stale, fail-closed answers STALE; fail-open accepts (counted and logged).' },
   { key: 'jwksCooldownMs', env: 'TA_JWKS_COOLDOWN', flag: '--jwks-cooldown', scope: 'sidecar', default: '10s', schema: duration('TA_JWKS_COOLDOWN', { min: 100 }),
     description: 'Sidecar: minimum time between JWKS refetches triggered by unknown kids.' },
+  { key: 'trustForwardedClientCert', env: 'TA_TRUST_FORWARDED_CLIENT_CERT', flag: '--trust-forwarded-client-cert', scope: 'sidecar', default: 'false', schema: bool,
+    description: 'Sidecar: take the client certificate of a certificate-bound token from what the proxy forwards: Envoy\'s `x-forwarded-client-cert` `Hash=` on ext_authz (a peer certificate in `source.certificate` still wins), `X-Client-Cert` (URL-encoded PEM, nginx `$ssl_client_escaped_cert`) on forward-auth. Only behind a proxy that removes these headers from client requests: otherwise any client can claim any certificate.' },
   { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: '10000', schema: int(0, 10_000_000),
     description: 'Verified-token cache entries (0 = off). About 1.5 KB each.' },
 ];

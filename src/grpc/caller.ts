@@ -1,14 +1,9 @@
 import { isIP } from 'node:net';
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { isLoopback } from '../config/config.js';
+import type { CertificateIdentity, Principal } from '../shared/principal.js';
 
-/** The kinds of identity a client certificate can assert: a SAN URI, a SAN DNS name, or the subject CN. */
-export type IdentityKind = 'uri' | 'dns' | 'cn';
-
-export interface CertificateIdentity {
-  readonly kind: IdentityKind;
-  readonly value: string;
-}
+export type { CertificateIdentity, IdentityKind } from '../shared/principal.js';
 
 /** Who is calling, as far as the transport can tell. */
 export interface Caller {
@@ -53,6 +48,11 @@ export function callerOf(call: ServerUnaryCall<unknown, unknown>): Caller {
 export function callerFrom(peer: string, address: string, cert: { subjectaltname?: string | undefined; subject?: { CN?: string | string[] } } | undefined | null): Caller {
   const typed = cert && Object.keys(cert).length > 0 ? certificateIdentities(cert.subjectaltname, cert.subject?.CN) : [];
   return { peer, address, loopback: isLoopback(address), identities: typed.map((i) => i.value), certificateIdentities: typed };
+}
+
+/** The transport-neutral principal of a call, for the domain (TokenAuthority and the access policy). */
+export function principalOf(caller: Caller): Principal {
+  return { peer: caller.peer, address: addressOf(caller), loopback: caller.loopback, identities: typedIdentitiesOf(caller) };
 }
 
 /** The caller's address: `address` when the transport gave it, else parsed from `peer`. */

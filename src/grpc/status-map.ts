@@ -11,6 +11,7 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, status>> = {
   [ErrorCodes.REFRESH_EXPIRED]: status.UNAUTHENTICATED,
   [ErrorCodes.REFRESH_REUSED]: status.UNAUTHENTICATED,
   [ErrorCodes.SESSION_REVOKED]: status.UNAUTHENTICATED,
+  [ErrorCodes.DPOP_PROOF_INVALID]: status.UNAUTHENTICATED,
   [ErrorCodes.STORE_UNAVAILABLE]: status.UNAVAILABLE,
   [ErrorCodes.RATE_LIMITED]: status.RESOURCE_EXHAUSTED,
   [ErrorCodes.NOT_FOUND]: status.NOT_FOUND,

@@ -1,5 +1,5 @@
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
-import { invalidArgument } from '../shared/errors.js';
+import { errorMessage, invalidArgument } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { callerOf, type Caller } from './caller.js';
@@ -164,7 +164,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
 export class UndecodableRequest {
   constructor(private readonly cause: unknown) {}
   error(method: string) {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    const why = errorMessage(this.cause);
     // ts-proto (forceLong=number) refuses a 64-bit integer it cannot hold exactly.
     const detail = /MAX_SAFE_INTEGER|MIN_SAFE_INTEGER/.test(why)
       ? `an integer field is outside ±(2^53 - 1) = ±${Number.MAX_SAFE_INTEGER}, the range this service accepts`
@@ -196,7 +196,7 @@ export function withTolerantDecoding(definition: ServiceDefinition): ServiceDefi
 }
 
 function errText(err: unknown): string {
-  return typeof err === 'string' ? err : err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 /** Counts calls in flight; `idle()` resolves when none are. */

@@ -1,6 +1,7 @@
 import type { VerifiedClaims, VerifyReason, VerifyRequirements, VerifyResult } from '../shared/claims.js';
+import { invalidArgument } from '../shared/errors.js';
 import { unary, type UnaryDeps } from './unary.js';
-import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims, type VerifyRequest } from '../gen/tokenauthority/v1/token_authority.js';
+import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims, type Confirmation, type VerifyRequest } from '../gen/tokenauthority/v1/token_authority.js';
 
 const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
   MALFORMED: VerifyFailureReason.VERIFY_FAILURE_REASON_MALFORMED,
@@ -16,10 +17,15 @@ const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
   WRONG_TYPE: VerifyFailureReason.VERIFY_FAILURE_REASON_WRONG_TYPE,
   FORBIDDEN_HEADER: VerifyFailureReason.VERIFY_FAILURE_REASON_FORBIDDEN_HEADER,
   STALE: VerifyFailureReason.VERIFY_FAILURE_REASON_STALE,
-  // Placeholders until the proto has VERIFY_FAILURE_REASON_BINDING_MISMATCH / _INVALID_DPOP_PROOF (bind-paths).
-  BINDING_MISMATCH: VerifyFailureReason.VERIFY_FAILURE_REASON_UNSPECIFIED,
-  INVALID_DPOP_PROOF: VerifyFailureReason.VERIFY_FAILURE_REASON_UNSPECIFIED,
+  BINDING_MISMATCH: VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH,
+  INVALID_DPOP_PROOF: VerifyFailureReason.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF,
 };
+
+/** The proto form of a token's binding (its `cnf`). */
+export function toProtoConfirmation(c: VerifiedClaims['confirmation']): Confirmation | undefined {
+  if (c === undefined) return undefined;
+  return { binding: 'x5tS256' in c ? { $case: 'x5tS256', x5tS256: c.x5tS256 } : { $case: 'jkt', jkt: c.jkt } };
+}
 
 export function toProtoClaims(c: VerifiedClaims): AccessTokenClaims {
   return {
@@ -35,6 +41,7 @@ export function toProtoClaims(c: VerifiedClaims): AccessTokenClaims {
     generation: c.generation,
     keyId: c.keyId,
     extraClaims: { ...c.extra },
+    confirmation: toProtoConfirmation(c.confirmation),
   };
 }
 
@@ -87,7 +94,32 @@ export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) =>
     return toVerifyResponse(result);
   };
   return unary('Verify', deps, (req: VerifyRequest, ctx) => {
-    const result = verifyNow(req.token, req.audience ? { audience: req.audience, requiredScopes: req.requiredScopes } : { requiredScopes: req.requiredScopes });
+    const result = verifyNow(req.token, verifyRequirements(req));
     return result instanceof Promise ? result.then((r) => answer(r, ctx.log)) : answer(result, ctx.log);
   });
+}
+
+/** `client_certificate` is DER or PEM: PEM text (DER starts with 0x30, never with "-") is passed as text. */
+function pemOrDer(bytes: Uint8Array): Uint8Array | string {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
+  return bytes[i] === 0x2d ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1') : bytes;
+}
+
+/**
+ * A VerifyRequest as the verifier's requirements. The binding inputs are passed only when set, so
+ * an unbound token with none verifies exactly as before. A proof without the request it is for is
+ * the caller's bug, not the token's: INVALID_ARGUMENT.
+ */
+export function verifyRequirements(req: VerifyRequest): VerifyRequirements {
+  const r: { -readonly [K in keyof VerifyRequirements]: VerifyRequirements[K] } = { requiredScopes: req.requiredScopes };
+  if (req.audience) r.audience = req.audience;
+  if (req.clientCertificate.length > 0) r.clientCertificate = pemOrDer(req.clientCertificate);
+  if (req.dpopProof.length > 0) {
+    if (req.httpMethod.length === 0 || req.httpUri.length === 0) {
+      throw invalidArgument('dpop_proof needs http_method and http_uri: the method and URI of the request the proof came with');
+    }
+    r.dpop = { proof: req.dpopProof, method: req.httpMethod, uri: req.httpUri };
+  }
+  return r;
 }

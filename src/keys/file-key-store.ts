@@ -23,10 +23,11 @@ import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
 import { KeySetCipher, isSealedKeySet } from './key-set-cipher.js';
 import { assertNextVersion, parseKeySetDocument } from './key-set-document.js';
 import type { KeySetDocument, KeyStore } from './key-store.js';
+import { CHECKS_FILE_MODES, privateDirectoryProblem, privateFileProblem } from '../shared/file-permissions.js';
 
 /** Tuning for {@link FileKeyStore}; the defaults suit every deployment we know of. */
 export interface FileKeyStoreOptions {
@@ -52,10 +53,10 @@ function errnoCode(err: unknown): string | undefined {
 function describe(err: unknown): string {
   const code = errnoCode(err);
   if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
-  return code ?? (err instanceof Error ? err.message : String(err));
+  return code ?? errorMessage(err);
 }
 
-const checkModes = process.platform !== 'win32';
+const checkModes = CHECKS_FILE_MODES;
 /** This process's uid where the platform has one. */
 const processUid = checkModes && typeof process.getuid === 'function' ? process.getuid() : undefined;
 
@@ -205,13 +206,8 @@ export class FileKeyStore implements KeyStore {
       throw keyError(`cannot read key store directory ${this.dir}: ${describe(err)}`, err);
     }
     if (!st.isDirectory()) throw keyError(`key store directory ${this.dir} is not a directory`);
-    if ((st.mode & 0o022) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw keyError(
-        `key store directory ${this.dir} is writable by group or others (mode ${mode}), so they could replace keys.json; ` +
-          `run: chmod go-w ${this.dir}`,
-      );
-    }
+    const problem = privateDirectoryProblem(st.mode, this.dir, 'keys.json');
+    if (problem !== undefined) throw keyError(`key store directory ${this.dir} ${problem}`);
     return true;
   }
 
@@ -223,13 +219,8 @@ export class FileKeyStore implements KeyStore {
           `if the file is genuine, run: chown ${processUid} ${this.path}`,
       );
     }
-    if (checkModes && (st.mode & 0o077) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw keyError(
-        `key store file ${this.path} holds private keys but is accessible by group or others (mode ${mode}); ` +
-          `run: chmod 600 ${this.path}`,
-      );
-    }
+    const problem = privateFileProblem(st.mode, this.path, 'private keys');
+    if (problem !== undefined) throw keyError(`key store file ${this.path} ${problem}`);
   }
 
   private async ensureDir(): Promise<void> {

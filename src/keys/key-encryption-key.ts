@@ -6,7 +6,8 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
+import { privateFileProblem } from '../shared/file-permissions.js';
 
 /** AES-256: the KEK is exactly this many bytes. */
 export const KEK_BYTES = 32;
@@ -65,10 +66,8 @@ export async function readKeyEncryptionKeyFile(path: string): Promise<KeyEncrypt
     try {
       const st: Stats = await handle.stat();
       if (!st.isFile()) throw fail('is not a regular file');
-      if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-        const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-        throw fail(`holds the key-encryption key but is accessible by group or others (mode ${mode}); run: chmod 600 ${path}`);
-      }
+      const problem = privateFileProblem(st.mode, path, 'the key-encryption key');
+      if (problem !== undefined) throw fail(problem);
       text = await handle.readFile('utf8');
     } finally {
       await handle.close();
@@ -81,6 +80,26 @@ export async function readKeyEncryptionKeyFile(path: string): Promise<KeyEncrypt
   try {
     return parseKeyEncryptionKey(text);
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail(errorMessage(err));
   }
+}
+
+/** The KEK settings (TA_KEY_ENCRYPTION_KEY, TA_KEY_ENCRYPTION_KEY_FILE, TA_KEY_ENCRYPTION_KEY_PREVIOUS). */
+export interface KeyEncryptionKeySettings {
+  keyEncryptionKey?: KeyEncryptionKey;
+  keyEncryptionKeyFile?: string;
+  keyEncryptionKeyPrevious?: readonly KeyEncryptionKey[];
+}
+
+/**
+ * The operator's key-encryption key, from TA_KEY_ENCRYPTION_KEY or else the file of
+ * TA_KEY_ENCRYPTION_KEY_FILE (the configuration refuses both at once), with the former keys still
+ * accepted for decryption; undefined if none is set. The one place either is read.
+ * @throws TokenAuthorityError ERR_CONFIG for an unreadable or non-private KEK file.
+ */
+export async function configuredKeyEncryptionKeys(settings: KeyEncryptionKeySettings): Promise<{ current: KeyEncryptionKey; previous: readonly KeyEncryptionKey[] } | undefined> {
+  let current = settings.keyEncryptionKey;
+  if (current === undefined && settings.keyEncryptionKeyFile !== undefined) current = await readKeyEncryptionKeyFile(settings.keyEncryptionKeyFile);
+  if (current === undefined) return undefined;
+  return { current, previous: settings.keyEncryptionKeyPrevious ?? [] };
 }

@@ -8,27 +8,35 @@
  * operator's key-encryption key (key-set-cipher.ts); a document that is not sealed is refused,
  * since anyone able to write to Redis could otherwise plant a signing key.
  *
- * This module takes a ready-made ioredis client instead of a URL so that keys/ stays independent of
- * store/ (the layering rule); the composition root builds the client from TA_REDIS_URL.
+ * This module takes a ready-made connection instead of a URL so that keys/ stays independent of
+ * store/ (the layering rule); the composition root builds it from TA_REDIS_URL as a
+ * `RedisCommandClient` (store/redis-client.ts), which carries the Redis failure contract.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
-import { silentLogger, type Logger } from '../shared/logger.js';
+import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { KeySetCipher, isSealedKeySet } from './key-set-cipher.js';
 import { assertNextVersion } from './key-set-document.js';
 import type { KeySetDocument, KeyStore } from './key-store.js';
 
 /** Options of {@link RedisKeyStore}. */
 export interface RedisKeyStoreOptions {
-  /** A command client (single server, Sentinel or Cluster). The store owns it: close() quits it. */
-  client: Redis | Cluster;
+  /** The connection (single server, Sentinel or Cluster). The store owns it: close() closes it. */
+  connection: RedisKeyStoreConnection;
   /** Seals private keys before they reach Redis. */
   cipher: KeySetCipher;
   /** Same prefix as the token store's (default `ta:v1:`); `{ta}:keys` is appended. */
   keyPrefix?: string;
-  /** How long a call waits for a connection being established. Default 1000. */
-  commandTimeoutMs?: number;
-  logger?: Logger;
+}
+
+/**
+ * What the key store needs of its connection: store/redis-client.ts's `RedisCommandClient`
+ * (deadlines, no queue or retries, ERR_STORE_UNAVAILABLE without arguments, outages logged once).
+ */
+export interface RedisKeyStoreConnection {
+  readonly client: Redis | Cluster;
+  /** Runs one command under the failure contract. */
+  run<T>(op: string, command: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
 }
 
 /** The key's name after the prefix. */
@@ -47,10 +55,9 @@ type CasCommand = (key: string, expected: number, next: number, doc: string) => 
 export class RedisKeyStore implements KeyStore {
   /** The Redis key holding the key set. */
   readonly key: string;
+  private readonly connection: RedisKeyStoreConnection;
   private readonly client: Redis | Cluster;
   private readonly cipher: KeySetCipher;
-  private readonly commandTimeoutMs: number;
-  private closed = false;
 
   constructor(options: RedisKeyStoreOptions) {
     const prefix = options.keyPrefix ?? 'ta:v1:';
@@ -59,22 +66,10 @@ export class RedisKeyStore implements KeyStore {
       throw new TokenAuthorityError(ErrorCodes.CONFIG, 'RedisKeyStore needs a cipher: private keys never reach Redis in the clear');
     }
     this.key = `${prefix}${REDIS_KEY_SET_SUFFIX}`;
-    this.client = options.client;
+    this.connection = options.connection;
+    this.client = options.connection.client;
     this.cipher = options.cipher;
-    this.commandTimeoutMs = options.commandTimeoutMs ?? 1000;
     this.client.defineCommand('taKeySetCas', { numberOfKeys: 1, lua: CAS_SCRIPT });
-    // Connection errors surface as ERR_STORE_UNAVAILABLE from the call that meets them; the
-    // listener logs each outage once (ioredis would otherwise print every reconnect attempt).
-    const log = (options.logger ?? silentLogger).child({ component: 'redis-key-store' });
-    let down = false;
-    this.client.on('error', (err: Error) => {
-      if (!down) log.warn({ err: err.message }, 'Redis key store connection error; reconnecting');
-      down = true;
-    });
-    this.client.on('ready', () => {
-      if (down) log.info('Redis key store connection restored');
-      down = false;
-    });
   }
 
   /**
@@ -138,52 +133,11 @@ export class RedisKeyStore implements KeyStore {
   }
 
   /** Releases the connection. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      await this.client.quit();
-    } catch {
-      // Not connected: disconnect below is all there is to do.
-    }
-    // Also after quit: with Sentinel, ioredis keeps its failover-detector connections open otherwise.
-    this.client.disconnect();
+  close(): Promise<void> {
+    return this.connection.close();
   }
 
-  /** Waits (bounded) for a connection being made, and reports every client failure as unavailability. */
-  private async run<T>(op: string, command: () => Promise<T>): Promise<T> {
-    if (this.closed) throw storeUnavailable('the Redis key store is closed');
-    await this.whenConnected(op);
-    try {
-      return await command();
-    } catch (err) {
-      if (err instanceof TokenAuthorityError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      // A fresh cause: ioredis errors carry the command's arguments, here the sealed key set.
-      throw storeUnavailable(`Redis key store ${op} failed: ${reason}`, new Error(reason));
-    }
-  }
-
-  private async whenConnected(op: string): Promise<void> {
-    const client = this.client;
-    if (client.status === 'ready') return;
-    if (client.status === 'wait') client.connect().catch(() => {});
-    else if (client.status !== 'connecting' && client.status !== 'connect' && client.status !== 'reconnecting') {
-      throw storeUnavailable(`Redis key store ${op} failed: Redis is unreachable (${client.status})`);
-    }
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        client.off('ready', onReady);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const timer = setTimeout(
-        () => done(storeUnavailable(`Redis key store ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
-        this.commandTimeoutMs,
-      );
-      client.on('ready', onReady);
-    });
+  private run<T>(op: string, command: () => Promise<T>): Promise<T> {
+    return this.connection.run(op, command);
   }
 }

@@ -19,6 +19,11 @@ export const ErrorCodes = {
   REFRESH_REUSED: 'ERR_REFRESH_REUSED',
   /** The session (or its subject) was revoked. */
   SESSION_REVOKED: 'ERR_SESSION_REVOKED',
+  /**
+   * A DPoP proof (RFC 9449) the request needs is missing, invalid, replayed, or signed by another
+   * key than the one the session is bound to (Refresh of a `jkt`-bound session, the token endpoint).
+   */
+  DPOP_PROOF_INVALID: 'ERR_DPOP_PROOF_INVALID',
   /** The backing store (Redis) cannot be reached or did not answer in time. */
   STORE_UNAVAILABLE: 'ERR_STORE_UNAVAILABLE',
   /** The caller exceeded a rate limit. */
@@ -76,4 +81,9 @@ export const storeUnavailable = (message: string, cause?: unknown) =>
 
 export function isTokenAuthorityError(value: unknown): value is TokenAuthorityError {
   return value instanceof TokenAuthorityError;
+}
+
+/** The message of anything thrown, for a log field or an error message (`String(value)` for a non-Error). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

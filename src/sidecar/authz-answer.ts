@@ -1,4 +1,8 @@
-import type { VerifiedClaims, VerifyReason } from '../shared/claims.js';
+import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
+import type { VerifiedClaims } from '../shared/claims.js';
+import { reasonStatus, type DenialReason } from '../shared/reason-status.js';
+
+export type { DenialReason } from '../shared/reason-status.js';
 
 /**
  * What an authorization answer says over HTTP, whichever way it travels (Envoy ext_authz `Check`,
@@ -48,34 +52,43 @@ export function unforwardableClaims(c: VerifiedClaims): string | undefined {
   return undefined;
 }
 
-export type DenialReason = VerifyReason | 'MISSING_TOKEN';
-
 export interface HttpDenial {
   /** 401, 403, or 503 while the verifier is stale (fail-closed). */
   status: 401 | 403 | 503;
-  /** RFC 6750 error code: `invalid_token` or `insufficient_scope`; none when no token was sent. */
-  error: 'invalid_token' | 'insufficient_scope' | undefined;
+  /**
+   * RFC 6750 error code `invalid_token` or `insufficient_scope`, or RFC 9449 §7.1
+   * `invalid_dpop_proof`; none when no token was sent.
+   */
+  error: 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | undefined;
   /** Response headers: `www-authenticate`, plus `retry-after` while stale. */
   headers: Record<string, string>;
   /** JSON body: `{ error, reason, detail }`. */
   body: string;
 }
 
+/** The `algs` of a DPoP challenge (RFC 9449 §7.1): what proofs may be signed with. */
+const DPOP_ALGS = SIGNING_ALGORITHMS.join(' ');
+
 /**
- * RFC 6750 §3: a request without a token gets a bare `Bearer` challenge (§3.1: no error code),
- * insufficient scope is 403 `insufficient_scope` naming the scopes required, every other rejection
- * 401 `invalid_token` with the reason; a stale verifier answers 503 with `Retry-After`, so clients
- * and proxies retry instead of signing the user out.
+ * The HTTP answer of a denial, from the reason's row in REASON_STATUS (shared/reason-status.ts):
+ * RFC 6750 §3's challenge — bare `Bearer` without a token, the error code and the reason otherwise,
+ * and the scopes required for `insufficient_scope` — plus `Retry-After` where the row has one.
+ *
+ * RFC 9449 §7.1: a problem with the DPoP proof (`invalid_dpop_proof`) gets a `DPoP` challenge with
+ * the accepted `algs`, and so does any other rejection of a token presented with the DPoP scheme
+ * (`scheme`, default Bearer).
  */
-export function httpDenial(reason: DenialReason, detail: string, requiredScopes: readonly string[] = []): HttpDenial {
-  const error = reason === 'MISSING_TOKEN' ? undefined : reason === 'MISSING_SCOPE' ? 'insufficient_scope' : 'invalid_token';
-  const status = reason === 'MISSING_SCOPE' ? 403 : reason === 'STALE' ? 503 : 401;
-  let challenge = 'Bearer';
+export function httpDenial(reason: DenialReason, detail: string, requiredScopes: readonly string[] = [], scheme: 'Bearer' | 'DPoP' = 'Bearer'): HttpDenial {
+  const row = reasonStatus(reason);
+  const { error, http: status } = row;
+  const dpop = error === 'invalid_dpop_proof' || (scheme === 'DPoP' && error !== undefined);
+  let challenge = dpop ? 'DPoP' : 'Bearer';
   if (error) {
     challenge += ` error="${error}", error_description="${reason}"`;
     if (error === 'insufficient_scope' && requiredScopes.length > 0) challenge += `, scope="${requiredScopes.join(' ')}"`;
+    if (dpop) challenge += `, algs="${DPOP_ALGS}"`;
   }
   const headers: Record<string, string> = { 'www-authenticate': challenge };
-  if (reason === 'STALE') headers['retry-after'] = '1';
+  if (row.retryAfterSec !== undefined) headers['retry-after'] = String(row.retryAfterSec);
   return { status, error, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason, detail }) };
 }

@@ -1,11 +1,13 @@
 import type { IncomingMessage } from 'node:http';
+import type { VerifyRequirements } from '../shared/claims.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Verifier } from '../verifier/create-verifier.js';
-import { bearerToken } from '../verifier/bearer-token.js';
+import { presentedToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../grpc/unary.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
+import { certificateRequirement, urlEncodedPem } from './client-certificate.js';
 
 /** The path nginx `auth_request`, ingress-nginx `auth-url`, Caddy `forward_auth` and Traefik `ForwardAuth` call. */
 export const FORWARD_AUTH_PATH = '/authz';
@@ -21,6 +23,26 @@ function headerValue(value: string): string {
   return /^[\x20-\x7e]*$/.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1');
 }
 
+/** The header a proxy puts the client's URL-encoded PEM certificate in (nginx: `$ssl_client_escaped_cert`). */
+export const CLIENT_CERT_HEADER = 'x-client-cert';
+
+const single = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * The original request as the proxy describes it: method from `X-Forwarded-Method`, URI
+ * `X-Forwarded-Proto://X-Forwarded-Host` + `X-Forwarded-Uri` (or nginx's `X-Original-URI`), what
+ * Caddy and Traefik send by themselves and nginx with `proxy_set_header`. Undefined when a part is
+ * missing: then a DPoP proof cannot be checked and is refused.
+ */
+export function forwardedRequest(req: IncomingMessage): { method: string; uri: string } | undefined {
+  const method = single(req.headers['x-forwarded-method']);
+  const proto = single(req.headers['x-forwarded-proto'])?.split(',')[0]?.trim();
+  const host = single(req.headers['x-forwarded-host'])?.split(',')[0]?.trim();
+  const path = single(req.headers['x-forwarded-uri']) ?? single(req.headers['x-original-uri']);
+  if (!method || !proto || !host || !path) return undefined;
+  return { method, uri: `${proto}://${host}${path.startsWith('/') ? path : `/${path}`}` };
+}
+
 /**
  * Forward-auth: the proxy sends the original request's headers (any method, any path below
  * `/authz`); the answer is 200 with the `x-auth-*` claim headers, or the denial of
@@ -29,13 +51,20 @@ function headerValue(value: string): string {
  * `X-Forwarded-Method` and `X-Forwarded-Uri` (Caddy, Traefik) or `X-Original-URI` (nginx); they are
  * logged with the verdict. Same verifier, cache and outcome counters as Verify and Check, and the
  * same logging policy: every denial logged, accepted calls 1 in `accessLogSample` (TA_ACCESS_LOG_SAMPLE).
+ *
+ * Bound tokens: the token may come as `Bearer` or `DPoP` (RFC 9449 §7.1); a DPoP proof comes in the
+ * `DPoP` header and is checked against forwardedRequest(); the client certificate comes in
+ * `X-Client-Cert` (URL-encoded PEM), honoured only with `trustForwardedClientCert`
+ * (TA_TRUST_FORWARDED_CLIENT_CERT) because only a proxy that sets it itself, overwriting whatever
+ * the client sent, makes it true.
  */
-export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger; accessLogSample?: number }): Route {
+export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger; accessLogSample?: number; trustForwardedClientCert?: boolean }): Route {
   const sampleEvery = deps.accessLogSample ?? DEFAULT_ACCESS_LOG_SAMPLE;
   const sampleAccepted = sampler(sampleEvery);
-  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage): HttpAnswer => {
+  const trustForwarded = deps.trustForwardedClientCert ?? false;
+  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage, scheme: 'Bearer' | 'DPoP' = 'Bearer'): HttpAnswer => {
     deps.metrics?.countVerifyOutcome(reason);
-    const d = httpDenial(reason, detail, scopes);
+    const d = httpDenial(reason, detail, scopes, scheme);
     deps.logger.info({ reason, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth denied');
     return { status: d.status, body: d.body, headers: { ...d.headers, 'cache-control': 'no-store' } };
   };
@@ -47,10 +76,25 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
       // The proxy's configuration is wrong, not the token: a 400 that nginx and Caddy turn into a 500.
       return { status: 400, body: JSON.stringify({ error: 'invalid_request', detail: 'the audience parameter names more than one audience; name one' }), headers: { 'cache-control': 'no-store' } };
     }
-    const token = bearerToken(req.headers.authorization);
-    if (!token) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
-    const result = await verifier.verify(token, { ...(audiences[0] ? { audience: audiences[0] } : {}), requiredScopes });
-    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req);
+    const presented = presentedToken(req.headers.authorization);
+    if (!presented) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
+    let dpop: VerifyRequirements['dpop'];
+    const proofs = req.headersDistinct.dpop;
+    if (proofs !== undefined && proofs.length > 0) {
+      if (proofs.length > 1) return deny('INVALID_DPOP_PROOF', 'more than one DPoP header (RFC 9449 §4.3: exactly one)', requiredScopes, req, presented.scheme);
+      const target = forwardedRequest(req);
+      if (!target) return deny('INVALID_DPOP_PROOF', 'the proxy did not send X-Forwarded-Method, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri: the proof cannot be checked', requiredScopes, req, presented.scheme);
+      dpop = { proof: proofs[0]!, ...target };
+    }
+    const requirements: VerifyRequirements = {
+      ...(audiences[0] ? { audience: audiences[0] } : {}),
+      requiredScopes,
+      scheme: presented.scheme,
+      ...(trustForwarded ? certificateRequirement(certificateOf(req)) : {}),
+      ...(dpop ? { dpop } : {}),
+    };
+    const result = await verifier.verify(presented.token, requirements);
+    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req, presented.scheme);
     const unforwardable = unforwardableClaims(result.claims);
     if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req);
     deps.metrics?.countVerifyOutcome('valid');
@@ -61,4 +105,9 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
     for (const [name, value] of Object.entries(claimHeaderValues(result.claims))) headers[name] = headerValue(value);
     return { status: 200, body: '', contentType: 'text/plain', headers };
   };
+}
+
+function certificateOf(req: IncomingMessage) {
+  const pem = urlEncodedPem(single(req.headers[CLIENT_CERT_HEADER]));
+  return pem !== undefined ? { certificate: pem } : undefined;
 }

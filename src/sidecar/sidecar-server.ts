@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
+import { revocationRetentionMs } from '../config/derived-settings.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
@@ -64,7 +65,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
     commandTimeoutMs: config.redisCommandTimeoutMs,
-    retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
+    retentionMs: revocationRetentionMs(config),
     logger: logger.child({ component: 'redis' }),
     onCommandError: redisMetrics.onCommandError,
   });
@@ -131,7 +132,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     credentials: serverCredentials(config),
     maxReceiveMessageBytes: config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     channelOptions: transportLimits(config),
-    services: [createSidecarService(verifier, () => keys.jwksJson(), deps), createExtAuthzService(verifier, deps)],
+    services: [createSidecarService(verifier, () => keys.jwksJson(), deps), createExtAuthzService(verifier, deps, { trustForwardedClientCert: config.trustForwardedClientCert })],
     protoFiles: ['tokenauthority/v1/token_authority.proto', 'envoy/service/auth/v3/external_auth.proto'],
     logger,
   });
@@ -151,7 +152,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
       }),
       '/status': () => ({ status: 200, body: JSON.stringify({ instanceId, ...verifier.status(), jwks: keys.stats() }), headers: { 'cache-control': 'no-store' } }),
     },
-    prefixRoutes: { [FORWARD_AUTH_PATH]: forwardAuthRoute(verifier, { metrics, logger: logger.child({ component: 'forward-auth' }), accessLogSample: config.accessLogSample }) },
+    prefixRoutes: { [FORWARD_AUTH_PATH]: forwardAuthRoute(verifier, { metrics, logger: logger.child({ component: 'forward-auth' }), accessLogSample: config.accessLogSample, trustForwardedClientCert: config.trustForwardedClientCert }) },
   });
   const grpcPort = await grpc.start();
   const httpPort = await http.start();

@@ -1,6 +1,7 @@
 import type { TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token_authority.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
+import { jwksResponse } from '../grpc/jwks-response.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
@@ -16,11 +17,7 @@ const authorityOnly = (method: string) => () => {
 export function createSidecarService(verifier: InternalVerifier, jwksJson: () => string, deps: UnaryDeps): GrpcServiceRegistration {
   const implementation: TokenAuthorityServiceServer = {
     verify: verifyRpc((token, req) => verifier.verifyNow(token, req), deps),
-    getJwks: unary('GetJwks', deps, () => {
-      const json = jwksJson();
-      const keys = (JSON.parse(json) as { keys: Array<Record<string, unknown>> }).keys;
-      return { jwksJson: json, keys: keys.map((k) => ({ keyId: String(k.kid), algorithm: String(k.alg ?? ''), jwkJson: JSON.stringify(k) })) };
-    }),
+    getJwks: unary('GetJwks', deps, () => jwksResponse(jwksJson())),
     issue: unary('Issue', deps, authorityOnly('Issue')),
     refresh: unary('Refresh', deps, authorityOnly('Refresh')),
     revoke: unary('Revoke', deps, authorityOnly('Revoke')),

@@ -14,6 +14,7 @@ import {
   checkRotate,
   conflictError,
   positiveIntOption,
+  storedConstraints,
 } from './store-input.js';
 import { RESTORED_REVOCATION_REASON } from './token-store.js';
 import type {
@@ -23,6 +24,7 @@ import type {
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
+  SessionConstraints,
   SessionRecord,
   TokenStore,
 } from './token-store.js';
@@ -55,6 +57,9 @@ interface Family {
   audience: string[];
   scopes: string[];
   extra: Record<string, string>;
+  /** JSON, as Redis keeps it (absent: none). */
+  constraints?: string;
+  seal?: string;
   generation: number;
   createdAt: number;
   absoluteExpiresAt: number;
@@ -130,12 +135,15 @@ export class MemoryTokenStore implements TokenStore {
     if (this.liveFamily(input.sessionId, now)) throw conflictError('session id');
     if (this.liveRecord(input.refreshHash, now)) throw conflictError('refresh token hash');
     const generation = this.generations.get(input.subject) ?? 0;
+    const constraints = storedConstraints(input.constraints);
     this.families.set(input.sessionId, {
       sid: input.sessionId,
       subject: input.subject,
       audience: [...input.audience],
       scopes: [...input.scopes],
       extra: { ...input.extra },
+      ...(constraints !== undefined ? { constraints } : {}),
+      ...(input.seal !== undefined ? { seal: input.seal } : {}),
       generation,
       createdAt: input.now,
       absoluteExpiresAt: input.absoluteExpiresAt,
@@ -556,6 +564,8 @@ export class MemoryTokenStore implements TokenStore {
       audience: [...f.audience],
       scopes: [...f.scopes],
       extra: { ...f.extra },
+      ...(f.constraints !== undefined ? { constraints: JSON.parse(f.constraints) as SessionConstraints } : {}),
+      ...(f.seal !== undefined ? { seal: f.seal } : {}),
       generation: f.generation,
       createdAt: f.createdAt,
       absoluteExpiresAt: f.absoluteExpiresAt,

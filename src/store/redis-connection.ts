@@ -33,7 +33,7 @@ export interface RedisEndpoint {
   port: number;
 }
 
-/** A parsed Redis URL. Holds credentials: never log it (use {@link describeRedisTarget}). */
+/** A parsed Redis URL. Holds credentials: never log it (log the URL through redactUrl, shared/redact-url.ts). */
 export interface RedisConnectionSpec {
   topology: RedisTopology;
   /** standalone: the server; sentinel: the sentinels; cluster: seed nodes. */
@@ -161,16 +161,6 @@ export function parseRedisUrl(url: string): RedisConnectionSpec {
     if (name === 'sentinelPassword') spec.sentinelPassword = value;
   }
   return spec;
-}
-
-/** For logs: topology and addresses, never credentials. */
-export function describeRedisTarget(target: RedisTarget): string {
-  if (!isSpec(target)) return 'redis (ioredis options)';
-  const nodes = target.nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',');
-  const tls = target.tls ? ' (TLS)' : '';
-  if (target.topology === 'sentinel') return `sentinel ${nodes} master ${target.sentinelName}${tls}`;
-  if (target.topology === 'cluster') return `cluster ${nodes}${tls}`;
-  return `redis ${nodes}${tls}`;
 }
 
 function isSpec(target: RedisTarget): target is RedisConnectionSpec {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { parseFeedMessage, type FeedMessage } from '../shared/revocation-event.js';
 import type { FeedListener, FeedSubscription } from '../verifier/revocation-source.js';
@@ -129,6 +130,4 @@ export class RedisFeedSubscription implements FeedSubscription {
   }
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+const describe = errorMessage;

@@ -19,10 +19,13 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * | `rt:<refreshKey>`            | hash   | sid, state (live/spent), exp, iat (issued at), succ (successor| PEXPIREAT family's absolute exp |
  * |                              |        | key), spentAt, proof (live: MAC(key,sid,exp,iat); spent:      |                                 |
  * |                              |        | MAC(key,succ,spentAt); deleted when the session is revoked)   |                                 |
- * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON; extra holds client_id, the  | PEXPIREAT absolute exp          |
- * |                              |        | sealed ta_cap and the ta_seal), gen, createdAt, absExp,       |                                 |
- * |                              |        | lastUsedAt, revoked (0/1), current (key of the live token),   |                                 |
- * |                              |        | parent (key of current's parent)                              |                                 |
+ * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON; extra holds the claims,     | PEXPIREAT absolute exp          |
+ * |                              |        | client_id included), constraints (JSON, e.g. the grant's TTL  |                                 |
+ * |                              |        | cap; absent = none), seal (the authority's MAC over it all),  |                                 |
+ * |                              |        | gen, createdAt, absExp, lastUsedAt, revoked (0/1), current    |                                 |
+ * |                              |        | (key of the live token), parent (key of current's parent).    |                                 |
+ * |                              |        | Sessions stored before seal/constraints were fields keep both |                                 |
+ * |                              |        | inside extra (`ta_seal`, `ta_cap`): still read, never written |                                 |
  * | `gen:<sub>`                  | string | the subject's generation (absent = 0); INCR on `sub` revoke   | never (see below)               |
  * | `subsess:<sub>`              | set    | sids of the subject's sessions since its last `sub` revoke,   | PEXPIREAT the latest absolute   |
  * |                              |        | whose record proofs that revoke deletes (then DEL)            | exp of its sessions             |

@@ -1,7 +1,9 @@
 import type { RedisOptions } from 'ioredis';
-import type { Logger } from '../shared/logger.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from '../verifier/revocation-source.js';
-import { RedisTokenStore } from './redis-token-store.js';
+import { RedisCommandClient, redisTargetOf } from './redis-client.js';
+import { DEFAULT_KEY_PREFIX, redisKeys } from './redis-keys.js';
+import { RedisRevocationFeed } from './redis-revocation-feed.js';
 
 export { createRedisDpopReplayCache, type RedisDpopReplayCache, type RedisDpopReplayCacheOptions } from './redis-dpop-replay.js';
 
@@ -26,20 +28,27 @@ export interface RedisRevocationSource extends RevocationSource {
 
 /**
  * The revocation log + feed of an authority's Redis, for a service embedding the local verifier:
- * reads and subscribes only, never writes. Same failure behaviour as RedisTokenStore.
+ * reads and subscribes only, never writes. Same failure behaviour as the authority's store (the
+ * contract of redis-client.ts): no queue, no retries, calls fail with ERR_STORE_UNAVAILABLE within
+ * `commandTimeoutMs` while Redis is down, and it reconnects by itself.
  */
 export function createRedisRevocationSource(options: RedisRevocationSourceOptions): RedisRevocationSource {
-  const store = new RedisTokenStore({
-    url: options.url,
-    keyPrefix: options.keyPrefix,
-    commandTimeoutMs: options.commandTimeoutMs,
-    logger: options.logger,
-    // Retention only governs trimming, which happens in write paths this source never exposes.
-    retentionMs: 1,
+  const logger = (options.logger ?? silentLogger).child({ component: 'redis-revocation-source' });
+  const connection = new RedisCommandClient(redisTargetOf(options.url), {
+    ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
+    connectionName: 'token-authority-verifier',
+    label: 'Redis',
+    closedMessage: 'the revocation source is closed',
+    logger,
   });
+  const feed = new RedisRevocationFeed(connection, redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX), logger);
   return {
-    readLog: (afterSeq: number, limit: number): Promise<RevocationLogPage> => store.readLog(afterSeq, limit),
-    subscribe: (listener: FeedListener): Promise<FeedSubscription> => store.subscribe(listener),
-    close: () => store.close(),
+    readLog: (afterSeq: number, limit: number): Promise<RevocationLogPage> => feed.readLog(afterSeq, limit),
+    subscribe: (listener: FeedListener): Promise<FeedSubscription> => feed.subscribe(listener),
+    close: async () => {
+      if (connection.isClosed) return;
+      await feed.closeSubscriptions();
+      await connection.close();
+    },
   };
 }

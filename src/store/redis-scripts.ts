@@ -137,7 +137,7 @@ local function fingerprint(rt_key)
   local parts = { rec, false, false }
   if rec[1] then
     local f = redis.call('HMGET', K_SESS .. rec[1], 'sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp',
-      'lastUsedAt', 'revoked', 'current', 'parent')
+      'lastUsedAt', 'revoked', 'current', 'parent', 'constraints', 'seal')
     parts[2] = f
     if f[2] then parts[3] = redis.call('GET', K_GEN .. f[2]) or false end
   end
@@ -151,7 +151,8 @@ end
 
 /**
  * createSession. KEYS: gen(sub), sess(sid), rt(hash).
- * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash, proof.
+ * ARGV: base, sid, sub, audJson, scopesJson, extraJson, refreshExpiresAt, absoluteExpiresAt, now, hash, proof,
+ *       constraintsJson ('' = none), seal ('' = none): those two fields are written only when given.
  * Returns {'ok', generation} or {'conflict', what}.
  */
 const CREATE_SESSION = (p: FeedPublishCommand) => `${prelude(p)}
@@ -161,6 +162,8 @@ local gen = tonumber(redis.call('GET', KEYS[1]) or '0')
 local abs_exp = ARGV[8]
 redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'sub', ARGV[3], 'aud', ARGV[4], 'scopes', ARGV[5], 'extra', ARGV[6],
   'gen', int(gen), 'createdAt', ARGV[9], 'absExp', abs_exp, 'lastUsedAt', ARGV[9], 'revoked', '0', 'current', ARGV[10])
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[2], 'constraints', ARGV[12]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[2], 'seal', ARGV[13]) end
 redis.call('PEXPIREAT', KEYS[2], abs_exp)
 redis.call('HSET', KEYS[3], 'sid', ARGV[2], 'state', 'live', 'exp', ARGV[7], 'iat', ARGV[9], 'proof', ARGV[11])
 -- Records live as long as their family: a spent one must stay detectable as reuse all that time.

@@ -2,23 +2,15 @@ import { createHash } from 'node:crypto';
 import { Cluster, type RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import { parseFeedMessage, type RevocationEvent } from '../shared/revocation-event.js';
+import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verifier/revocation-source.js';
-import {
-  createRedisClient,
-  createSubscriber,
-  isClusterTarget,
-  parseRedisUrl,
-  type RedisClient,
-  type RedisConnectionOptions,
-  type RedisTarget,
-} from './redis-connection.js';
-import { RedisFeedSubscription } from './redis-feed-subscription.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, RedisCommandClient, redisTargetOf } from './redis-client.js';
+import { isClusterTarget, type RedisClient, type RedisTarget } from './redis-connection.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
+import { RedisRevocationFeed, toRevocationEvent as toEvent } from './redis-revocation-feed.js';
 import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
-  checkReadLog,
   checkAccessTtl,
   checkReceipt,
   checkRestore,
@@ -26,6 +18,7 @@ import {
   checkRotate,
   conflictError,
   positiveIntOption,
+  storedConstraints,
 } from './store-input.js';
 import type {
   CreateSessionInput,
@@ -34,6 +27,7 @@ import type {
   RevokeInput,
   RotateRefreshInput,
   RotateResult,
+  SessionConstraints,
   SessionRecord,
   TokenStore,
 } from './token-store.js';
@@ -67,7 +61,6 @@ export interface RedisTokenStoreOptions {
   onCommandError?: (op: string) => void;
 }
 
-export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 export const DEFAULT_WAIT_TIMEOUT_MS = 500;
 
 /** `auto` → 1 replica on Sentinel and Cluster (they have replicas to fail over to), 0 on one server. */
@@ -75,11 +68,6 @@ export function replicasToWaitFor(setting: number | 'auto' | undefined, target: 
   if (typeof setting === 'number') return setting;
   const topology = 'topology' in target && 'nodes' in target ? target.topology : 'sentinels' in target && target.sentinels ? 'sentinel' : 'standalone';
   return topology === 'standalone' ? 0 : 1;
-}
-
-/** Reconnect backoff: 50 ms doubling to 1 s, forever — Redis coming back must be noticed quickly. */
-export function reconnectDelayMs(attempt: number): number {
-  return Math.min(50 * 2 ** Math.max(0, attempt - 1), 1000);
 }
 
 type Reply = unknown;
@@ -92,7 +80,6 @@ interface ScriptCommands {
   taFindSessionByRefresh: ScriptFn;
   taRevoke: ScriptFn;
   taRestore: ScriptFn;
-  taReadLog: ScriptFn;
   taHeartbeat: ScriptFn;
   taRecordAccessTtl: ScriptFn;
   taReportApplied: ScriptFn;
@@ -104,17 +91,17 @@ interface ScriptCommands {
  * multi-key operation is one Lua script (redis-scripts.ts); the live feed is pub/sub on a dedicated
  * connection per subscription — sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a Cluster.
  *
- * Failure behaviour: the command connection never queues. While Redis is down every call rejects
- * with ERR_STORE_UNAVAILABLE at once (or within `commandTimeoutMs` if a connection attempt or a
- * command is in flight), and the client keeps reconnecting in the background so calls succeed
- * again as soon as Redis is back. Unanswered commands are never re-sent after a reconnect: a
- * rotation that was executed but whose reply was lost would otherwise come back as reuse.
+ * Failure behaviour: the contract of redis-client.ts (no queue, no retries or re-sends, deadlines,
+ * ERR_STORE_UNAVAILABLE, reconnecting in the background). The log and the feed are read through
+ * redis-revocation-feed.ts, like the library's read-only source.
  */
 /** Receipt ids listApplied examines per call (far more than any fleet; bounds a flood of bogus ids). */
 const MAX_RECEIPT_IDS_SCANNED = 10_000;
 
 export class RedisTokenStore implements TokenStore {
+  private readonly conn: RedisCommandClient;
   private readonly redis: RedisClient;
+  private readonly feed: RedisRevocationFeed;
   private readonly scripts: ScriptCommands;
   private readonly keys: RedisKeys;
   private retentionMs: number;
@@ -122,7 +109,6 @@ export class RedisTokenStore implements TokenStore {
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   private readonly target: RedisTarget;
-  private readonly subscriptions = new Set<RedisFeedSubscription>();
   /** The write scripts, each acknowledged only once `wait.replicas` replicas hold it. */
   private readonly durable: ScriptCommands;
   /**
@@ -133,10 +119,6 @@ export class RedisTokenStore implements TokenStore {
   private durableRedis: RedisClient | undefined;
   /** The replica wait of durable writes (replicas 0 = none). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
-  private closed = false;
-  private down = false;
-  private dropped = 0;
-  private readonly onCommandError: ((op: string) => void) | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
@@ -146,37 +128,18 @@ export class RedisTokenStore implements TokenStore {
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     );
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
-    this.onCommandError = options.onCommandError;
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
-    if (typeof options.url === 'string') {
-      this.target = parseRedisUrl(options.url);
-    } else if (typeof options.url === 'object' && options.url !== null) {
-      // ioredis would prefix declared KEYS but not the keys the scripts derive: split state.
-      if (options.url.keyPrefix) {
-        throw new TokenAuthorityError(ErrorCodes.CONFIG, 'set keyPrefix on the store options, not in the ioredis options');
-      }
-      this.target = { ...options.url };
-    } else {
-      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'url must be a redis:// URL or ioredis options');
-    }
-
-    this.redis = this.connect({
-      commandTimeout: this.commandTimeoutMs,
-      // Fail instead of queueing while disconnected, and reject in-flight commands on every
-      // disconnect (0 retries): a caller must learn now that its write may not have happened.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
+    this.target = redisTargetOf(options.url);
+    this.conn = new RedisCommandClient(this.target, {
+      commandTimeoutMs: this.commandTimeoutMs,
       connectionName: 'token-authority',
+      label: 'Redis',
+      closedMessage: 'the token store is closed',
+      logger: this.logger,
+      ...(options.onCommandError ? { onCommandError: options.onCommandError } : {}),
     });
-    this.redis.on('error', (err: Error) => {
-      if (!this.down) this.logger.warn({ err: err.message }, 'Redis connection error; reconnecting');
-      this.down = true;
-    });
-    this.redis.on('ready', () => {
-      if (this.down) this.logger.info('Redis connection restored');
-      this.down = false;
-    });
+    this.redis = this.conn.client;
+    this.feed = new RedisRevocationFeed(this.conn, this.keys, this.logger);
     const lua = redisScripts(isClusterTarget(this.target));
     const commands = [
       ['taCreateSession', lua.CREATE_SESSION, 3, false],
@@ -186,7 +149,6 @@ export class RedisTokenStore implements TokenStore {
       ['taFindSessionByRefresh', lua.FIND_SESSION_BY_REFRESH, 1, true],
       ['taRevoke', lua.REVOKE, 3, false],
       ['taRestore', lua.RESTORE, 2, false],
-      ['taReadLog', lua.READ_LOG, 2, true],
       ['taHeartbeat', lua.HEARTBEAT, 3, false],
       ['taRecordAccessTtl', lua.RECORD_ACCESS_TTL, 1, false],
       ['taReportApplied', lua.REPORT_APPLIED, 1, false],
@@ -223,12 +185,12 @@ export class RedisTokenStore implements TokenStore {
 
   /** True while the command connection is up (a metric: Redis reachable from this process). */
   get connected(): boolean {
-    return this.redis.status === 'ready';
+    return this.conn.connected;
   }
 
   /** Feed messages that were not valid v1 messages and were dropped (a version skew signal). */
   get droppedFeedMessages(): number {
-    return this.dropped;
+    return this.feed.droppedFeedMessages;
   }
 
   async createSession(input: CreateSessionInput): Promise<{ generation: number }> {
@@ -250,6 +212,8 @@ export class RedisTokenStore implements TokenStore {
         input.now,
         input.refreshHash,
         input.refreshProof,
+        storedConstraints(input.constraints) ?? '',
+        input.seal ?? '',
       ),
     )) as [string, number | string];
     if (reply[0] === 'conflict') throw conflictError(String(reply[1]));
@@ -388,55 +352,12 @@ export class RedisTokenStore implements TokenStore {
     return raw.map(toEvent);
   }
 
-  async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
-    checkReadLog(afterSeq, limit);
-    const [head, raw] = (await this.run('readLog', () =>
-      this.scripts.taReadLog(this.keys.log, this.keys.seq, this.keys.base, afterSeq, limit),
-    )) as [number, string[]];
-    return { events: raw.map(toEvent), headSeq: Number(head) };
+  readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
+    return this.feed.readLog(afterSeq, limit);
   }
 
-  async subscribe(listener: FeedListener): Promise<FeedSubscription> {
-    if (this.closed) throw storeUnavailable('the token store is closed');
-    const { conn, sharded } = createSubscriber(
-      this.target,
-      this.connectionOptions({
-        lazyConnect: true,
-        autoResubscribe: false,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        commandTimeout: this.commandTimeoutMs,
-        connectionName: 'token-authority-feed',
-      }),
-      { channel: this.keys.feed, commandClient: this.redis },
-    );
-    const subscription = new RedisFeedSubscription(conn, this.keys.feed, listener, this.logger, () => {
-      this.dropped += 1;
-      if (this.dropped === 1 || this.dropped % 100 === 0) {
-        this.logger.warn({ dropped: this.dropped }, 'dropped feed messages that are not valid v1 messages');
-      }
-    }, sharded);
-    const tracked: FeedSubscription = {
-      close: async () => {
-        this.subscriptions.delete(subscription);
-        await subscription.close();
-      },
-    };
-    this.subscriptions.add(subscription);
-    // The first attempt's failure is not final: the retry strategy keeps reconnecting.
-    conn.connect().catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.commandTimeoutMs);
-    });
-    const first = await Promise.race([subscription.ready.then(() => 'ready' as const), timedOut]);
-    clearTimeout(timer);
-    if (first === 'timeout') {
-      await tracked.close();
-      throw storeUnavailable(`Redis subscribe failed: no subscription within ${this.commandTimeoutMs} ms`);
-    }
-    return tracked;
+  subscribe(listener: FeedListener): Promise<FeedSubscription> {
+    return this.feed.subscribe(listener);
   }
 
   async heartbeat(): Promise<{ headSeq: number; trimmed: number }> {
@@ -494,63 +415,18 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all([...this.subscriptions].map((s) => s.close()));
-    this.subscriptions.clear();
-    try {
-      await this.redis.quit();
-    } catch {
-      // Not connected: disconnect below is all there is to do.
-    }
-    // Also after quit: with Sentinel, ioredis keeps its failover-detector connections to the
-    // sentinels open (and reconnecting) until disconnect() is called.
-    this.redis.disconnect();
-    if (this.durableRedis) {
-      await this.durableRedis.quit().catch(() => undefined);
-      this.durableRedis.disconnect();
-    }
-  }
-
-  private connectionOptions(overrides: RedisConnectionOptions): RedisConnectionOptions {
-    // Raw ioredis options may set their own connect timeout; everything else here is the contract.
-    const own = 'topology' in this.target ? undefined : this.target.connectTimeout;
-    return {
-      connectTimeout: own ?? Math.max(2 * this.commandTimeoutMs, 1000),
-      retryStrategy: reconnectDelayMs,
-      ...overrides,
-    };
-  }
-
-  private connect(overrides: RedisConnectionOptions): RedisClient {
-    return createRedisClient(this.target, this.connectionOptions(overrides));
+    if (this.conn.isClosed) return;
+    await this.feed.closeSubscriptions();
+    await this.conn.close();
   }
 
   /**
-   * Runs one command with the failure contract: waits for a connection attempt under way (bounded
-   * by the command timeout), fails at once when Redis is known to be down, and turns every client
-   * error into ERR_STORE_UNAVAILABLE. Messages carry the operation and the client's reason only —
-   * never arguments, which include token hashes.
+   * One command under the failure contract (redis-client.ts). A write whose reply did not come may
+   * still have run: for the two that matter the message says so, and what a retry does (see replicated()).
    */
-  private async run<T>(op: string, command: () => Promise<T>): Promise<T> {
-    if (this.closed) throw storeUnavailable('the token store is closed');
-    try {
-      await this.whenConnected(op);
-    } catch (err) {
-      this.onCommandError?.(op);
-      throw err;
-    }
-    try {
-      return await command();
-    } catch (err) {
-      this.onCommandError?.(op);
-      if (err instanceof TokenAuthorityError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      // A fresh cause: ioredis errors carry the command's arguments.
-      // A write whose reply did not come may still have run: say so (see replicated()).
-      const unknown = op === 'revoke' || op === 'rotateRefresh' ? `; the write may or may not have applied, ${retryAdvice(op)}` : '';
-      throw storeUnavailable(`Redis ${op} failed: ${reason}${unknown}`, new Error(reason));
-    }
+  private run<T>(op: string, command: () => Promise<T>): Promise<T> {
+    const unknown = op === 'revoke' || op === 'rotateRefresh' ? `the write may or may not have applied, ${retryAdvice(op)}` : undefined;
+    return this.conn.run(op, command, unknown);
   }
 
   /**
@@ -568,21 +444,9 @@ export class RedisTokenStore implements TokenStore {
   private async replicated(name: string, lua: string, numberOfKeys: number, args: Array<string | number>): Promise<Reply> {
     const { replicas, timeoutMs, aof } = this.wait;
     const sha = (this.shas[name] ??= createHash('sha1').update(lua).digest('hex'));
-    if (this.closed) throw storeUnavailable('the token store is closed');
-    // Opened on first use: a sidecar or a library verifier never writes, and never opens it.
-    const redis = (this.durableRedis ??= this.connect({
-      commandTimeout: this.commandTimeoutMs,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      connectionName: 'token-authority-durable',
-    }));
-    if (redis.listenerCount('error') === 0) {
-      redis.on('error', () => {
-        // The command connection's handler reports Redis being down; each write here fails with UNAVAILABLE.
-      });
-    }
-    await this.whenConnected(name, redis);
+    // Opened on first use: a sidecar never makes a durable write, and never opens it.
+    const redis = (this.durableRedis ??= this.conn.openConnection('token-authority-durable'));
+    await this.conn.whenConnected(name, redis);
     let useEval = false;
     for (let attempt = 1; ; attempt++) {
       const p = redis.pipeline();
@@ -618,31 +482,6 @@ export class RedisTokenStore implements TokenStore {
   }
 
   private readonly shas: Record<string, string> = {};
-
-  private async whenConnected(op: string, redis: RedisClient = this.redis): Promise<void> {
-    const status = redis.status;
-    if (status === 'ready') return;
-    if (status !== 'connecting' && status !== 'connect' && status !== 'wait') {
-      throw storeUnavailable(`Redis ${op} failed: Redis is unreachable (${status})`);
-    }
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        redis.off('ready', onReady);
-        redis.off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const onClose = () => done(storeUnavailable(`Redis ${op} failed: connection refused or closed`));
-      const timer = setTimeout(
-        () => done(storeUnavailable(`Redis ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
-        this.commandTimeoutMs,
-      );
-      redis.on('ready', onReady);
-      redis.on('close', onClose);
-    });
-  }
 }
 
 /** Rounds of load + compare-and-set before giving up (only concurrent rotations of one token race). */
@@ -677,20 +516,13 @@ function toSession(flat: string[], currentGeneration: number): SessionRecord {
     audience: JSON.parse(h.aud!) as string[],
     scopes: JSON.parse(h.scopes!) as string[],
     extra: JSON.parse(h.extra!) as Record<string, string>,
+    // Optional: absent on sessions without constraints and on those stored before these fields.
+    ...(h.constraints !== undefined ? { constraints: JSON.parse(h.constraints) as SessionConstraints } : {}),
+    ...(h.seal !== undefined ? { seal: h.seal } : {}),
     generation,
     createdAt: Number(h.createdAt),
     absoluteExpiresAt: Number(h.absExp),
     lastUsedAt: Number(h.lastUsedAt),
     revoked: h.revoked === '1' || generation < currentGeneration,
   };
-}
-
-function toEvent(json: unknown): RevocationEvent {
-  const message = typeof json === 'string' ? parseFeedMessage(json) : undefined;
-  if (!message || message.type !== 'rev') {
-    // Written only by this store's scripts; anything else is a newer writer or corruption. Never
-    // skip it: a verifier must not advance past a sequence it could not apply.
-    throw new TokenAuthorityError(ErrorCodes.INTERNAL, 'the revocation log holds an entry this version cannot read');
-  }
-  return message;
 }

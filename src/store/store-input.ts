@@ -40,6 +40,10 @@ export function checkCreateSession(input: CreateSessionInput): void {
     throw invalidArgument('audience and scopes must be arrays');
   }
   if (typeof input.extra !== 'object' || input.extra === null) throw invalidArgument('extra must be an object');
+  if (input.constraints !== undefined && (typeof input.constraints !== 'object' || input.constraints === null || Array.isArray(input.constraints))) {
+    throw invalidArgument('constraints must be an object');
+  }
+  if (input.seal !== undefined) nonEmpty('seal', input.seal);
   epochMs('refreshExpiresAt', input.refreshExpiresAt);
   epochMs('absoluteExpiresAt', input.absoluteExpiresAt);
   epochMs('now', input.now);
@@ -108,6 +112,17 @@ export function positiveIntOption(name: string, value: unknown): number {
     throw new TokenAuthorityError(ErrorCodes.CONFIG, `${name} must be a positive integer (ms), got ${String(value)}`);
   }
   return value as number;
+}
+
+/**
+ * The constraints a store keeps for a session: a JSON copy (both stores hand back the same plain
+ * object), or undefined when there are none, so a session without any reads back as it did before
+ * constraints existed.
+ */
+export function storedConstraints(c: CreateSessionInput['constraints']): string | undefined {
+  if (c === undefined) return undefined;
+  const json = JSON.stringify(c);
+  return json === '{}' ? undefined : json;
 }
 
 /** Thrown when a freshly generated session id or refresh hash already exists: a caller bug. */

@@ -1,3 +1,4 @@
+import type { Confirmation } from '../shared/claims.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { RevocationSource } from '../verifier/revocation-source.js';
 
@@ -16,7 +17,30 @@ import type { RevocationSource } from '../verifier/revocation-source.js';
  * Failures: every method rejects with TokenAuthorityError(ERR_STORE_UNAVAILABLE) when the backend
  * cannot be reached or does not answer within its command timeout; never hangs.
  */
-export interface TokenStore extends RevocationSource {
+export interface TokenStore
+  extends RevocationSource,
+    SessionStorage,
+    RefreshStorage,
+    RevocationLog,
+    RevocationRepair,
+    FeedPublisher,
+    AccessTtlRecord,
+    ReceiptWriter,
+    ReceiptReader,
+    StoreHealth {
+  close(): Promise<void>;
+}
+
+/*
+ * The store by use (as ory/fosite declares storage per flow): each consumer names the narrowest
+ * of these it needs, and TokenStore is all of them. TokenAuthority: SessionStorage, RefreshStorage
+ * and RevocationLog; the verifier's sync: RevocationSource (readLog, subscribe); propagation waits
+ * and /fleet: ReceiptReader; a sidecar: ReceiptWriter; the authority's timers: FeedPublisher and
+ * AccessTtlRecord; the restore of lost revocations: RevocationRepair; health: StoreHealth.
+ */
+
+/** Sessions (refresh-token families): Issue creates them, Revoke by refresh token finds them. */
+export interface SessionStorage {
   /**
    * Create a session (refresh-token family) with its first refresh token. Reads the subject's
    * current generation in the same atomic step and returns it: it goes into the access token's
@@ -24,6 +48,15 @@ export interface TokenStore extends RevocationSource {
    */
   createSession(input: CreateSessionInput): Promise<{ generation: number }>;
 
+  /** The session a refresh token belongs to, if the token is known (live or spent). */
+  findSessionByRefresh(refreshHash: string): Promise<SessionRecord | undefined>;
+
+  /** A session by id, if it exists (revoked ones included, until they expire). */
+  getSession(sessionId: string): Promise<SessionRecord | undefined>;
+}
+
+/** Refresh-token records: Refresh rotates them, introspection reads them. */
+export interface RefreshStorage {
   /**
    * Spend a refresh token and record its successor in one atomic step. Of any number of concurrent
    * calls with the same token, exactly one gets `rotated`; see RotateResult for the rest.
@@ -46,13 +79,10 @@ export interface TokenStore extends RevocationSource {
    * the key or its session is unknown.
    */
   loadRefresh(refreshHash: string): Promise<RefreshSnapshot | undefined>;
+}
 
-  /** The session a refresh token belongs to, if the token is known (live or spent). */
-  findSessionByRefresh(refreshHash: string): Promise<SessionRecord | undefined>;
-
-  /** A session by id, if it exists (revoked ones included, until they expire). */
-  getSession(sessionId: string): Promise<SessionRecord | undefined>;
-
+/** Recording revocations: effect, log entry and feed message in one atomic step. */
+export interface RevocationLog {
   /**
    * Record a revocation: apply its effect (family dead / generation bumped), append it to the log
    * with the next sequence number, and publish it, all in one atomic step. Resolves only once the
@@ -61,7 +91,10 @@ export interface TokenStore extends RevocationSource {
    * original event without appending a new one. A `sub` revocation always bumps the generation.
    */
   revoke(input: RevokeInput): Promise<RevocationEvent>;
+}
 
+/** Appending again what a failover lost. */
+export interface RevocationRepair {
   /**
    * Append again revocations the log lost (a failover to a replica that had not received them, as
    * a verifier that holds them found out: RevocationSyncOptions.onLostRevocations). For each one
@@ -71,7 +104,16 @@ export interface TokenStore extends RevocationSource {
    * Returns the events appended. Idempotent: several replicas may hand over the same entries.
    */
   restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]>;
+}
 
+/** The feed's heartbeat and the log's trimming. */
+export interface FeedPublisher {
+  /** Publish a heartbeat carrying the head sequence, and trim log entries older than the retention. */
+  heartbeat(): Promise<{ headSeq: number; trimmed: number }>;
+}
+
+/** The shared high-water mark of access-token lifetimes, which sets the log's retention. */
+export interface AccessTtlRecord {
   /**
    * Record that access tokens of up to `ttlMs` may be issued until now + `horizonMs`, and return the
    * longest TTL of any access token that may still be valid: a high-water mark shared by every
@@ -80,26 +122,30 @@ export interface TokenStore extends RevocationSource {
    * revocation entry outlives every token it covers even when TA_MAX_ACCESS_TTL is lowered.
    */
   recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number>;
+}
 
-  /** Publish a heartbeat carrying the head sequence, and trim log entries older than the retention. */
-  heartbeat(): Promise<{ headSeq: number; trimmed: number }>;
-
+/** A verifier reporting what it applied (its Redis user may write its own receipt and nothing else). */
+export interface ReceiptWriter {
   /**
    * Propagation receipts: a verifier instance reports the sequence it has applied. The receipt is
    * live for `ttlMs` after the report; it is then kept, stale, until `retainMs` after the report
    * (default and at least `ttlMs`: gone as soon as it is no longer live), so that a verifier which
-   * stopped reporting shows in {@link listReceipts} as stale rather than vanishing.
+   * stopped reporting shows in {@link ReceiptReader.listReceipts} as stale rather than vanishing.
    */
   reportApplied(instanceId: string, seq: number, ttlMs: number, retainMs?: number): Promise<void>;
+}
+
+/** The receipts of every verifier: propagation waits, /fleet and the gauges. */
+export interface ReceiptReader {
   /** Every live receipt (reported within its ttl). */
   listApplied(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number }>>;
   /** Every receipt still held: the live ones, and the stale ones within their retention. */
   listReceipts(): Promise<Array<{ instanceId: string; seq: number; reportedAt: number; live: boolean }>>;
+}
 
+export interface StoreHealth {
   /** Is the backend reachable right now? For health checks; never throws. */
   ping(): Promise<boolean>;
-
-  close(): Promise<void>;
 }
 
 export interface SessionRecord {
@@ -107,7 +153,16 @@ export interface SessionRecord {
   subject: string;
   audience: string[];
   scopes: string[];
+  /** Extra claims of the session's tokens (client_id included). */
   extra: Record<string, string>;
+  /** What the issuing grant fixed for the session; absent when nothing (see SessionConstraints). */
+  constraints?: SessionConstraints;
+  /**
+   * The authority's seal over the session's content (src/authority/session-seal.ts); the store
+   * keeps it and never checks it. Absent on sessions stored before the seal was a field of its own
+   * (they carry it inside `extra`; session-seal.ts reads both layouts).
+   */
+  seal?: string;
   /** The subject generation the session was created under. */
   generation: number;
   createdAt: number;
@@ -116,6 +171,19 @@ export interface SessionRecord {
   /** The last time a refresh token of this session was issued or used. */
   lastUsedAt: number;
   revoked: boolean;
+}
+
+/**
+ * What the issuing grant fixed for the whole session and every Refresh applies: not claims, never
+ * put into a token as they are. The store keeps the object as it was given (plain JSON) and never
+ * reads it; the session's seal covers it whole, so a member declared here is sealed with no other
+ * change (a token binding is the next one).
+ */
+export interface SessionConstraints {
+  /** The issuing client's access-TTL cap (ms): no token of the session lives longer. */
+  maxAccessTtlMs?: number;
+  /** The binding every token of the session carries (RFC 7800 `cnf`): a certificate or a DPoP key. */
+  confirmation?: Confirmation;
 }
 
 /** What rotateRefresh read, handed to {@link RotateChecks.check} before any write. */
@@ -157,6 +225,10 @@ export interface CreateSessionInput {
   audience: string[];
   scopes: string[];
   extra: Record<string, string>;
+  /** Kept with the session and returned as given (plain JSON); omitted or `{}` when there are none. */
+  constraints?: SessionConstraints;
+  /** The authority's seal over the session, kept and returned as given. */
+  seal?: string;
   refreshHash: string;
   /** RotateChecks.liveProof(refreshHash, sessionId, refreshExpiresAt, now), made by the authority. */
   refreshProof: string;

@@ -3,7 +3,7 @@
  * Every key is checked against its algorithm once, here, so the hot path can trust `alg`.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../shared/errors.js';
 import { algorithmForJwk, isAcceptableKid, keyAlgorithmProblem, MAX_KID_LENGTH, privateJwkMember, SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';
 import type { KeyResolver, VerificationKey } from './key-resolver.js';
 
@@ -127,7 +127,7 @@ export function keysFromJwks(jwks: { keys: unknown[] }, opts: KeysFromJwksOption
     try {
       key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
     } catch (error) {
-      return skip(`not a valid key: ${(error as Error).message}`, kid);
+      return skip(`not a valid key: ${errorMessage(error)}`, kid);
     }
     const problem = verificationKeyProblem(key, inferred);
     if (problem !== undefined) return skip(problem, kid);

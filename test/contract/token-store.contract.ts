@@ -93,6 +93,13 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
       return { sessionId, refreshHash, subject, generation, createdAt: now };
     }
 
+    async function freshInput() {
+      const now = t.nowMs();
+      const sessionId = `sid-${id()}`;
+      const refreshHash = hash();
+      return { sessionId, subject: 'u', audience: [], scopes: [], extra: {}, refreshHash, refreshProof: 'p', refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + HOUR, now };
+    }
+
     function rotateInput(presentedHash: string, over: Partial<RotateRefreshInput> = {}): RotateRefreshInput {
       const now = t.nowMs();
       return {
@@ -182,6 +189,35 @@ export function runTokenStoreContract(name: string, factory: ContractFactory): v
         );
         assert.equal((await store().getSession(s.sessionId))?.subject, s.subject);
         assert.equal((await store().findSessionByRefresh(s.refreshHash))?.sessionId, s.sessionId);
+      });
+
+      it('keeps a session\'s constraints and seal as given, through every read and a rotation; none given, none returned', async () => {
+        const now = t.nowMs();
+        const sessionId = `sid-${id()}`;
+        const refreshHash = hash();
+        const constraints = { maxAccessTtlMs: 600_000, later: { nested: ['a', 'b'], 'x/y': 'ü"q' } };
+        await store().createSession({
+          sessionId, subject: 'u', audience: ['a'], scopes: [], extra: { client_id: 'c' }, constraints, seal: 'v2.test.seal', refreshHash,
+          refreshProof: testLiveProof(refreshHash, sessionId, now + HOUR, now), refreshExpiresAt: now + HOUR, absoluteExpiresAt: now + 24 * HOUR, now,
+        });
+        const rec = await store().getSession(sessionId);
+        assert.deepEqual(rec?.constraints, constraints);
+        assert.equal(rec?.seal, 'v2.test.seal');
+        assert.deepEqual(rec?.extra, { client_id: 'c' });
+        assert.deepEqual(await store().findSessionByRefresh(refreshHash), rec);
+        assert.deepEqual((await store().loadRefresh(refreshHash))?.session, rec);
+        const seen: RefreshSnapshot[] = [];
+        const r = await store().rotateRefresh(rotateInput(refreshHash, { checks: { ...testChecks, check: (snap) => (seen.push(snap), testChecks.check(snap)) } }));
+        assert.deepEqual(seen[0]?.session.constraints, constraints, 'the check sees them');
+        const rotated = expectOutcome(r, 'rotated');
+        assert.deepEqual(rotated.session.constraints, constraints);
+        assert.equal(rotated.session.seal, 'v2.test.seal');
+        const plain = await newSession();
+        const p = await store().getSession(plain.sessionId);
+        assert.equal('constraints' in p!, false);
+        assert.equal('seal' in p!, false);
+        await assert.rejects(store().createSession({ ...(await freshInput()), constraints: [] as never }), { code: ErrorCodes.INVALID_ARGUMENT });
+        await assert.rejects(store().createSession({ ...(await freshInput()), seal: '' }), { code: ErrorCodes.INVALID_ARGUMENT });
       });
     });
 

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/access-policy.js';
 import { createSessionSeal, type SessionSeal } from '../../src/authority/session-seal.js';
-import { TokenAuthority } from '../../src/authority/token-authority.js';
+import { TokenAuthority, type TokenAuthorityStore } from '../../src/authority/token-authority.js';
 import type { RevocationSource } from '../../src/verifier/revocation-source.js';
-import type { Caller } from '../../src/grpc/caller.js';
+import type { Principal } from '../../src/shared/principal.js';
 import { KeyManager } from '../../src/keys/key-manager.js';
 import { MemoryKeyStore } from '../../src/keys/memory-key-store.js';
 import { ManualClock } from '../../src/shared/clock.js';
@@ -20,11 +20,11 @@ import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVer
 import { TEST_ISSUER } from './authority.js';
 
 /** A loopback caller without a certificate (the development policy lets it do everything). */
-export const LOOPBACK_CALLER: Caller = { peer: '127.0.0.1:50000', address: '127.0.0.1', loopback: true, identities: [] };
+export const LOOPBACK_CALLER: Principal = { peer: '127.0.0.1:50000', address: '127.0.0.1', loopback: true, identities: [] };
 
-/** A remote caller with certificate identities (URIs). */
-export function remoteCaller(...identities: string[]): Caller {
-  return { peer: '10.0.0.7:4242', address: '10.0.0.7', loopback: false, identities };
+/** A remote caller with certificate identities: SAN URIs (a value with ":"), else SAN DNS names. */
+export function remoteCaller(...identities: string[]): Principal {
+  return { peer: '10.0.0.7:4242', address: '10.0.0.7', loopback: false, identities: identities.map((value) => ({ kind: value.includes(':') ? 'uri' : 'dns', value })) };
 }
 
 export interface DomainOptions {
@@ -49,6 +49,8 @@ export interface Domain {
   readonly keys: KeyManager;
   readonly verifier: InternalVerifier;
   readonly sessionSeal: SessionSeal;
+  /** The seal's secret and its id (for tests that make seals the way an earlier version did). */
+  readonly sealSecret: { id: string; secret: Buffer };
   readonly config: Readonly<Config>;
   /** How often onReuseDetected was called. */
   readonly reuses: number;
@@ -81,13 +83,14 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     clock,
     logger: silentLogger,
   });
-  const sessionSeal = createSessionSeal({ id: 'unit', secret: randomBytes(32) });
+  const sealSecret = { id: 'unit', secret: randomBytes(32) };
+  const sessionSeal = createSessionSeal(sealSecret);
   let reuses = 0;
   const authority = new TokenAuthority({
     sessionSeal,
     settings: config,
     keys,
-    store,
+    store: narrowed(store),
     verifier,
     policy: options.policy ?? createLoopbackPolicy({ insecure: false }),
     clock,
@@ -103,6 +106,7 @@ export async function startDomain(options: DomainOptions = {}): Promise<Domain> 
     keys,
     verifier,
     sessionSeal,
+    sealSecret,
     config,
     get reuses() {
       return reuses;
@@ -120,5 +124,21 @@ function heldFeed(store: MemoryTokenStore): RevocationSource {
   return {
     readLog: (afterSeq, limit) => store.readLog(afterSeq, limit),
     subscribe: (listener) => store.subscribe({ onMessage: () => {}, onReady: () => listener.onReady(), onDisconnect: (err) => listener.onDisconnect(err) }),
+  };
+}
+
+/**
+ * The store as TokenAuthority declares it needs it, and nothing more: the suite fails to compile
+ * if the authority needs more, and a call of anything else cannot happen. Calls go to the store's
+ * methods at call time, so a test that wraps one of them still sees the authority's calls.
+ */
+function narrowed(store: MemoryTokenStore): TokenAuthorityStore {
+  return {
+    createSession: (input) => store.createSession(input),
+    findSessionByRefresh: (hash) => store.findSessionByRefresh(hash),
+    getSession: (id) => store.getSession(id),
+    rotateRefresh: (input) => store.rotateRefresh(input),
+    loadRefresh: (hash) => store.loadRefresh(hash),
+    revoke: (input) => store.revoke(input),
   };
 }

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findOnPath, freePort } from './local-ports.js';
@@ -50,6 +50,13 @@ export interface GatewayOptions {
   query: string;
   /** Claim headers handed to the upstream. */
   claimHeaders: readonly string[];
+  /**
+   * nginx only: listen with TLS (files), asking for a client certificate signed by `clientCa`
+   * (`ssl_verify_client optional`, so requests without one still reach auth_request).
+   */
+  tls?: { cert: string; key: string; clientCa: string };
+  /** nginx only: more `proxy_set_header` lines for the /authz subrequest (name → nginx value). */
+  authzHeaders?: Readonly<Record<string, string>>;
 }
 
 function binary(name: string, pkg: string): string {
@@ -58,11 +65,16 @@ function binary(name: string, pkg: string): string {
   return found;
 }
 
-async function waitForPort(port: number, child: ChildProcess, output: () => string, timeoutMs = 10_000): Promise<void> {
+async function waitForPort(port: number, child: ChildProcess, output: () => string, timeoutMs = 10_000, scheme: 'http' | 'https' = 'http'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${output()}`);
-    const up = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(500) }).then(() => true, () => false);
+    const up = scheme === 'http'
+      ? await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(500) }).then(() => true, () => false)
+      : await new Promise<boolean>((resolve) => {
+          const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+          s.on('error', () => resolve(false));
+        });
     if (up) return;
     if (Date.now() > deadline) throw new Error(`gateway did not listen on ${port} within ${timeoutMs} ms:\n${output()}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -107,8 +119,12 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${port};
-    location / {
+    listen 127.0.0.1:${port}${opts.tls ? ' ssl' : ''};
+${opts.tls ? `    ssl_certificate ${opts.tls.cert};
+    ssl_certificate_key ${opts.tls.key};
+    ssl_client_certificate ${opts.tls.clientCa};
+    ssl_verify_client optional;
+` : ''}    location / {
       auth_request /_authz;
 ${vars.map((v) => `      auth_request_set $${v.variable} ${v.upstreamVar};\n      proxy_set_header ${v.header} $${v.variable};`).join('\n')}
       proxy_pass http://127.0.0.1:${opts.upstreamPort};
@@ -120,14 +136,15 @@ ${vars.map((v) => `      auth_request_set $${v.variable} ${v.upstreamVar};\n    
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-Method $request_method;
+${Object.entries(opts.authzHeaders ?? {}).map(([h, v]) => `      proxy_set_header ${h} ${v};`).join('\n')}
     }
   }
 }
 `;
   await writeFile(join(dir, 'nginx.conf'), conf);
   const { child, output } = launch(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], process.env);
-  await waitForPort(port, child, output);
-  return { name: 'nginx', port, url: `http://127.0.0.1:${port}`, stop: () => stopChild(child, dir) };
+  await waitForPort(port, child, output, 10_000, opts.tls ? 'https' : 'http');
+  return { name: 'nginx', port, url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`, stop: () => stopChild(child, dir) };
 }
 
 /** Caddy with `forward_auth` to the sidecar and `copy_headers` for the claim headers. */

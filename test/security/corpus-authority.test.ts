@@ -7,6 +7,7 @@ import { FileKeyStore } from '../../src/keys/file-key-store.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../helpers/authority.js';
 import { expectStatus } from '../helpers/grpc-client.js';
 import { RPC_CORPUS, type CorpusContext } from './attack-corpus.js';
+import { BINDING_CORPUS, makeBindingFixtures, runBindingCorpus, type BindingContext, type BindingFixtures } from './binding-corpus.js';
 import { answerOf, assertNoTokenLogged, captureLogs, CORPUS_AUDIENCE, makeCorpusKeys, reportTimings, revokedIds, runCorpus, seedKeyDir } from './corpus-harness.js';
 
 /** Reasons decided before a token is known to be ours: Revoke must refuse the same tokens. */
@@ -121,5 +122,32 @@ describe('attack corpus → authority (Verify RPC over gRPC)', function () {
 
   it('ran every case within a generous time bound', () => {
     reportTimings('authority Verify', run, { totalMs: 15_000, caseMs: 2_000 });
+  });
+
+  describe('binding corpus (Verify RPC: client_certificate as DER, dpop_proof, http_method, http_uri)', () => {
+    let fixtures: BindingFixtures;
+    let bctx: BindingContext;
+    const proofs: string[] = [];
+    before(async () => {
+      fixtures = await makeBindingFixtures();
+      bctx = { ...ctx, request: { method: 'GET', uri: 'https://orders.test:8443/orders/42' }, certificates: fixtures.certificates, dpopKeys: fixtures.dpopKeys, thief: fixtures.thief };
+    });
+    after(() => fixtures?.cleanup());
+
+    runBindingCorpus(BINDING_CORPUS, () => bctx, async (p) => {
+      sent.push(p.token);
+      if (p.proof && p.proof.length >= 16) proofs.push(p.proof);
+      return answerOf(await ta.client.verify({
+        token: p.token,
+        audience: CORPUS_AUDIENCE,
+        ...(p.certificate ? { clientCertificate: p.certificate.der } : {}),
+        ...(p.proof !== undefined ? { dpopProof: p.proof, httpMethod: bctx.request.method, httpUri: bctx.request.uri } : {}),
+      }));
+    }, (c) => c.viaRpc ?? c.expect);
+
+    it('logged no token and no proof', () => {
+      assertNoTokenLogged(logs, [...sent, ...proofs]);
+      assert.deepEqual(logs.find('error', /unexpected error in handler/), []);
+    });
   });
 });

@@ -14,6 +14,7 @@ import { eventually } from '../helpers/eventually.js';
 import { authorityClient, expectStatus, type AuthorityClient } from '../helpers/grpc-client.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { RPC_CORPUS, signedBy, type AttackCase, type CorpusContext } from './attack-corpus.js';
+import { BINDING_CORPUS, makeBindingFixtures, runBindingCorpus, type BindingContext, type BindingFixtures, type BindingPresentation } from './binding-corpus.js';
 import { answerOf, CORPUS_AUDIENCE, makeCorpusKeys, reportTimings, revokedIds, runCorpus, seedKeyDir, type Answer } from './corpus-harness.js';
 
 describe('attack corpus → sidecar (Verify RPC and Envoy ext_authz Check)', function () {
@@ -43,6 +44,8 @@ describe('attack corpus → sidecar (Verify RPC and Envoy ext_authz Check)', fun
         TA_LOG_LEVEL: 'silent',
         // Let 1 MiB tokens reach the verifier, as at the authority (corpus-authority.test.ts).
         TA_MAX_MESSAGE_BYTES: '4MiB',
+        // forward-auth's X-Client-Cert counts (the binding corpus); nothing else reads it.
+        TA_TRUST_FORWARDED_CLIENT_CERT: 'true',
       },
     });
     sidecar = await startSidecar(config, silentLogger, { metrics: createMetrics({ defaultMetrics: false }) });
@@ -157,6 +160,78 @@ describe('attack corpus → sidecar (Verify RPC and Envoy ext_authz Check)', fun
       assert.equal(await outcome(`Bearer ${' \t'.repeat(500_000)}x`), 'MALFORMED');
       assert.equal(await outcome(`Bearer ${' '.repeat(1_000_000)}`), 'MISSING_TOKEN');
       assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    });
+  });
+
+  describe('binding corpus: Verify RPC, ext_authz Check and forward-auth', () => {
+    let fixtures: BindingFixtures;
+    const contexts: Record<'rpc' | 'check' | 'forward', BindingContext> = {} as never;
+    before(async () => {
+      fixtures = await makeBindingFixtures();
+      const base = { ...ctx, certificates: fixtures.certificates, dpopKeys: fixtures.dpopKeys, thief: fixtures.thief };
+      contexts.rpc = { ...base, request: { method: 'GET', uri: 'https://orders.test:8443/orders/42' } };
+      contexts.check = { ...base, request: { method: 'PUT', uri: 'https://orders.test:8443/orders/42' } };
+      contexts.forward = { ...base, request: { method: 'DELETE', uri: 'https://shop.test/orders/42' } };
+    });
+    after(() => fixtures?.cleanup());
+
+    /** A denial over HTTP: the challenge names the scheme RFC 9449 §7.1 / RFC 6750 §3 give it. */
+    const challengeAgrees = (challenge: string, reason: string, p: BindingPresentation) => {
+      if (reason === 'INVALID_DPOP_PROOF') assert.match(challenge, /^DPoP error="invalid_dpop_proof", error_description="INVALID_DPOP_PROOF", algs="/);
+      else if (p.scheme === 'DPoP') assert.match(challenge, new RegExp(`^DPoP error="invalid_token", error_description="${reason}"`));
+      else assert.match(challenge, new RegExp(`^Bearer error="invalid_token", error_description="${reason}"`));
+    };
+
+    describe('Verify RPC (client_certificate as DER, dpop_proof, http_method, http_uri)', () => {
+      runBindingCorpus(BINDING_CORPUS, () => contexts.rpc, async (p) =>
+        answerOf(await client.verify({
+          token: p.token,
+          audience: CORPUS_AUDIENCE,
+          ...(p.certificate ? { clientCertificate: p.certificate.der } : {}),
+          ...(p.proof !== undefined ? { dpopProof: p.proof, httpMethod: contexts.rpc.request.method, httpUri: contexts.rpc.request.uri } : {}),
+        })), (c) => c.viaRpc ?? c.expect);
+    });
+
+    describe('ext_authz Check (source.certificate, dpop header, the request\'s method/scheme/host/path)', () => {
+      runBindingCorpus(BINDING_CORPUS, () => contexts.check, async (p) => {
+        const r = await new Promise<CheckResponse>((resolve, reject) =>
+          authz.check(
+            CheckRequest.fromPartial({
+              attributes: {
+                ...(p.certificate ? { source: { certificate: encodeURIComponent(p.certificate.pem) } } : {}),
+                request: { http: { method: 'PUT', scheme: 'https', host: 'orders.test:8443', path: '/orders/42?page=1', headers: { authorization: `${p.scheme} ${p.token}`, ...(p.proof !== undefined ? { dpop: p.proof } : {}) } } },
+                contextExtensions: { audience: CORPUS_AUDIENCE },
+              },
+            }),
+            (e, res) => (e ? reject(e) : resolve(res)),
+          ),
+        );
+        if (r.httpResponse?.$case === 'okResponse') return { outcome: 'VALID', detail: '' };
+        assert.equal(r.httpResponse?.$case, 'deniedResponse');
+        const denied = r.httpResponse.deniedResponse;
+        const body = JSON.parse(denied.body) as { reason: VerifyReason; detail: string };
+        assert.equal(denied.status?.code, 401);
+        challengeAgrees(denied.headers.find((h) => h.header?.key === 'www-authenticate')?.header?.value ?? '', body.reason, p);
+        return { outcome: body.reason, detail: body.detail };
+      });
+    });
+
+    describe('forward-auth /authz (X-Client-Cert, DPoP, X-Forwarded-Method/-Proto/-Host/-Uri)', () => {
+      runBindingCorpus(BINDING_CORPUS, () => contexts.forward, async (p) => {
+        const res = await fetch(`http://127.0.0.1:${sidecar.httpPort}/authz?audience=${CORPUS_AUDIENCE}`, {
+          headers: {
+            authorization: `${p.scheme} ${p.token}`,
+            'x-forwarded-method': 'DELETE', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.test', 'x-forwarded-uri': '/orders/42?x=1',
+            ...(p.certificate ? { 'x-client-cert': encodeURIComponent(p.certificate.pem) } : {}),
+            ...(p.proof !== undefined ? { dpop: p.proof } : {}),
+          },
+        });
+        if (res.status === 200) return { outcome: 'VALID', detail: '' };
+        const body = (await res.json()) as { reason: VerifyReason; detail: string };
+        assert.equal(res.status, 401);
+        challengeAgrees(res.headers.get('www-authenticate') ?? '', body.reason, p);
+        return { outcome: body.reason, detail: body.detail };
+      });
     });
   });
 

@@ -1,6 +1,8 @@
 import { Metadata, status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import type { VerifiedClaims, VerifyReason, VerifyRequirements } from '../../shared/claims.js';
+import type { VerifiedClaims, VerifyRequirements } from '../../shared/claims.js';
+import { errorMessage } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/logger.js';
+import { reasonStatus, type DenialReason } from '../../shared/reason-status.js';
 import { verifierLogger, type Verifier } from '../create-verifier.js';
 import { bearerToken } from '../bearer-token.js';
 
@@ -22,14 +24,15 @@ export function bearerFromMetadata(metadata: Metadata): string | undefined {
   return typeof value === 'string' ? bearerToken(value) : undefined;
 }
 
-/** The status a rejected token maps to: scope problems are PERMISSION_DENIED, a stale verifier UNAVAILABLE. */
-export function statusForReason(reason: VerifyReason | 'MISSING_TOKEN'): status {
-  if (reason === 'MISSING_SCOPE') return status.PERMISSION_DENIED;
-  if (reason === 'STALE') return status.UNAVAILABLE;
-  return status.UNAUTHENTICATED;
+/**
+ * The status a rejected token maps to, from the one table (REASON_STATUS): scope problems are
+ * PERMISSION_DENIED, a stale verifier UNAVAILABLE, anything else UNAUTHENTICATED.
+ */
+export function statusForReason(reason: DenialReason): status {
+  return reasonStatus(reason).grpc as number as status;
 }
 
-function rejection(reason: VerifyReason | 'MISSING_TOKEN', detail: string): Partial<ServiceError> {
+function rejection(reason: DenialReason, detail: string): Partial<ServiceError> {
   const metadata = new Metadata();
   metadata.set('ta-verify-reason', reason);
   return { code: statusForReason(reason), details: `${reason}: ${detail}`, metadata };
@@ -55,7 +58,7 @@ export function requireToken<Req, Res>(verifier: Verifier, options: RequireToken
   const logger = given ?? verifierLogger(verifier) ?? silentLogger;
   /** A handler failure: logged (never the token), answered with a generic INTERNAL. */
   const failed = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, err: unknown) => {
-    logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: the handler failed; answered INTERNAL');
+    logger.error({ err: errorMessage(err), method: call.getPath() }, 'requireToken: the handler failed; answered INTERNAL');
     callback({ code: status.INTERNAL, details: 'internal error' }, null);
   };
   return (call, callback) => {
@@ -83,7 +86,7 @@ export function requireToken<Req, Res>(verifier: Verifier, options: RequireToken
         Promise.resolve(done).catch((err: unknown) => failed(call, callback, err));
       },
       (err: unknown) => {
-        logger.error({ err: err instanceof Error ? err.message : String(err), method: call.getPath() }, 'requireToken: token verification failed unexpectedly');
+        logger.error({ err: errorMessage(err), method: call.getPath() }, 'requireToken: token verification failed unexpectedly');
         callback({ code: status.INTERNAL, details: 'token verification failed unexpectedly' }, null);
       },
     );

@@ -86,6 +86,7 @@ describe('authority endpoints: health, reflection, discovery, metrics', () => {
   it('advertises in discovery only what the service offers (no ID tokens; the OAuth endpoints it serves)', async () => {
     const disco = (await (await fetch(`${ta.httpBase}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     assert.deepEqual(Object.keys(disco).sort(), [
+      'dpop_signing_alg_values_supported',
       'grant_types_supported',
       'introspection_endpoint',
       'introspection_endpoint_auth_methods_supported',

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { decodeJwt } from 'jose';
+import { createHash, KeyObject, X509Certificate } from 'node:crypto';
+import { calculateJwkThumbprint, decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { REFRESH_TOKEN_PREFIX } from '../../../src/authority/opaque-tokens.js';
+import { VerifyFailureReason } from '../../../src/gen/tokenauthority/v1/token_authority.js';
 import { ManualClock } from '../../../src/shared/clock.js';
+import { forgeDpopProof, type DpopKey } from '../../helpers/dpop-forge.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import type { AuthorityClient } from '../../helpers/grpc-client.js';
 import { eventually } from '../../helpers/eventually.js';
@@ -99,9 +102,10 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
         assert.deepEqual(m.token_endpoint_auth_methods_supported, ['none', 'tls_client_auth']);
         assert.deepEqual(m.introspection_endpoint_auth_methods_supported, ['tls_client_auth']);
         assert.deepEqual(m.revocation_endpoint_auth_methods_supported, ['none', 'tls_client_auth']);
-        // Only what is true: no ID tokens, no certificate-bound tokens (yet).
+        // Only what is true: no ID tokens; client_credentials tokens are bound to the certificate (RFC 8705 §3.3).
         assert.equal(m.id_token_signing_alg_values_supported, undefined);
-        assert.equal(m.tls_client_certificate_bound_access_tokens, undefined);
+        assert.equal(m.tls_client_certificate_bound_access_tokens, true);
+        assert.deepEqual(m.dpop_signing_alg_values_supported, ['ES256', 'EdDSA', 'RS256']);
       }
     });
   });
@@ -182,6 +186,89 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
     it('refuses a client_id that is not the certificate\'s identity', async () => {
       const liar = await discover('spiffe://corp/payments', pki.login);
       await rejects(client.clientCredentialsGrant(liar), 'invalid_client', 401);
+    });
+  });
+
+  describe('sender-constrained tokens at the token endpoint (RFC 8705 §3, RFC 9449 §5), driven by openid-client', () => {
+    const RESOURCE = 'https://api.test/orders';
+    const thumbprintOf = (c: CertFiles) => createHash('sha256').update(new X509Certificate(c.certPem).raw).digest('base64url');
+    /** openid-client's own DPoP key pair, and the same key as the test's proof forge needs it. */
+    async function dpopKeyPair(): Promise<{ handle: client.DPoPHandle; key: DpopKey }> {
+      const pair = await client.randomDPoPKeyPair('ES256', { extractable: true });
+      const { kty, crv, x, y } = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as Record<string, string>;
+      const publicJwk = { kty: kty!, crv: crv!, x: x!, y: y! };
+      const key: DpopKey = { alg: 'ES256', privateKey: KeyObject.from(pair.privateKey), publicKey: KeyObject.from(pair.publicKey), publicJwk, privateJwk: {}, jkt: await calculateJwkThumbprint(publicJwk, 'sha256') };
+      return { handle: client.getDPoPHandle(login, pair), key };
+    }
+    const verifyWithProof = (token: string, key: DpopKey) => grpcLogin.verify({ token, dpopProof: forgeDpopProof({ key, method: 'GET', uri: RESOURCE, accessToken: token }), httpMethod: 'GET', httpUri: RESOURCE });
+
+    it('client_credentials over mutual TLS binds the token to the client certificate (cnf x5t#S256)', async () => {
+      const r = await client.clientCredentialsGrant(login);
+      assert.equal(r.token_type, 'bearer');
+      assert.deepEqual(decodeJwt(r.access_token).cnf, { 'x5t#S256': thumbprintOf(pki.login) });
+      assert.equal((await grpcLogin.verify({ token: r.access_token, clientCertificate: pki.login.certPem })).valid, true);
+      const stolen = await grpcLogin.verify({ token: r.access_token });
+      assert.equal(stolen.reason, VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH, 'without the certificate a stolen token is worthless');
+      assert.equal((await grpcLogin.verify({ token: r.access_token, clientCertificate: pki.opsCli.certPem })).reason, VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH);
+    });
+
+    it('client_credentials with openid-client\'s DPoP binds to its key instead (token_type DPoP, cnf jkt)', async () => {
+      const { handle, key } = await dpopKeyPair();
+      const r = await client.clientCredentialsGrant(login, { scope: 'read' }, { DPoP: handle });
+      assert.equal(r.token_type, 'dpop');
+      assert.deepEqual(decodeJwt(r.access_token).cnf, { jkt: key.jkt });
+      assert.equal((await verifyWithProof(r.access_token, key)).valid, true);
+      assert.equal((await grpcLogin.verify({ token: r.access_token, clientCertificate: pki.login.certPem })).reason, VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH, 'the certificate does not stand in for the key');
+    });
+
+    it('refresh_token of a DPoP-bound session: openid-client\'s proof refreshes, a request without one is invalid_dpop_proof', async () => {
+      const { handle, key } = await dpopKeyPair();
+      const issued = await grpcLogin.issue({ subject: 'alice', audience: ['orders'], scopes: ['read'], confirmation: { binding: { $case: 'jkt', jkt: key.jkt } } });
+      await rejects(client.refreshTokenGrant(app, issued.refreshToken), 'invalid_dpop_proof', 400);
+      const other = await dpopKeyPair();
+      await rejects(client.refreshTokenGrant(app, issued.refreshToken, undefined, { DPoP: other.handle }), 'invalid_dpop_proof', 400);
+      const r = await client.refreshTokenGrant(app, issued.refreshToken, undefined, { DPoP: handle });
+      assert.equal(r.token_type, 'dpop');
+      assert.deepEqual(decodeJwt(r.access_token).cnf, { jkt: key.jkt });
+      assert.equal((await verifyWithProof(r.access_token, key)).valid, true);
+      // The rotated refresh token is still the key's: again with openid-client's proof.
+      assert.equal((await client.refreshTokenGrant(app, r.refresh_token!, undefined, { DPoP: handle })).token_type, 'dpop');
+    });
+
+    it('refuses two DPoP headers, and a proof for another URL', async () => {
+      const { key } = await dpopKeyPair();
+      const issued = await grpcLogin.issue({ subject: 'alice', audience: ['orders'], confirmation: { binding: { $case: 'jkt', jkt: key.jkt } } });
+      const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: issued.refreshToken }).toString();
+      const proof = () => forgeDpopProof({ key, method: 'POST', uri: `${issuer}/oauth2/token` });
+      const res = await (tlsFetch() as unknown as typeof undiciFetch)(`${issuer}/oauth2/token`, {
+        method: 'POST', body, headers: [['content-type', 'application/x-www-form-urlencoded'], ['dpop', proof()], ['dpop', proof()]],
+      });
+      assert.equal(res.status, 400);
+      assert.equal(((await res.json()) as { error: string }).error, 'invalid_dpop_proof');
+      const elsewhere = await post('/oauth2/token', body, { 'content-type': 'application/x-www-form-urlencoded', dpop: forgeDpopProof({ key, method: 'POST', uri: 'https://other.test/oauth2/token' }) });
+      assert.equal(elsewhere.status, 400);
+      assert.equal(elsewhere.json().error, 'invalid_dpop_proof');
+      assert.match(String(elsewhere.json().error_description), /htu/);
+      const ok = await post('/oauth2/token', body, { 'content-type': 'application/x-www-form-urlencoded', dpop: proof() });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json().token_type, 'DPoP');
+    });
+
+    it('introspection reports a bound access token active with its cnf (the resource server checks it, RFC 8705 §3.2, RFC 9449 §6.2)', async () => {
+      const { key } = await dpopKeyPair();
+      const byKey = await grpcLogin.issue({ subject: 'alice', audience: ['orders'], confirmation: { binding: { $case: 'jkt', jkt: key.jkt } } });
+      const a = await client.tokenIntrospection(gateway, byKey.accessToken);
+      assert.equal(a.active, true);
+      assert.equal(a.token_type, 'DPoP');
+      assert.deepEqual(a.cnf, { jkt: key.jkt });
+      const r = await client.tokenIntrospection(gateway, byKey.refreshToken);
+      assert.deepEqual(r.cnf, { jkt: key.jkt });
+      const byCert = await client.clientCredentialsGrant(login);
+      const c = await client.tokenIntrospection(gateway, byCert.access_token);
+      assert.equal(c.active, true);
+      assert.deepEqual(c.cnf, { 'x5t#S256': thumbprintOf(pki.login) });
+      await grpcLogin.revoke({ target: { $case: 'token', token: byKey.accessToken } });
+      assert.deepEqual({ ...(await client.tokenIntrospection(gateway, byKey.accessToken)) }, { active: false }, 'a revoked bound token is inactive');
     });
   });
 

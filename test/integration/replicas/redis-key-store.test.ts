@@ -14,7 +14,8 @@ import { KeySetCipher } from '../../../src/keys/key-set-cipher.js';
 import { RedisKeyStore } from '../../../src/keys/redis-key-store.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
-import { createRedisClient, parseRedisUrl } from '../../../src/store/redis-connection.js';
+import { RedisCommandClient } from '../../../src/store/redis-client.js';
+import { parseRedisUrl } from '../../../src/store/redis-connection.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { capturingLogger, GatedStore, makeTempDir, removeTempDir, SaveGate } from '../../unit/keys/helpers.js';
 
@@ -66,8 +67,8 @@ describe('RedisKeyStore (real redis-server)', function () {
 
   /** A store on its own connection, as another process would have. */
   function store(options: { kek?: KeyEncryptionKey; previous?: KeyEncryptionKey[]; url?: string } = {}): RedisKeyStore {
-    const client = createRedisClient(parseRedisUrl(options.url ?? redis.url), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, retryStrategy: () => 100 });
-    const s = new RedisKeyStore({ client, cipher: new KeySetCipher(options.kek ?? kek, options.previous ?? []), keyPrefix: prefix, commandTimeoutMs: 1000 });
+    const connection = new RedisCommandClient(parseRedisUrl(options.url ?? redis.url), { lazyConnect: true, commandTimeoutMs: 1000, connectionName: 'test-keys', label: 'Redis key store', closedMessage: 'the Redis key store is closed' });
+    const s = new RedisKeyStore({ connection, cipher: new KeySetCipher(options.kek ?? kek, options.previous ?? []), keyPrefix: prefix });
     open.push(s);
     return s;
   }

@@ -5,7 +5,8 @@ import { type KeySetDocument } from '../../../src/keys/key-store.js';
 import { parseKeyEncryptionKey } from '../../../src/keys/key-encryption-key.js';
 import { KeySetCipher } from '../../../src/keys/key-set-cipher.js';
 import { RedisKeyStore } from '../../../src/keys/redis-key-store.js';
-import { createRedisClient, parseRedisUrl } from '../../../src/store/redis-connection.js';
+import { RedisCommandClient } from '../../../src/store/redis-client.js';
+import { parseRedisUrl } from '../../../src/store/redis-connection.js';
 import { TEST_ISSUER } from '../../helpers/authority.js';
 import { kidOf, startAuthorityProcess, type AuthorityProcess } from '../../helpers/authority-process.js';
 import { eventually } from '../../helpers/eventually.js';
@@ -32,7 +33,7 @@ describe('scheduled key rotation with three authority processes on one Redis', f
     redis = await startRedis();
     const kekText = randomBytes(32).toString('base64');
     store = new RedisKeyStore({
-      client: createRedisClient(parseRedisUrl(redis.url), { lazyConnect: true }),
+      connection: new RedisCommandClient(parseRedisUrl(redis.url), { lazyConnect: true, connectionName: 'test-keys', label: 'Redis key store', closedMessage: 'the Redis key store is closed' }),
       cipher: new KeySetCipher(parseKeyEncryptionKey(kekText)),
     });
     const now = Date.now();

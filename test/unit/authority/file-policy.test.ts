@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDocumentPolicy, createFilePolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
-import type { Caller, CertificateIdentity } from '../../../src/grpc/caller.js';
+import type { CertificateIdentity, Principal } from '../../../src/shared/principal.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
 
@@ -17,8 +17,10 @@ const EXAMPLE = {
   loopbackIsPrivileged: false,
 };
 
-const remote = (...identities: string[]): Caller => ({ peer: '10.0.0.7:4242', loopback: false, identities });
-const local = (...identities: string[]): Caller => ({ peer: '127.0.0.1:4242', loopback: true, identities });
+/** Identities as a certificate asserts them: a value with ":" is a SAN URI, any other a SAN DNS name. */
+const asserted = (identities: string[]): CertificateIdentity[] => identities.map((value) => ({ kind: value.includes(':') ? 'uri' : 'dns', value }));
+const remote = (...identities: string[]): Principal => ({ peer: '10.0.0.7:4242', address: '10.0.0.7', loopback: false, identities: asserted(identities) });
+const local = (...identities: string[]): Principal => ({ peer: '127.0.0.1:4242', address: '127.0.0.1', loopback: true, identities: asserted(identities) });
 
 function thrown(fn: () => unknown): TokenAuthorityError {
   try {
@@ -217,11 +219,11 @@ describe('client policy file: duplicate keys', () => {
 describe('client policy: typed identity matching', () => {
   const doc = parseClientPolicy(JSON.stringify(EXAMPLE), '/etc/ta/policy.json');
   const policy = createDocumentPolicy(() => doc);
-  const typed = (...ids: Array<[CertificateIdentity['kind'], string]>): Caller => ({
+  const typed = (...ids: Array<[CertificateIdentity['kind'], string]>): Principal => ({
     peer: '10.0.0.7:4242',
+    address: '10.0.0.7',
     loopback: false,
-    identities: ids.map(([, v]) => v),
-    certificateIdentities: ids.map(([kind, value]) => ({ kind, value })),
+    identities: ids.map(([kind, value]) => ({ kind, value })),
   });
 
   it('a CN never matches a URI key, whatever it spells', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, errorMessage } from '../../../src/shared/errors.js';
 
 describe('TokenAuthorityError', () => {
   it('is recognised with instanceof across two loaded copies of the package, and nothing else is', async () => {
@@ -13,5 +13,16 @@ describe('TokenAuthorityError', () => {
     assert.ok(!(new Error('plain') instanceof TokenAuthorityError));
     assert.ok(!(Object.assign(new Error('look-alike'), { code: 'ERR_INTERNAL', name: 'TokenAuthorityError' }) instanceof TokenAuthorityError));
     assert.ok(!((null as unknown as object) instanceof TokenAuthorityError));
+  });
+});
+
+describe('errorMessage (the one way a thrown value becomes text)', () => {
+  it('is the message of an Error (of any class) and String() of anything else', () => {
+    assert.equal(errorMessage(new Error('boom')), 'boom');
+    assert.equal(errorMessage(new TokenAuthorityError(ErrorCodes.KEY, 'bad key')), 'bad key');
+    assert.equal(errorMessage('plain text'), 'plain text');
+    assert.equal(errorMessage(42), '42');
+    assert.equal(errorMessage(undefined), 'undefined');
+    assert.equal(errorMessage({ code: 'ECONNREFUSED' }), '[object Object]');
   });
 });

@@ -47,6 +47,17 @@ export enum VerifyFailureReason {
   VERIFY_FAILURE_REASON_FORBIDDEN_HEADER = 12,
   /** VERIFY_FAILURE_REASON_STALE - The verifier's revocation state is staler than its bound and its policy is fail-closed. */
   VERIFY_FAILURE_REASON_STALE = 13,
+  /**
+   * VERIFY_FAILURE_REASON_BINDING_MISMATCH - The token is bound (`cnf`) and the client certificate or DPoP key is missing or different; or
+   * a token without `cnf` was presented with the DPoP scheme.
+   */
+  VERIFY_FAILURE_REASON_BINDING_MISMATCH = 14,
+  /**
+   * VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF - The DPoP proof is malformed, not `typ: dpop+jwt`, signed with an algorithm outside the
+   * allow-list or with a private key in its `jwk`, for another method or URI, too old or ahead of
+   * the clock skew, without the right `ath`, or a replay of a proof already seen.
+   */
+  VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF = 15,
   UNRECOGNIZED = -1,
 }
 
@@ -94,6 +105,12 @@ export function verifyFailureReasonFromJSON(object: any): VerifyFailureReason {
     case 13:
     case "VERIFY_FAILURE_REASON_STALE":
       return VerifyFailureReason.VERIFY_FAILURE_REASON_STALE;
+    case 14:
+    case "VERIFY_FAILURE_REASON_BINDING_MISMATCH":
+      return VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH;
+    case 15:
+    case "VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF":
+      return VerifyFailureReason.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -131,6 +148,10 @@ export function verifyFailureReasonToJSON(object: VerifyFailureReason): string {
       return "VERIFY_FAILURE_REASON_FORBIDDEN_HEADER";
     case VerifyFailureReason.VERIFY_FAILURE_REASON_STALE:
       return "VERIFY_FAILURE_REASON_STALE";
+    case VerifyFailureReason.VERIFY_FAILURE_REASON_BINDING_MISMATCH:
+      return "VERIFY_FAILURE_REASON_BINDING_MISMATCH";
+    case VerifyFailureReason.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF:
+      return "VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF";
     case VerifyFailureReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -202,11 +223,35 @@ export interface IssueRequest {
    * identity from its client certificate, else "token-authority".
    */
   clientId: string;
+  /**
+   * Binds the token to the client's certificate or DPoP key (sender-constrained, RFC 8705 / RFC
+   * 9449): the token carries the RFC 7800 `cnf` claim, the session keeps the binding on Refresh,
+   * and every verifier refuses the token without the certificate or key. Unset = a bearer token.
+   */
+  confirmation: Confirmation | undefined;
 }
 
 export interface IssueRequest_ExtraClaimsEntry {
   key: string;
   value: string;
+}
+
+/** What a sender-constrained token is bound to (the RFC 7800 `cnf` claim). */
+export interface Confirmation {
+  binding:
+    | //
+    /**
+     * The base64url (no padding) SHA-256 of the client certificate's DER, RFC 8705 §3.1: 43
+     * characters. The token's `cnf` is {"x5t#S256": …}.
+     */
+    { $case: "x5tS256"; x5tS256: string }
+    | //
+    /**
+     * The RFC 7638 SHA-256 JWK thumbprint of the client's DPoP public key, base64url: 43
+     * characters (RFC 9449 §6). The token's `cnf` is {"jkt": …}.
+     */
+    { $case: "jkt"; jkt: string }
+    | undefined;
 }
 
 export interface IssueResponse {
@@ -231,6 +276,23 @@ export interface VerifyRequest {
   audience: string;
   /** Every one of these scopes must be present in the token's `scope` claim. */
   requiredScopes: string[];
+  /**
+   * The certificate the presenting client authenticated with (DER or PEM), for a token bound by
+   * `cnf.x5t#S256`. Ignored for an unbound token.
+   */
+  clientCertificate: Buffer;
+  /**
+   * The `DPoP` header value of the request the token came with (RFC 9449 §4), for a token bound by
+   * `cnf.jkt`. Set together with http_method and http_uri. A proof is accepted once per verifier.
+   */
+  dpopProof: string;
+  /** The method of the request the proof must be for (its `htm`), e.g. "GET". */
+  httpMethod: string;
+  /**
+   * The URI of the request the proof must be for (its `htu`): scheme, host, port and path compare;
+   * query and fragment are ignored (RFC 9449 §4.3).
+   */
+  httpUri: string;
 }
 
 export interface VerifyResponse {
@@ -257,6 +319,8 @@ export interface AccessTokenClaims {
   generation: number;
   keyId: string;
   extraClaims: { [key: string]: string };
+  /** The token's binding (its `cnf` claim); unset for a bearer token. */
+  confirmation: Confirmation | undefined;
 }
 
 export interface AccessTokenClaims_ExtraClaimsEntry {
@@ -268,6 +332,13 @@ export interface RefreshRequest {
   refreshToken: string;
   /** Requested access-token lifetime in seconds; 0 means the server default. */
   accessTtlSeconds: number;
+  /**
+   * A DPoP proof (RFC 9449 §5), required when the session is bound to a DPoP key (`jkt`): signed by
+   * that key, `htm` POST, `htu` the token endpoint URL of the authority's RFC 8414 metadata. A
+   * session bound to a certificate (`x5t_s256`) needs none: its refresh token is already the
+   * session's, and each access token stays bound to the certificate the resource server checks.
+   */
+  dpopProof: string;
 }
 
 export interface RefreshResponse {
@@ -352,7 +423,15 @@ export interface VerifierProgress {
 }
 
 function createBaseIssueRequest(): IssueRequest {
-  return { subject: "", audience: [], scopes: [], extraClaims: {}, accessTtlSeconds: 0, clientId: "" };
+  return {
+    subject: "",
+    audience: [],
+    scopes: [],
+    extraClaims: {},
+    accessTtlSeconds: 0,
+    clientId: "",
+    confirmation: undefined,
+  };
 }
 
 export const IssueRequest: MessageFns<IssueRequest> = {
@@ -374,6 +453,9 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     }
     if (message.clientId !== "") {
       writer.uint32(50).string(message.clientId);
+    }
+    if (message.confirmation !== undefined) {
+      Confirmation.encode(message.confirmation, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -442,6 +524,14 @@ export const IssueRequest: MessageFns<IssueRequest> = {
             message.clientId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.confirmation = Confirmation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -496,6 +586,7 @@ export const IssueRequest: MessageFns<IssueRequest> = {
         : isSet(object.client_id)
         ? globalThis.String(object.client_id)
         : "",
+      confirmation: isSet(object.confirmation) ? Confirmation.fromJSON(object.confirmation) : undefined,
     };
   },
 
@@ -525,6 +616,9 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     if (message.clientId !== "") {
       obj.clientId = message.clientId;
     }
+    if (message.confirmation !== undefined) {
+      obj.confirmation = Confirmation.toJSON(message.confirmation);
+    }
     return obj;
   },
 
@@ -547,6 +641,9 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     );
     message.accessTtlSeconds = object.accessTtlSeconds ?? 0;
     message.clientId = object.clientId ?? "";
+    message.confirmation = (object.confirmation !== undefined && object.confirmation !== null)
+      ? Confirmation.fromPartial(object.confirmation)
+      : undefined;
     return message;
   },
 };
@@ -634,6 +731,109 @@ export const IssueRequest_ExtraClaimsEntry: MessageFns<IssueRequest_ExtraClaimsE
     const message = createBaseIssueRequest_ExtraClaimsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseConfirmation(): Confirmation {
+  return { binding: undefined };
+}
+
+export const Confirmation: MessageFns<Confirmation> = {
+  encode(message: Confirmation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.binding?.$case) {
+      case "x5tS256":
+        writer.uint32(10).string(message.binding.x5tS256);
+        break;
+      case "jkt":
+        writer.uint32(18).string(message.binding.jkt);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Confirmation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.binding = { $case: "x5tS256", x5tS256: reader.string() };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.binding = { $case: "jkt", jkt: reader.string() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Confirmation {
+    return {
+      binding: isSet(object.x5tS256)
+        ? { $case: "x5tS256", x5tS256: globalThis.String(object.x5tS256) }
+        : isSet(object.x5t_s256)
+        ? { $case: "x5tS256", x5tS256: globalThis.String(object.x5t_s256) }
+        : isSet(object.jkt)
+        ? { $case: "jkt", jkt: globalThis.String(object.jkt) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: Confirmation): unknown {
+    const obj: any = {};
+    if (message.binding?.$case === "x5tS256") {
+      obj.x5tS256 = message.binding.x5tS256;
+    } else if (message.binding?.$case === "jkt") {
+      obj.jkt = message.binding.jkt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Confirmation>, I>>(base?: I): Confirmation {
+    return Confirmation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Confirmation>, I>>(object: I): Confirmation {
+    const message = createBaseConfirmation();
+    switch (object.binding?.$case) {
+      case "x5tS256": {
+        if (object.binding?.x5tS256 !== undefined && object.binding?.x5tS256 !== null) {
+          message.binding = { $case: "x5tS256", x5tS256: object.binding.x5tS256 };
+        }
+        break;
+      }
+      case "jkt": {
+        if (object.binding?.jkt !== undefined && object.binding?.jkt !== null) {
+          message.binding = { $case: "jkt", jkt: object.binding.jkt };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
@@ -840,7 +1040,15 @@ export const IssueResponse: MessageFns<IssueResponse> = {
 };
 
 function createBaseVerifyRequest(): VerifyRequest {
-  return { token: "", audience: "", requiredScopes: [] };
+  return {
+    token: "",
+    audience: "",
+    requiredScopes: [],
+    clientCertificate: Buffer.alloc(0),
+    dpopProof: "",
+    httpMethod: "",
+    httpUri: "",
+  };
 }
 
 export const VerifyRequest: MessageFns<VerifyRequest> = {
@@ -853,6 +1061,18 @@ export const VerifyRequest: MessageFns<VerifyRequest> = {
     }
     for (const v of message.requiredScopes) {
       writer.uint32(26).string(v!);
+    }
+    if (message.clientCertificate.length !== 0) {
+      writer.uint32(34).bytes(message.clientCertificate);
+    }
+    if (message.dpopProof !== "") {
+      writer.uint32(42).string(message.dpopProof);
+    }
+    if (message.httpMethod !== "") {
+      writer.uint32(50).string(message.httpMethod);
+    }
+    if (message.httpUri !== "") {
+      writer.uint32(58).string(message.httpUri);
     }
     return writer;
   },
@@ -894,6 +1114,38 @@ export const VerifyRequest: MessageFns<VerifyRequest> = {
             message.requiredScopes.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientCertificate = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dpopProof = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.httpMethod = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.httpUri = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -915,6 +1167,26 @@ export const VerifyRequest: MessageFns<VerifyRequest> = {
         : globalThis.Array.isArray(object?.required_scopes)
         ? object.required_scopes.map((e: any) => globalThis.String(e))
         : [],
+      clientCertificate: isSet(object.clientCertificate)
+        ? Buffer.from(bytesFromBase64(object.clientCertificate))
+        : isSet(object.client_certificate)
+        ? Buffer.from(bytesFromBase64(object.client_certificate))
+        : Buffer.alloc(0),
+      dpopProof: isSet(object.dpopProof)
+        ? globalThis.String(object.dpopProof)
+        : isSet(object.dpop_proof)
+        ? globalThis.String(object.dpop_proof)
+        : "",
+      httpMethod: isSet(object.httpMethod)
+        ? globalThis.String(object.httpMethod)
+        : isSet(object.http_method)
+        ? globalThis.String(object.http_method)
+        : "",
+      httpUri: isSet(object.httpUri)
+        ? globalThis.String(object.httpUri)
+        : isSet(object.http_uri)
+        ? globalThis.String(object.http_uri)
+        : "",
     };
   },
 
@@ -929,6 +1201,18 @@ export const VerifyRequest: MessageFns<VerifyRequest> = {
     if (message.requiredScopes?.length) {
       obj.requiredScopes = message.requiredScopes;
     }
+    if (message.clientCertificate.length !== 0) {
+      obj.clientCertificate = base64FromBytes(message.clientCertificate);
+    }
+    if (message.dpopProof !== "") {
+      obj.dpopProof = message.dpopProof;
+    }
+    if (message.httpMethod !== "") {
+      obj.httpMethod = message.httpMethod;
+    }
+    if (message.httpUri !== "") {
+      obj.httpUri = message.httpUri;
+    }
     return obj;
   },
 
@@ -940,6 +1224,10 @@ export const VerifyRequest: MessageFns<VerifyRequest> = {
     message.token = object.token ?? "";
     message.audience = object.audience ?? "";
     message.requiredScopes = object.requiredScopes?.map((e) => e) || [];
+    message.clientCertificate = object.clientCertificate ?? Buffer.alloc(0);
+    message.dpopProof = object.dpopProof ?? "";
+    message.httpMethod = object.httpMethod ?? "";
+    message.httpUri = object.httpUri ?? "";
     return message;
   },
 };
@@ -1077,6 +1365,7 @@ function createBaseAccessTokenClaims(): AccessTokenClaims {
     generation: 0,
     keyId: "",
     extraClaims: {},
+    confirmation: undefined,
   };
 }
 
@@ -1118,6 +1407,9 @@ export const AccessTokenClaims: MessageFns<AccessTokenClaims> = {
     globalThis.Object.entries(message.extraClaims).forEach(([key, value]: [string, string]) => {
       AccessTokenClaims_ExtraClaimsEntry.encode({ key: key as any, value }, writer.uint32(98).fork()).join();
     });
+    if (message.confirmation !== undefined) {
+      Confirmation.encode(message.confirmation, writer.uint32(106).fork()).join();
+    }
     return writer;
   },
 
@@ -1233,6 +1525,14 @@ export const AccessTokenClaims: MessageFns<AccessTokenClaims> = {
             }
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.confirmation = Confirmation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1309,6 +1609,7 @@ export const AccessTokenClaims: MessageFns<AccessTokenClaims> = {
           {},
         )
         : {},
+      confirmation: isSet(object.confirmation) ? Confirmation.fromJSON(object.confirmation) : undefined,
     };
   },
 
@@ -1356,6 +1657,9 @@ export const AccessTokenClaims: MessageFns<AccessTokenClaims> = {
         });
       }
     }
+    if (message.confirmation !== undefined) {
+      obj.confirmation = Confirmation.toJSON(message.confirmation);
+    }
     return obj;
   },
 
@@ -1384,6 +1688,9 @@ export const AccessTokenClaims: MessageFns<AccessTokenClaims> = {
       },
       {},
     );
+    message.confirmation = (object.confirmation !== undefined && object.confirmation !== null)
+      ? Confirmation.fromPartial(object.confirmation)
+      : undefined;
     return message;
   },
 };
@@ -1478,7 +1785,7 @@ export const AccessTokenClaims_ExtraClaimsEntry: MessageFns<AccessTokenClaims_Ex
 };
 
 function createBaseRefreshRequest(): RefreshRequest {
-  return { refreshToken: "", accessTtlSeconds: 0 };
+  return { refreshToken: "", accessTtlSeconds: 0, dpopProof: "" };
 }
 
 export const RefreshRequest: MessageFns<RefreshRequest> = {
@@ -1488,6 +1795,9 @@ export const RefreshRequest: MessageFns<RefreshRequest> = {
     }
     if (message.accessTtlSeconds !== 0) {
       writer.uint32(16).uint32(message.accessTtlSeconds);
+    }
+    if (message.dpopProof !== "") {
+      writer.uint32(26).string(message.dpopProof);
     }
     return writer;
   },
@@ -1521,6 +1831,14 @@ export const RefreshRequest: MessageFns<RefreshRequest> = {
             message.accessTtlSeconds = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dpopProof = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1545,6 +1863,11 @@ export const RefreshRequest: MessageFns<RefreshRequest> = {
         : isSet(object.access_ttl_seconds)
         ? globalThis.Number(object.access_ttl_seconds)
         : 0,
+      dpopProof: isSet(object.dpopProof)
+        ? globalThis.String(object.dpopProof)
+        : isSet(object.dpop_proof)
+        ? globalThis.String(object.dpop_proof)
+        : "",
     };
   },
 
@@ -1556,6 +1879,9 @@ export const RefreshRequest: MessageFns<RefreshRequest> = {
     if (message.accessTtlSeconds !== 0) {
       obj.accessTtlSeconds = Math.round(message.accessTtlSeconds);
     }
+    if (message.dpopProof !== "") {
+      obj.dpopProof = message.dpopProof;
+    }
     return obj;
   },
 
@@ -1566,6 +1892,7 @@ export const RefreshRequest: MessageFns<RefreshRequest> = {
     const message = createBaseRefreshRequest();
     message.refreshToken = object.refreshToken ?? "";
     message.accessTtlSeconds = object.accessTtlSeconds ?? 0;
+    message.dpopProof = object.dpopProof ?? "";
     return message;
   },
 };
@@ -2882,6 +3209,14 @@ export const TokenAuthorityServiceClient = makeGenericClientConstructor(
   service: typeof TokenAuthorityServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

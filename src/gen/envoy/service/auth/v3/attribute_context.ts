@@ -13,11 +13,35 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
  */
 
 export interface AttributeContext {
+  /** The downstream client (its mutual-TLS certificate, if any). */
+  source: AttributeContext_Peer | undefined;
+  destination: AttributeContext_Peer | undefined;
   request:
     | AttributeContext_Request
     | undefined;
   /** Per-route settings from Envoy's config; the sidecar reads `audience` and `required_scopes`. */
   contextExtensions: { [key: string]: string };
+}
+
+/**
+ * One end of the connection. Envoy's `address` (1, an envoy.config.core.v3.Address) is not
+ * vendored: it is skipped as an unknown field.
+ */
+export interface AttributeContext_Peer {
+  service: string;
+  labels: { [key: string]: string };
+  /** The identity from the peer's certificate (URI SAN, else DNS SAN, else subject). */
+  principal: string;
+  /**
+   * The peer's certificate as URL-encoded PEM; Envoy sends it with `include_peer_certificate`
+   * on the source (the downstream client).
+   */
+  certificate: string;
+}
+
+export interface AttributeContext_Peer_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface AttributeContext_Request {
@@ -45,11 +69,17 @@ export interface AttributeContext_ContextExtensionsEntry {
 }
 
 function createBaseAttributeContext(): AttributeContext {
-  return { request: undefined, contextExtensions: {} };
+  return { source: undefined, destination: undefined, request: undefined, contextExtensions: {} };
 }
 
 export const AttributeContext: MessageFns<AttributeContext> = {
   encode(message: AttributeContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.source !== undefined) {
+      AttributeContext_Peer.encode(message.source, writer.uint32(10).fork()).join();
+    }
+    if (message.destination !== undefined) {
+      AttributeContext_Peer.encode(message.destination, writer.uint32(18).fork()).join();
+    }
     if (message.request !== undefined) {
       AttributeContext_Request.encode(message.request, writer.uint32(34).fork()).join();
     }
@@ -72,6 +102,22 @@ export const AttributeContext: MessageFns<AttributeContext> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.source = AttributeContext_Peer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.destination = AttributeContext_Peer.decode(reader, reader.uint32());
+            continue;
+          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -105,6 +151,8 @@ export const AttributeContext: MessageFns<AttributeContext> = {
 
   fromJSON(object: any): AttributeContext {
     return {
+      source: isSet(object.source) ? AttributeContext_Peer.fromJSON(object.source) : undefined,
+      destination: isSet(object.destination) ? AttributeContext_Peer.fromJSON(object.destination) : undefined,
       request: isSet(object.request) ? AttributeContext_Request.fromJSON(object.request) : undefined,
       contextExtensions: isObject(object.contextExtensions)
         ? (globalThis.Object.entries(object.contextExtensions) as [string, any][]).reduce(
@@ -138,6 +186,12 @@ export const AttributeContext: MessageFns<AttributeContext> = {
 
   toJSON(message: AttributeContext): unknown {
     const obj: any = {};
+    if (message.source !== undefined) {
+      obj.source = AttributeContext_Peer.toJSON(message.source);
+    }
+    if (message.destination !== undefined) {
+      obj.destination = AttributeContext_Peer.toJSON(message.destination);
+    }
     if (message.request !== undefined) {
       obj.request = AttributeContext_Request.toJSON(message.request);
     }
@@ -158,6 +212,12 @@ export const AttributeContext: MessageFns<AttributeContext> = {
   },
   fromPartial<I extends Exact<DeepPartial<AttributeContext>, I>>(object: I): AttributeContext {
     const message = createBaseAttributeContext();
+    message.source = (object.source !== undefined && object.source !== null)
+      ? AttributeContext_Peer.fromPartial(object.source)
+      : undefined;
+    message.destination = (object.destination !== undefined && object.destination !== null)
+      ? AttributeContext_Peer.fromPartial(object.destination)
+      : undefined;
     message.request = (object.request !== undefined && object.request !== null)
       ? AttributeContext_Request.fromPartial(object.request)
       : undefined;
@@ -168,6 +228,242 @@ export const AttributeContext: MessageFns<AttributeContext> = {
         }
         return acc;
       }, {});
+    return message;
+  },
+};
+
+function createBaseAttributeContext_Peer(): AttributeContext_Peer {
+  return { service: "", labels: {}, principal: "", certificate: "" };
+}
+
+export const AttributeContext_Peer: MessageFns<AttributeContext_Peer> = {
+  encode(message: AttributeContext_Peer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(18).string(message.service);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      AttributeContext_Peer_LabelsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.principal !== "") {
+      writer.uint32(34).string(message.principal);
+    }
+    if (message.certificate !== "") {
+      writer.uint32(42).string(message.certificate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttributeContext_Peer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttributeContext_Peer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = AttributeContext_Peer_LabelsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.labels[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.certificate = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttributeContext_Peer {
+    return {
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      certificate: isSet(object.certificate) ? globalThis.String(object.certificate) : "",
+    };
+  },
+
+  toJSON(message: AttributeContext_Peer): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.certificate !== "") {
+      obj.certificate = message.certificate;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttributeContext_Peer>, I>>(base?: I): AttributeContext_Peer {
+    return AttributeContext_Peer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttributeContext_Peer>, I>>(object: I): AttributeContext_Peer {
+    const message = createBaseAttributeContext_Peer();
+    message.service = object.service ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.principal = object.principal ?? "";
+    message.certificate = object.certificate ?? "";
+    return message;
+  },
+};
+
+function createBaseAttributeContext_Peer_LabelsEntry(): AttributeContext_Peer_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const AttributeContext_Peer_LabelsEntry: MessageFns<AttributeContext_Peer_LabelsEntry> = {
+  encode(message: AttributeContext_Peer_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttributeContext_Peer_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttributeContext_Peer_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttributeContext_Peer_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: AttributeContext_Peer_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttributeContext_Peer_LabelsEntry>, I>>(
+    base?: I,
+  ): AttributeContext_Peer_LabelsEntry {
+    return AttributeContext_Peer_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttributeContext_Peer_LabelsEntry>, I>>(
+    object: I,
+  ): AttributeContext_Peer_LabelsEntry {
+    const message = createBaseAttributeContext_Peer_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
