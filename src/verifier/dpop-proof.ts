@@ -82,24 +82,25 @@ export function checkDpopProof(proof: unknown, opts: DpopProofCheckOptions): Dpo
   const { jkt, jti, iat } = checked;
   // One id per key: a jti chosen by one client cannot block another's. Held until the proof
   // could no longer be accepted anyway (iat + window, to the end of that second).
-  const verdict = claim(opts.replay, `${jkt}.${jti}`, (iat + opts.windowSec + 1) * 1000, opts.nowSec * 1000);
+  let verdict: ReplayVerdict | Promise<ReplayVerdict>;
+  try {
+    verdict = opts.replay.claim(`${jkt}.${jti}`, (iat + opts.windowSec + 1) * 1000, opts.nowSec * 1000);
+  } catch {
+    return NO_ANSWER;
+  }
   const ok: DpopProofResult = Object.freeze({ ok: true, jkt, jti, iat });
   if (typeof verdict === 'string') return verdictResult(verdict, ok);
-  return verdict.then((v) => verdictResult(v, ok), () => invalid('the DPoP replay cache did not answer: proof refused'));
+  return Promise.resolve(verdict).then((v) => verdictResult(v, ok), () => NO_ANSWER);
 }
 
-function claim(replay: DpopReplayCache, id: string, untilMs: number, nowMs: number): ReplayVerdict | Promise<ReplayVerdict> {
-  try {
-    return replay.claim(id, untilMs, nowMs);
-  } catch {
-    return Promise.reject(new Error('replay cache threw'));
-  }
-}
+const NO_ANSWER: DpopProofResult = Object.freeze({ ok: false, reason: 'INVALID_DPOP_PROOF', detail: 'the DPoP replay cache did not answer: proof refused' });
 
 function verdictResult(verdict: ReplayVerdict, ok: DpopProofResult): DpopProofResult {
   if (verdict === 'fresh') return ok;
   if (verdict === 'replayed') return invalid('proof jti was already used (replay)');
-  return invalid('the DPoP replay cache is full: proof refused');
+  if (verdict === 'full') return invalid('the DPoP replay cache is full: proof refused');
+  return NO_ANSWER; // not a verdict at all: refuse
+
 }
 
 interface Checked {

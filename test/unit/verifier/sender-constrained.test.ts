@@ -142,6 +142,9 @@ describe('createVerifier with sender-constrained tokens (RFC 8705 mTLS, RFC 9449
       ['a stale proof', (t) => ({ dpop: dpop(t, { iatSec: nowSec() - 61 }) }), 'INVALID_DPOP_PROOF', /older than the 60 s/],
       ['a proof from the future', (t) => ({ dpop: dpop(t, { iatSec: nowSec() + 31 }) }), 'INVALID_DPOP_PROOF', /future/],
       ['an empty proof', () => ({ dpop: { proof: '', method: 'GET', uri: URI } }), 'INVALID_DPOP_PROOF', /missing/],
+      ['dpop null (JavaScript caller): no proof', () => ({ dpop: null as unknown as undefined }), 'BINDING_MISMATCH', /no DPoP proof/],
+      ['dpop a string (JavaScript caller)', (t) => ({ dpop: dpop(t).proof as unknown as undefined }), 'INVALID_DPOP_PROOF', /dpop must be/],
+      ['dpop without method and uri (JavaScript caller)', (t) => ({ dpop: { proof: dpop(t).proof } as unknown as undefined }), 'INVALID_DPOP_PROOF', /htm/],
     ];
     for (const [name, req, reason, detail] of rejections) {
       it(`${reason}: ${name}`, () => {
