@@ -20,8 +20,9 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * |                              |        | key), spentAt, proof (live: MAC(key,sid,exp,iat); spent:      |                                 |
  * |                              |        | MAC(key,succ,spentAt); deleted when the session is revoked)   |                                 |
  * | `sess:<sid>`                 | hash   | sid, sub, aud/scopes/extra (JSON; extra holds the claims,     | PEXPIREAT absolute exp          |
- * |                              |        | client_id included), constraints (JSON, e.g. the grant's TTL  |                                 |
- * |                              |        | cap; absent = none), seal (the authority's MAC over it all),  |                                 |
+ * |                              |        | client_id included), constraints (JSON: the grant's TTL cap,  |                                 |
+ * |                              |        | the token binding; absent = none), seal (the authority's MAC  |                                 |
+ * |                              |        | over all of it),                                              |                                 |
  * |                              |        | gen, createdAt, absExp, lastUsedAt, revoked (0/1), current    |                                 |
  * |                              |        | (key of the live token), parent (key of current's parent).    |                                 |
  * |                              |        | Sessions stored before seal/constraints were fields keep both |                                 |
