@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
-import { loadConfig, type Config, type ConfigScope } from './config/config.js';
+import { loadConfig, loadSetting, type ConfigOf, type ConfigScope } from './config/config.js';
 import type { Logger } from './shared/logger.js';
 import { OPTIONS } from './config/options.js';
-import { errorMessage, isTokenAuthorityError } from './shared/errors.js';
+import { errorMessage, invalidArgument, isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
 import { startSidecar } from './sidecar/sidecar-server.js';
 import { createKeyManager, createKeyStore, sealKeyFile } from './authority/create-key-store.js';
 import { silentLogger } from './shared/logger.js';
-import { TokenAuthorityServiceClient } from './gen/tokenauthority/v1/token_authority.js';
+import { IssueResponse, RevokeResponse, TokenAuthorityServiceClient, VerifyResponse, type VerifyRequest } from './gen/tokenauthority/v1/token_authority.js';
 import { clientCredentials, type ClientTlsFiles } from './grpc/client-credentials.js';
 import { readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -64,9 +64,9 @@ function onSignals(stop: () => Promise<void>): void {
 }
 
 /** Validate config, make the root logger, start, and stop gracefully on SIGTERM/SIGINT. */
-function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start: (config: Readonly<Config>, logger: Logger) => Promise<{ stop(): Promise<void> }>) {
+function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start: (config: ConfigOf<S>, logger: Logger) => Promise<{ stop(): Promise<void> }>) {
   return async (_o: unknown, cmd: Command) => {
-    let config: Readonly<Config>;
+    let config: ConfigOf<S>;
     try {
       config = loadConfig(scope, { env: process.env, flags: flagsOf(cmd) });
     } catch (err) {
@@ -144,20 +144,41 @@ function printKeys(list: ReadonlyArray<{ kid: string; alg: string; state: string
   }
 }
 
+/** What the client commands take: the address as the server takes it, and TLS files. */
+type ClientOptions = { grpcAddr?: string; address?: string } & ClientTlsFiles;
+
+/**
+ * The gRPC address of the client commands, read the way `serve` reads its own: --grpc-addr, else
+ * TA_GRPC_ADDR, else the default, validated by the same row of the options table. (`--address`
+ * is the older spelling of the flag.) A bad one exits 2, naming the variable and the flag.
+ */
+function clientAddress(o: ClientOptions): string {
+  try {
+    return loadSetting('grpcAddr', { env: process.env, flags: { grpcAddr: o.grpcAddr ?? o.address } })!.text;
+  } catch (err) {
+    fail(err);
+  }
+}
+
 /** Operator commands that call a running authority over gRPC. */
-function client(o: { address: string } & ClientTlsFiles) {
+function client(o: ClientOptions) {
   let creds;
   try {
     creds = clientCredentials(o);
   } catch (err) {
     fail(err);
   }
-  return new TokenAuthorityServiceClient(o.address, creds);
+  return new TokenAuthorityServiceClient(clientAddress(o), creds);
 }
 function call<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | null, res: Res) => void) => unknown, req: Req): Promise<Res> {
   return new Promise((resolve, reject) => fn(req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))));
 }
-const addressOption = () => new Option('--address <host:port>', 'authority gRPC address').default(process.env.TA_GRPC_ADDR ?? '127.0.0.1:50051');
+const grpcAddrRow = OPTIONS.find((o) => o.key === 'grpcAddr')!;
+/** The address flag of the client commands: the server's own flag and variable (clientAddress). */
+const addressOptions = () => [
+  new Option(`${grpcAddrRow.flag} <host:port>`, `gRPC address of the authority (or a sidecar), as \`serve\` takes it: this flag, else $${grpcAddrRow.env}, else ${grpcAddrRow.default}`),
+  new Option('--address <host:port>', `the older spelling of ${grpcAddrRow.flag}`).hideHelp(),
+];
 /** For an authority serving TLS: its CA, and a client certificate where it requires mutual TLS. */
 const tlsOptions = () => [
   new Option('--tls-ca <file>', 'PEM CA that signed the authority\'s certificate (TLS; default: system roots when --tls-cert is given)'),
@@ -165,6 +186,8 @@ const tlsOptions = () => [
   new Option('--tls-key <file>', 'PEM private key of --tls-cert'),
 ];
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+/** An answer in the proto3 JSON mapping: enums by name (`VERIFY_FAILURE_REASON_REVOKED`), times as RFC 3339. */
+const printMessage = <T>(type: { toJSON(message: T): unknown }, message: T, always: Record<string, unknown> = {}) => print({ ...always, ...(type.toJSON(message) as object) });
 
 program
   .command('issue')
@@ -173,12 +196,12 @@ program
   .requiredOption('--audience <aud...>', 'audience(s)')
   .option('--scope <scope...>', 'scopes', [])
   .option('--ttl <seconds>', 'access-token TTL in seconds', '0')
-  .addOption(addressOption())
+  .addOption(addressOptions()[0]!).addOption(addressOptions()[1]!)
   .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
-  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; address: string } & ClientTlsFiles) => {
+  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; } & ClientOptions) => {
     const c = client(o);
     try {
-      print(await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation: undefined }));
+      printMessage(IssueResponse, await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation: undefined }));
     } catch (err) {
       fail(err);
     } finally {
@@ -192,12 +215,13 @@ program
   .argument('<token>', 'access token')
   .option('--audience <aud>', 'required audience', '')
   .option('--scope <scope...>', 'required scopes', [])
-  .addOption(addressOption())
+  .addOption(addressOptions()[0]!).addOption(addressOptions()[1]!)
   .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
-  .action(async (token: string, o: { audience: string; scope: string[]; address: string } & ClientTlsFiles) => {
+  .action(async (token: string, o: { audience: string; scope: string[]; } & ClientOptions) => {
     const c = client(o);
     try {
-      print(await call(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate: Buffer.alloc(0), dpopProof: '', httpMethod: '', httpUri: '' }));
+      const answer = await call<VerifyRequest, VerifyResponse>(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate: Buffer.alloc(0), dpopProof: '', httpMethod: '', httpUri: '' });
+      printMessage(VerifyResponse, answer, { valid: answer.valid });
     } catch (err) {
       fail(err);
     } finally {
@@ -213,17 +237,17 @@ program
   .addOption(new Option('--subject <sub>', 'every token of this subject (privileged)').conflicts(['tokenId']))
   .option('--token-id <jti>', 'one access token by jti (privileged)')
   .option('--reason <text>', 'reason recorded in the log', '')
-  .addOption(addressOption())
+  .addOption(addressOptions()[0]!).addOption(addressOptions()[1]!)
   .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
-  .action(async (o: { token?: string; session?: string; subject?: string; tokenId?: string; reason: string; address: string } & ClientTlsFiles) => {
+  .action(async (o: { token?: string; session?: string; subject?: string; tokenId?: string; reason: string; } & ClientOptions) => {
     const target = o.token !== undefined ? { $case: 'token' as const, token: o.token }
       : o.session !== undefined ? { $case: 'sessionId' as const, sessionId: o.session }
       : o.subject !== undefined ? { $case: 'subject' as const, subject: o.subject }
       : o.tokenId !== undefined ? { $case: 'tokenId' as const, tokenId: o.tokenId }
-      : fail(new Error('one of --token, --session, --subject or --token-id is required'));
+      : fail(invalidArgument('one of --token, --session, --subject or --token-id is required'));
     const c = client(o);
     try {
-      print(await call(c.revoke.bind(c), { target, reason: o.reason }));
+      printMessage(RevokeResponse, await call(c.revoke.bind(c), { target, reason: o.reason }));
     } catch (err) {
       fail(err);
     } finally {

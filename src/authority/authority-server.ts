@@ -89,7 +89,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError);
   redisMetrics.watch(store);
   const keys = await createKeyManager(config, logger, 'serve', { clock, ...(overrides.keyStore ? { keyStore: overrides.keyStore } : {}) });
-  // L6: the longest access TTL any replica may still have tokens out for (a lowered
+  // The longest access TTL any replica may still have tokens out for (a lowered
   // TA_MAX_ACCESS_TTL keeps the old one until its last token expired): revocation entries and the
   // log's retention cover it, and this replica's Verify accepts such tokens.
   const accessTtl = await startAccessTtlHighWater(store, config, logger);
@@ -104,7 +104,8 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     clock,
     logger: logger.child({ component: 'verifier' }),
   }, {
-    // Issue 13: after a failover lost writes, append again what this replica still holds.
+    // After a Redis failover lost acknowledged revocations, append again what this replica still
+    // holds (docs/operations.md, "What an acknowledged revocation survives").
     onLostRevocations: (lost) => void restoreLostRevocations(store, lost, (events) => events.forEach((e) => verifier.applyRevocation(e)), logger),
   });
   const sessionSeal = await sessionSealFor(config);

@@ -3,7 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { serverCredentials } from '../grpc/credentials.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, transportLimits } from '../grpc/transport-limits.js';
+import { transportLimits } from '../grpc/transport-limits.js';
 import { createRateLimiter, type RateLimiter } from '../grpc/rate-limiter.js';
 import { createLoopbackPolicy, type AccessPolicy } from './access-policy.js';
 import { createFilePolicy, type FilePolicy } from './file-policy.js';
@@ -48,14 +48,14 @@ export function prepareCallerSecurity(config: Config, deps: { clock: Clock; logg
   if (mtls && filePolicy) logger.info({ grpc: config.grpcAddr.text, clients: filePolicy.clientCount }, 'mutual TLS: callers are identified by their client certificate');
 
   const limits = {
-    Issue: { spec: config.rateLimitIssue ?? null, setting: 'TA_RATE_LIMIT_ISSUE' },
-    Refresh: { spec: config.rateLimitRefresh ?? null, setting: 'TA_RATE_LIMIT_REFRESH' },
-    Revoke: { spec: config.rateLimitRevoke ?? null, setting: 'TA_RATE_LIMIT_REVOKE' },
+    Issue: { spec: config.rateLimitIssue, setting: 'TA_RATE_LIMIT_ISSUE' },
+    Refresh: { spec: config.rateLimitRefresh, setting: 'TA_RATE_LIMIT_REFRESH' },
+    Revoke: { spec: config.rateLimitRevoke, setting: 'TA_RATE_LIMIT_REVOKE' },
   };
   const anyLimit = Object.values(limits).some((l) => l.spec !== null);
-  const rateLimiter = anyLimit ? createRateLimiter({ limits, clock, maxCallers: config.rateLimitCallers ?? 10_000 }) : undefined;
+  const rateLimiter = anyLimit ? createRateLimiter({ limits, clock, maxCallers: config.rateLimitCallers }) : undefined;
   logger.info(
-    { issue: limits.Issue.spec?.text ?? 'off', refresh: limits.Refresh.spec?.text ?? 'off', revoke: limits.Revoke.spec?.text ?? 'off', maxMessageBytes: config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES },
+    { issue: limits.Issue.spec?.text ?? 'off', refresh: limits.Refresh.spec?.text ?? 'off', revoke: limits.Revoke.spec?.text ?? 'off', maxMessageBytes: config.maxMessageBytes },
     'per-caller rate limits',
   );
 
@@ -68,7 +68,7 @@ export function prepareCallerSecurity(config: Config, deps: { clock: Clock; logg
   return {
     policy,
     filePolicy,
-    server: { credentials, maxReceiveMessageBytes: config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, channelOptions: transportLimits(config) },
+    server: { credentials, maxReceiveMessageBytes: config.maxMessageBytes, channelOptions: transportLimits(config) },
     rateLimiter,
     close: () => void process.off('SIGHUP', onHangup),
   };

@@ -1,84 +1,58 @@
 import { isIP } from 'node:net';
-import type { SigningAlgorithm } from '../verifier/jose-rules.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
-import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { redactUrl } from '../shared/redact-url.js';
-import { OPTIONS, type OptionSpec } from './options.js';
-import type { RateLimitSpec } from './rate-limit-spec.js';
+import { OPTION_TABLE, OPTIONS, type ListenAddress, type OptionSpec } from './options.js';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-  text: string;
-}
+import type { z } from 'zod';
 
-/** The validated, frozen configuration. Durations are in milliseconds. */
-export interface Config {
-  grpcAddr: ListenAddress;
-  httpAddr: ListenAddress;
-  redisUrl?: string;
-  redisCommandTimeoutMs: number;
-  /** Replicas that must confirm a durable write; 'auto' = by topology (see redisWaitReplicasFor). */
-  redisWaitReplicas: number | 'auto';
-  /** Unset: 500 ms, or half the command timeout if that is less (see defaultWaitTimeoutMs). */
-  redisWaitTimeoutMs?: number;
-  redisWaitAof: boolean;
-  issuer: string;
-  accessTtlMs: number;
-  maxAccessTtlMs: number;
-  refreshTtlMs: number;
-  sessionMaxLifetimeMs: number;
-  sessionIdleTimeoutMs: number;
-  refreshGraceMs: number;
-  clockSkewMs: number;
-  allowedAudiences: readonly string[];
-  keyAlgorithm: SigningAlgorithm;
-  keyStore: 'file' | 'redis';
-  keyDir: string;
-  /** Parsed from TA_KEY_ENCRYPTION_KEY; a KEK from TA_KEY_ENCRYPTION_KEY_FILE is read at start. */
-  keyEncryptionKey?: KeyEncryptionKey;
-  keyEncryptionKeyFile?: string;
-  keyEncryptionKeyPrevious?: readonly KeyEncryptionKey[];
-  keyRotationIntervalMs: number;
-  heartbeatIntervalMs: number;
-  workers: number;
-  insecure: boolean;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsClientCa?: string;
-  /** Path of the client policy file (authority; needs tlsClientCa). */
-  clientPolicy?: string;
-  maxMessageBytes: number;
-  maxConcurrentStreams: number;
-  /** 0 = off. */
-  keepaliveTimeMs: number;
-  /** 0 = off. */
-  maxConnectionIdleMs: number;
-  /** 0 = off. */
-  maxConnectionAgeMs: number;
-  /** null = off. */
-  rateLimitIssue: RateLimitSpec | null;
-  rateLimitRefresh: RateLimitSpec | null;
-  rateLimitRevoke: RateLimitSpec | null;
-  rateLimitCallers: number;
-  shutdownGraceMs: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Accepted Verify/Check/forward-auth calls logged 1 in N (0 = none). */
-  accessLogSample: number;
-  authorityUrl?: string;
-  audience?: string;
-  instanceId?: string;
-  /** Sidecar: how long its propagation receipt is kept (stale) after its last report. */
-  receiptRetentionMs: number;
-  stalenessBoundMs: number;
-  stalenessPolicy: 'fail-closed' | 'fail-open';
-  jwksCooldownMs: number;
-  tokenCacheSize: number;
-  /** Sidecar: honour x-forwarded-client-cert (ext_authz) and X-Client-Cert (forward-auth). */
-  trustForwardedClientCert: boolean;
-}
+export type { ListenAddress } from './options.js';
 
 export type ConfigScope = 'authority' | 'sidecar';
+
+/**
+ * The configuration's type is computed from the options table (OPTION_TABLE in options.ts), the
+ * same rows loadConfig walks: each option of a scope is a member named by its `key`, typed by
+ * what its schema returns, present whenever the option has a default and optional otherwise. No
+ * member can be declared here that the table does not fill, nor one forgotten that it does.
+ */
+type Row = (typeof OPTION_TABLE)[number];
+type InScope<S extends ConfigScope> = Extract<Row, { scope: 'common' | S }>;
+type ValueOf<R extends Row> = z.output<R['schema']>;
+type FromTable<S extends ConfigScope> = {
+  readonly [R in InScope<S> as R extends { default: string } ? R['key'] : never]: ValueOf<R>;
+} & {
+  readonly [R in InScope<S> as R extends { default: string } ? never : R['key']]?: ValueOf<R>;
+};
+/** The parsed value of the setting `K`. */
+export type SettingValue<K extends Row['key']> = ValueOf<Extract<Row, { key: K }>>;
+/** Flattens an intersection for readable hover text and error messages. */
+type Flat<T> = { [K in keyof T]: T[K] } & {};
+
+/**
+ * The authority's configuration. Besides the table: `issuer` is always set (default
+ * `http://<TA_HTTP_ADDR>`). Durations are in milliseconds.
+ */
+export type AuthorityConfig = Flat<Omit<FromTable<'authority'>, 'issuer' | 'allowedAudiences'> & {
+  readonly issuer: string;
+  readonly allowedAudiences: readonly string[];
+}>;
+
+/**
+ * The sidecar's configuration. Besides the table: the start-up checks require TA_AUTHORITY_URL,
+ * TA_REDIS_URL, TA_ISSUER and TA_AUDIENCE, so they are always set.
+ */
+export type SidecarConfig = Flat<Omit<FromTable<'sidecar'>, 'authorityUrl' | 'redisUrl' | 'issuer' | 'audience'> & {
+  readonly authorityUrl: string;
+  readonly redisUrl: string;
+  readonly issuer: string;
+  readonly audience: string;
+}>;
+
+/** The configuration of a scope. */
+export type ConfigOf<S extends ConfigScope> = S extends 'sidecar' ? SidecarConfig : AuthorityConfig;
+
+/** The authority's configuration, by the name the authority's modules use. */
+export type Config = AuthorityConfig;
 
 /** Raw inputs: environment variables and CLI flags (by option key). Flags win over env. */
 export interface ConfigSources {
@@ -90,28 +64,51 @@ export interface ConfigSources {
  * Read and validate the configuration. Every bad value is named (env var and flag) in one error,
  * thrown as TokenAuthorityError(ERR_CONFIG); nothing is partially applied.
  */
-export function loadConfig(scope: ConfigScope, sources: ConfigSources): Readonly<Config> {
+export function loadConfig<S extends ConfigScope>(scope: S, sources: ConfigSources): ConfigOf<S> {
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
   for (const opt of OPTIONS) {
     if (opt.scope !== 'common' && opt.scope !== scope) continue;
-    const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? (scope === 'sidecar' ? (opt.sidecarDefault ?? opt.default) : opt.default);
-    if (raw === undefined || (raw === '' && opt.default === undefined)) continue;
-    const parsed = opt.schema.safeParse(raw);
-    if (parsed.success) out[opt.key] = parsed.data;
-    else problems.push(`${label(opt)}: ${parsed.error.issues.map((i) => describeIssue(opt, raw, i.message)).join('; ')}`);
+    readOption(opt, scope, sources, out, problems);
   }
   if (problems.length === 0) crossChecks(scope, out, problems);
-  if (problems.length > 0) {
-    throw new TokenAuthorityError(
-      ErrorCodes.CONFIG,
-      `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  - ${problems.join('\n  - ')}`,
-    );
-  }
+  throwProblems(problems);
   const httpAddr = out.httpAddr as ListenAddress;
   out.issuer ??= `http://${httpAddr.text}`;
-  out.allowedAudiences = Object.freeze(out.allowedAudiences ?? []);
-  return Object.freeze(out) as unknown as Config;
+  if (Array.isArray(out.allowedAudiences)) Object.freeze(out.allowedAudiences);
+  // Every member was filled from its row above (or by the cross-checks' guarantees), so the
+  // record is what ConfigOf<S> computes from the same rows.
+  return Object.freeze(out) as ConfigOf<S>;
+}
+
+/**
+ * One setting, read exactly as loadConfig reads it (its flag, else its environment variable, else
+ * its default) and validated by its row: for commands that need only it, such as the client
+ * commands' TA_GRPC_ADDR / --grpc-addr. Undefined when unset without a default.
+ * @throws TokenAuthorityError ERR_CONFIG naming the variable and the flag.
+ */
+export function loadSetting<K extends Row['key']>(key: K, sources: ConfigSources, scope: ConfigScope = 'authority'): SettingValue<K> | undefined {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  readOption(byKey(key), scope, sources, out, problems);
+  throwProblems(problems);
+  return out[key] as SettingValue<K> | undefined;
+}
+
+function readOption(opt: OptionSpec, scope: ConfigScope, sources: ConfigSources, out: Record<string, unknown>, problems: string[]): void {
+  const raw = sources.flags?.[opt.key] ?? sources.env[opt.env] ?? (scope === 'sidecar' ? (opt.sidecarDefault ?? opt.default) : opt.default);
+  if (raw === undefined || (raw === '' && opt.default === undefined)) return;
+  const parsed = opt.schema.safeParse(raw);
+  if (parsed.success) out[opt.key] = parsed.data;
+  else problems.push(`${label(opt)}: ${parsed.error.issues.map((i) => describeIssue(opt, raw, i.message)).join('; ')}`);
+}
+
+function throwProblems(problems: readonly string[]): void {
+  if (problems.length === 0) return;
+  throw new TokenAuthorityError(
+    ErrorCodes.CONFIG,
+    `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  - ${problems.join('\n  - ')}`,
+  );
 }
 
 function label(opt: OptionSpec): string {

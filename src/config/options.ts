@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from '../shared/duration.js';
+import { DEFAULTS, byteSizeText, durationText } from '../shared/defaults.js';
 import { errorMessage } from '../shared/errors.js';
 import { SIGNING_ALGORITHMS } from '../verifier/jose-rules.js';
 import { parseKeyEncryptionKey, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
@@ -28,7 +29,14 @@ const duration = (what: string, opts: { min?: number; allowZero?: boolean } = {}
     return ms;
   });
 
-const hostPort = z.string().transform((text, ctx) => {
+/** A parsed listen address (TA_GRPC_ADDR, TA_HTTP_ADDR). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+  text: string;
+}
+
+const hostPort = z.string().transform((text, ctx): ListenAddress => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) {
@@ -129,7 +137,7 @@ const kekList = z.string().transform((text, ctx): KeyEncryptionKey[] => {
 });
 
 export interface OptionSpec {
-  /** Key in the resulting config object. */
+  /** Key in the resulting config object (its type is this option's parsed value: config.ts). */
   key: string;
   env: string;
   flag: string;
@@ -145,14 +153,15 @@ export interface OptionSpec {
   secret?: boolean;
 }
 
-export const OPTIONS: readonly OptionSpec[] = [
+/** The table with each row's literal types, from which config.ts derives the configuration's type. */
+export const OPTION_TABLE = [
   { key: 'grpcAddr', env: 'TA_GRPC_ADDR', flag: '--grpc-addr', scope: 'common', default: '127.0.0.1:50051', sidecarDefault: '127.0.0.1:50061', schema: hostPort,
     description: 'gRPC listen address (port 0 picks a free port). A non-loopback address needs TLS or TA_INSECURE=true.' },
   { key: 'httpAddr', env: 'TA_HTTP_ADDR', flag: '--http-addr', scope: 'common', default: '127.0.0.1:8080', sidecarDefault: '127.0.0.1:8081', schema: hostPort,
     description: 'HTTP listen address for JWKS, discovery, the OAuth endpoints, /metrics and /healthz (HTTPS on the authority when TA_TLS_CERT is set).' },
   { key: 'redisUrl', env: 'TA_REDIS_URL', flag: '--redis-url', scope: 'common', schema: redisUrl, secret: true,
     description: 'Redis URL: `redis://` or `rediss://` (TLS) for one server, `redis-sentinel://h1:26379,h2:26379/<master>` for Sentinel, `redis-cluster://h1:6379,h2:6379` for a Cluster (see Scaling). Unset: the embedded in-memory store (single process, nothing survives a restart except keys).' },
-  { key: 'redisCommandTimeoutMs', env: 'TA_REDIS_COMMAND_TIMEOUT', flag: '--redis-command-timeout', scope: 'common', default: '1s', schema: duration('the Redis command timeout', { min: 10 }),
+  { key: 'redisCommandTimeoutMs', env: 'TA_REDIS_COMMAND_TIMEOUT', flag: '--redis-command-timeout', scope: 'common', default: durationText(DEFAULTS.redisCommandTimeoutMs), schema: duration('the Redis command timeout', { min: 10 }),
     description: 'Every Redis command fails with UNAVAILABLE after this long instead of hanging.' },
   { key: 'redisWaitReplicas', env: 'TA_REDIS_WAIT_REPLICAS', flag: '--redis-wait-replicas', scope: 'authority', default: 'auto', schema: z.string().transform((text, ctx): number | 'auto' => {
       if (text.trim() === 'auto') return 'auto';
@@ -182,7 +191,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'End a session unused for this long (0 = off; the refresh TTL still applies).' },
   { key: 'refreshGraceMs', env: 'TA_REFRESH_GRACE', flag: '--refresh-grace', scope: 'authority', default: '0', schema: duration('TA_REFRESH_GRACE', { allowZero: true }),
     description: 'Window in which the immediate parent refresh token may be presented again without triggering reuse detection (0 = off). See "Refresh-token reuse".' },
-  { key: 'clockSkewMs', env: 'TA_CLOCK_SKEW', flag: '--clock-skew', scope: 'common', default: '30s', schema: duration('TA_CLOCK_SKEW', { allowZero: true }),
+  { key: 'clockSkewMs', env: 'TA_CLOCK_SKEW', flag: '--clock-skew', scope: 'common', default: durationText(DEFAULTS.clockSkewMs), schema: duration('TA_CLOCK_SKEW', { allowZero: true }),
     description: 'Leeway for exp/nbf/iat checks.' },
   { key: 'allowedAudiences', env: 'TA_ALLOWED_AUDIENCES', flag: '--allowed-audiences', scope: 'authority', default: '', schema: list,
     description: 'Comma-separated audiences Issue may mint tokens for. Empty = any.' },
@@ -222,9 +231,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'PEM CA bundle: require client certificates signed by it on gRPC (mutual TLS); the authority\'s HTTPS port asks for one and takes identities only from certificates it signed.' },
   { key: 'clientPolicy', env: 'TA_CLIENT_POLICY', flag: '--client-policy', scope: 'authority', schema: z.string().min(1),
     description: 'JSON file saying which client-certificate identity may Issue (audiences, scopes, max TTL) and revoke what; reloaded on SIGHUP. Needs TA_TLS_CLIENT_CA. Unset: privileged calls from loopback only (insecure development mode). See "Caller credentials and policy".' },
-  { key: 'maxMessageBytes', env: 'TA_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', scope: 'common', default: '64KiB', schema: byteSize(16 * 1024, 64 * 1024 * 1024),
+  { key: 'maxMessageBytes', env: 'TA_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', scope: 'common', default: byteSizeText(DEFAULTS.maxMessageBytes), schema: byteSize(16 * 1024, 64 * 1024 * 1024),
     description: 'Largest gRPC request accepted; a bigger one is refused with RESOURCE_EXHAUSTED before it is buffered. The largest valid request is about 20 KiB.' },
-  { key: 'maxConcurrentStreams', env: 'TA_MAX_CONCURRENT_STREAMS', flag: '--max-concurrent-streams', scope: 'common', default: '100', schema: int(1, 100_000),
+  { key: 'maxConcurrentStreams', env: 'TA_MAX_CONCURRENT_STREAMS', flag: '--max-concurrent-streams', scope: 'common', default: String(DEFAULTS.maxConcurrentStreams), schema: int(1, 100_000),
     description: 'Calls in flight per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).' },
   { key: 'keepaliveTimeMs', env: 'TA_KEEPALIVE_TIME', flag: '--keepalive-time', scope: 'common', default: '2m', schema: duration('TA_KEEPALIVE_TIME', { allowZero: true, min: 10_000 }),
     description: 'Ping each client connection this often; one that does not answer within 20 s is closed, so vanished clients do not hold resources (0 = off).' },
@@ -244,7 +253,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'On SIGTERM/SIGINT, wait this long for in-flight calls before forcing them closed.' },
   { key: 'logLevel', env: 'TA_LOG_LEVEL', flag: '--log-level', scope: 'common', default: 'info', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     description: 'Log level (pino).' },
-  { key: 'accessLogSample', env: 'TA_ACCESS_LOG_SAMPLE', flag: '--access-log-sample', scope: 'common', default: '100', schema: int(0, 1_000_000),
+  { key: 'accessLogSample', env: 'TA_ACCESS_LOG_SAMPLE', flag: '--access-log-sample', scope: 'common', default: String(DEFAULTS.accessLogSample), schema: int(0, 1_000_000),
     description: 'Access lines (info) for accepted Verify, ext_authz Check and forward-auth calls: 1 in N, each marked `sampled: N` (0 = none, 1 = every call). Every other call (Issue, Refresh, Revoke …), every denial and every error is always logged; all calls are counted in /metrics.' },
   { key: 'authorityUrl', env: 'TA_AUTHORITY_URL', flag: '--authority-url', scope: 'sidecar', schema: url('authority URL', ['http:', 'https:']),
     description: 'Sidecar: the authority\'s HTTP base URL (its JWKS is at /.well-known/jwks.json).' },
@@ -254,14 +263,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'Sidecar: name reported in propagation receipts. Default: <hostname>-<pid>.' },
   { key: 'receiptRetentionMs', env: 'TA_RECEIPT_RETENTION', flag: '--receipt-retention', scope: 'sidecar', default: '10m', schema: duration('TA_RECEIPT_RETENTION', { min: 5000 }),
     description: 'Sidecar: how long its propagation receipt is kept after its last report (at least 5s, the receipt TTL). Live for 5 s after each report, then stale: `token-authority status` shows a sidecar that stopped reporting as stale for this long, then forgets it.' },
-  { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: '5s', schema: duration('TA_STALENESS_BOUND', { min: 100 }),
+  { key: 'stalenessBoundMs', env: 'TA_STALENESS_BOUND', flag: '--staleness-bound', scope: 'sidecar', default: durationText(DEFAULTS.stalenessBoundMs), schema: duration('TA_STALENESS_BOUND', { min: 100 }),
     description: 'Sidecar: revocation state older than this is stale (no heartbeat or event seen).' },
-  { key: 'stalenessPolicy', env: 'TA_STALENESS_POLICY', flag: '--staleness-policy', scope: 'sidecar', default: 'fail-closed', schema: z.enum(['fail-closed', 'fail-open']),
+  { key: 'stalenessPolicy', env: 'TA_STALENESS_POLICY', flag: '--staleness-policy', scope: 'sidecar', default: DEFAULTS.stalenessPolicy, schema: z.enum(['fail-closed', 'fail-open']),
     description: 'Sidecar: when stale, fail-closed answers STALE; fail-open accepts (counted and logged).' },
-  { key: 'jwksCooldownMs', env: 'TA_JWKS_COOLDOWN', flag: '--jwks-cooldown', scope: 'sidecar', default: '10s', schema: duration('TA_JWKS_COOLDOWN', { min: 100 }),
+  { key: 'jwksCooldownMs', env: 'TA_JWKS_COOLDOWN', flag: '--jwks-cooldown', scope: 'sidecar', default: durationText(DEFAULTS.jwksCooldownMs), schema: duration('TA_JWKS_COOLDOWN', { min: 100 }),
     description: 'Sidecar: minimum time between JWKS refetches triggered by unknown kids.' },
   { key: 'trustForwardedClientCert', env: 'TA_TRUST_FORWARDED_CLIENT_CERT', flag: '--trust-forwarded-client-cert', scope: 'sidecar', default: 'false', schema: bool,
     description: 'Sidecar: take the client certificate of a certificate-bound token from what the proxy forwards: Envoy\'s `x-forwarded-client-cert` `Hash=` on ext_authz (a peer certificate in `source.certificate` still wins), `X-Client-Cert` (URL-encoded PEM, nginx `$ssl_client_escaped_cert`) on forward-auth. Only behind a proxy that removes these headers from client requests: otherwise any client can claim any certificate.' },
-  { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: '10000', schema: int(0, 10_000_000),
+  { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: String(DEFAULTS.tokenCacheSize), schema: int(0, 10_000_000),
     description: 'Verified-token cache entries (0 = off). About 1.5 KB each.' },
-];
+] as const satisfies readonly OptionSpec[];
+
+/** The table, row by row, for code that walks it (flags, help, loadConfig, the docs table). */
+export const OPTIONS: readonly OptionSpec[] = OPTION_TABLE;
+

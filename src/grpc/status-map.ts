@@ -22,7 +22,10 @@ const STATUS_BY_CODE: Readonly<Record<ErrorCode, status>> = {
   [ErrorCodes.INTERNAL]: status.INTERNAL,
 };
 
-/** Codes whose message is safe and useful to send to the caller as is. */
+/**
+ * Codes whose message is NOT sent to the caller: configuration, key and internal failures may name
+ * files, keys or internals. The caller gets INTERNAL with a generic message; the error is logged.
+ */
 const INTERNAL_CODES: ReadonlySet<ErrorCode> = new Set([ErrorCodes.CONFIG, ErrorCodes.KEY, ErrorCodes.INTERNAL]);
 
 export function grpcStatusOf(code: ErrorCode): status {

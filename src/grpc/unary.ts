@@ -1,5 +1,6 @@
 import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import { errorMessage, invalidArgument } from '../shared/errors.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { callerOf, type Caller } from './caller.js';
@@ -43,7 +44,7 @@ export interface UnaryDeps {
  * them, only 1 in TA_ACCESS_LOG_SAMPLE, each such line carrying `sampled: N`.
  */
 export const SAMPLED_METHODS: ReadonlySet<string> = new Set(['Verify', 'Check']);
-export const DEFAULT_ACCESS_LOG_SAMPLE = 100;
+export const DEFAULT_ACCESS_LOG_SAMPLE = DEFAULTS.accessLogSample;
 
 /** 1-in-N sampling: true on the Nth, 2Nth … call; never with N = 0, always with N = 1. */
 export function sampler(n: number): () => boolean {

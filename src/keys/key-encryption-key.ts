@@ -25,8 +25,11 @@ export interface KeyEncryptionKey {
 /**
  * Decodes a KEK written as 64 hex digits or as base64/base64url (43 or 44 characters), the output
  * of `openssl rand -hex 32` or `openssl rand -base64 32`.
- * @throws Error with a message that never contains the input.
+ * @throws TokenAuthorityError ERR_CONFIG with a message that never contains the input (it completes
+ *   a sentence about the setting: "TA_KEY_ENCRYPTION_KEY <message>").
  */
+const kekError = (problem: string) => new TokenAuthorityError(ErrorCodes.CONFIG, problem);
+
 export function parseKeyEncryptionKey(text: string): KeyEncryptionKey {
   const t = text.trim();
   let bytes: Buffer;
@@ -35,10 +38,10 @@ export function parseKeyEncryptionKey(text: string): KeyEncryptionKey {
   } else if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(t)) {
     bytes = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   } else {
-    throw new Error(`must be ${KEK_BYTES} random bytes as 64 hex digits or base64 (generate one with: openssl rand -base64 32)`);
+    throw kekError(`must be ${KEK_BYTES} random bytes as 64 hex digits or base64 (generate one with: openssl rand -base64 32)`);
   }
-  if (bytes.length !== KEK_BYTES) throw new Error(`must decode to exactly ${KEK_BYTES} bytes`);
-  if (bytes.every((b) => b === bytes[0])) throw new Error('is a placeholder (every byte the same), not a random key');
+  if (bytes.length !== KEK_BYTES) throw kekError(`must decode to exactly ${KEK_BYTES} bytes`);
+  if (bytes.every((b) => b === bytes[0])) throw kekError('is a placeholder (every byte the same), not a random key');
   return createKeyEncryptionKey(bytes);
 }
 

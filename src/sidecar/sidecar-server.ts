@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config/config.js';
+import type { SidecarConfig } from '../config/config.js';
 import { revocationRetentionMs } from '../config/derived-settings.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -15,7 +15,7 @@ import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVer
 import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, transportLimits } from '../grpc/transport-limits.js';
+import { transportLimits } from '../grpc/transport-limits.js';
 import { HttpServer, healthRoute, metricsRoute } from '../http/http-server.js';
 import { createExtAuthzService } from './ext-authz.js';
 import { createSidecarService } from './sidecar-service.js';
@@ -48,22 +48,22 @@ const RECEIPT_TTL_MS = 5000;
  * A sidecar verifier: keys from the authority's JWKS, revocations from Redis, answering
  * TokenAuthorityService/Verify and Envoy's ext_authz Check locally.
  */
-export async function startSidecar(config: Config, logger: Logger, overrides: SidecarOverrides = {}): Promise<RunningSidecar> {
+export async function startSidecar(config: SidecarConfig, logger: Logger, overrides: SidecarOverrides = {}): Promise<RunningSidecar> {
   const clock = overrides.clock ?? systemClock;
   const metrics = overrides.metrics ?? createMetrics();
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
-  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined, redis: config.redisUrl ? redactUrl(config.redisUrl) : undefined, instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
+  logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: redactUrl(config.authorityUrl), redis: redactUrl(config.redisUrl), instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
 
-  if (config.audience === undefined || config.audience === ANY_AUDIENCE) {
+  if (config.audience === ANY_AUDIENCE) {
     logger.warn(
-      { audience: config.audience ?? null },
+      { audience: config.audience },
       'TA_AUDIENCE=*: tokens for ANY audience are accepted when a Verify request or an ext_authz route names none; set TA_AUDIENCE to this service\'s audience unless every caller names one',
     );
   }
 
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
-    url: config.redisUrl!,
+    url: config.redisUrl,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     retentionMs: revocationRetentionMs(config),
     logger: logger.child({ component: 'redis' }),
@@ -71,7 +71,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
   redisMetrics.watch(store);
   const keys = createRemoteKeyResolver({
-    jwksUrl: `${config.authorityUrl!}/.well-known/jwks.json`,
+    jwksUrl: `${config.authorityUrl}/.well-known/jwks.json`,
     cooldownMs: config.jwksCooldownMs,
     clock,
     logger: logger.child({ component: 'jwks' }),
@@ -87,7 +87,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     if (reporting) return;
     reporting = true;
     const seq = applied;
-    store.reportApplied(instanceId, seq, RECEIPT_TTL_MS, config.receiptRetentionMs ?? RECEIPT_TTL_MS).then(
+    store.reportApplied(instanceId, seq, RECEIPT_TTL_MS, config.receiptRetentionMs).then(
       () => {
         reported = seq;
         reporting = false;
@@ -108,7 +108,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     stalenessPolicy: config.stalenessPolicy,
     maxTokenLifetimeMs: Math.max(config.maxAccessTtlMs, DEFAULT_MAX_TOKEN_LIFETIME_MS),
     // `*`: no audience check unless a request names one (the operator's explicit choice).
-    ...(config.audience !== undefined && config.audience !== ANY_AUDIENCE ? { audience: config.audience } : {}),
+    ...(config.audience !== ANY_AUDIENCE ? { audience: config.audience } : {}),
     clock,
     logger: logger.child({ component: 'verifier' }),
   }, {
@@ -119,7 +119,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   });
 
   await verifier.start();
-  if (keys.stats().kids.length === 0) logger.warn({ authority: config.authorityUrl ? redactUrl(config.authorityUrl) : undefined }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
+  if (keys.stats().kids.length === 0) logger.warn({ authority: redactUrl(config.authorityUrl) }, 'authority JWKS not reachable yet: tokens answer UNKNOWN_KEY until it is');
   const receiptTimer = setInterval(report, RECEIPT_INTERVAL_MS);
   receiptTimer.unref();
   report();
@@ -130,7 +130,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const grpc = new GrpcServer({
     address: config.grpcAddr,
     credentials: serverCredentials(config),
-    maxReceiveMessageBytes: config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    maxReceiveMessageBytes: config.maxMessageBytes,
     channelOptions: transportLimits(config),
     services: [createSidecarService(verifier, () => keys.jwksJson(), deps), createExtAuthzService(verifier, deps, { trustForwardedClientCert: config.trustForwardedClientCert })],
     protoFiles: ['tokenauthority/v1/token_authority.proto', 'envoy/service/auth/v3/external_auth.proto'],

@@ -19,6 +19,7 @@
  */
 import { Cluster, type RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, errorMessage, storeUnavailable } from '../shared/errors.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import {
   createRedisClient,
@@ -33,7 +34,7 @@ import {
 import { positiveIntOption } from './store-input.js';
 
 /** A command that gets no answer within this fails with ERR_STORE_UNAVAILABLE (TA_REDIS_COMMAND_TIMEOUT's default). */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+export const DEFAULT_COMMAND_TIMEOUT_MS = DEFAULTS.redisCommandTimeoutMs;
 
 /** Reconnect backoff: 50 ms doubling to 1 s, forever — Redis coming back must be noticed quickly. */
 export function reconnectDelayMs(attempt: number): number {

@@ -130,6 +130,18 @@ export class RedisTokenStore implements TokenStore {
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
     this.target = redisTargetOf(options.url);
+    // Every option is checked before a connection is opened, so a refused store leaves none behind.
+    this.wait = {
+      replicas: replicasToWaitFor(options.waitReplicas, this.target),
+      timeoutMs: positiveIntOption('waitTimeoutMs', options.waitTimeoutMs ?? Math.max(1, Math.min(DEFAULT_WAIT_TIMEOUT_MS, Math.floor(this.commandTimeoutMs / 2)))),
+      aof: options.waitAof ?? false,
+    };
+    if (!Number.isInteger(this.wait.replicas) || this.wait.replicas < 0) {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitReplicas must be "auto" or an integer ≥ 0');
+    }
+    if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
+      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
+    }
     this.conn = new RedisCommandClient(this.target, {
       commandTimeoutMs: this.commandTimeoutMs,
       connectionName: 'token-authority',
@@ -159,17 +171,6 @@ export class RedisTokenStore implements TokenStore {
     }
     this.scripts = this.redis as unknown as ScriptCommands;
 
-    this.wait = {
-      replicas: replicasToWaitFor(options.waitReplicas, this.target),
-      timeoutMs: positiveIntOption('waitTimeoutMs', options.waitTimeoutMs ?? Math.max(1, Math.min(DEFAULT_WAIT_TIMEOUT_MS, Math.floor(this.commandTimeoutMs / 2)))),
-      aof: options.waitAof ?? false,
-    };
-    if (!Number.isInteger(this.wait.replicas) || this.wait.replicas < 0) {
-      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitReplicas must be "auto" or an integer ≥ 0');
-    }
-    if (this.wait.replicas > 0 && this.wait.timeoutMs >= this.commandTimeoutMs) {
-      throw new TokenAuthorityError(ErrorCodes.CONFIG, 'waitTimeoutMs must be below commandTimeoutMs');
-    }
     // Every write script can be run durably; the call sites say which writes must be (revoke,
     // rotateRefresh with its reuse detection).
     const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};

@@ -1,6 +1,7 @@
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './jose-rules.js';
 import { MAX_ACCESS_TOKEN_BYTES, rejected, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { invalidArgument } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
@@ -189,7 +190,7 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw invalidArgument('issuer is required');
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
-  const skewMs = options.clockSkewMs ?? 30_000;
+  const skewMs = options.clockSkewMs ?? DEFAULTS.clockSkewMs;
   const lifetimeMs = options.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS;
   if (!Number.isSafeInteger(lifetimeMs) || lifetimeMs < 1000) throw invalidArgument('maxTokenLifetimeMs must be an integer of at least 1000 (ms)');
   const checkOpts: TokenCheckOptions = {
@@ -213,9 +214,9 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   const dpopWindowSec = Math.floor(dpopWindowMs / 1000);
   const syncBinding: BindingCheckOptions = { dpopWindowSec, replay: localReplay };
   const asyncBinding: BindingCheckOptions = sharedReplay ? { dpopWindowSec, replay: sharedReplay } : syncBinding;
-  const boundMs = options.stalenessBoundMs ?? 5000;
-  const failOpen = options.stalenessPolicy === 'fail-open';
-  const capacity = options.tokenCacheSize ?? 10_000;
+  const boundMs = options.stalenessBoundMs ?? DEFAULTS.stalenessBoundMs;
+  const failOpen = (options.stalenessPolicy ?? DEFAULTS.stalenessPolicy) === 'fail-open';
+  const capacity = options.tokenCacheSize ?? DEFAULTS.tokenCacheSize;
   const cache = capacity > 0 ? new TokenCache({ capacity, clock, clockSkewSec: checkOpts.clockSkewSec }) : undefined;
   const state = new RevocationState();
   const sync = options.revocations

@@ -1,5 +1,6 @@
 import type { SigningAlgorithm } from './jose-rules.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact-url.js';
@@ -124,7 +125,7 @@ class JwksKeyResolver implements RemoteKeyResolver {
     }
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
-    this.cooldownMs = opts.cooldownMs ?? 10_000;
+    this.cooldownMs = opts.cooldownMs ?? DEFAULTS.jwksCooldownMs;
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * The revocation entries every verifier holds in memory (DESIGN.md, "Revocation model"):
+ * The revocation entries every verifier holds in memory (docs/sessions-and-revocation.md):
  * jti → until, sid → until, sub → {minimum valid generation, until}.
  *
  * Sized for a million live entries: each kind is a plain Map<string, number> (until in epoch ms),

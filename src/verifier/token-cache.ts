@@ -16,6 +16,7 @@
  * so ~1 KB per entry and ~10 MB at the default capacity.
  */
 import { systemClock, type Clock } from '../shared/clock.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { VerifiedClaims } from '../shared/claims.js';
 import { invalidArgument } from '../shared/errors.js';
 
@@ -37,7 +38,7 @@ export interface TokenCacheStats {
   expirations: number;
 }
 
-export const DEFAULT_TOKEN_CACHE_CAPACITY = 10_000;
+export const DEFAULT_TOKEN_CACHE_CAPACITY = DEFAULTS.tokenCacheSize;
 
 /** Token → verified claims, bounded by entry count and by each token's expiry. */
 export class TokenCache {

@@ -5,7 +5,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OPTIONS } from '../../../src/config/options.js';
-import { loadConfig, type ConfigScope } from '../../../src/config/config.js';
+import { loadConfig, type AuthorityConfig, type ConfigScope, type SidecarConfig } from '../../../src/config/config.js';
 import { parseRedisUrl } from '../../../src/store/redis-connection.js';
 import { parseClientPolicy } from '../../../src/authority/file-policy.js';
 import { FORWARD_AUTH_PATH } from '../../../src/sidecar/forward-auth.js';
@@ -197,7 +197,7 @@ describe('deploy/ artifacts', () => {
     const w = composeWorkloads();
     const authority = w.find((x) => x.role === 'authority')!;
     assert.equal((services.authority!.deploy as { replicas: number }).replicas, 2, 'two authority replicas');
-    const cfg = configOf(authority);
+    const cfg = configOf(authority) as AuthorityConfig;
     assert.equal(cfg.keyStore, 'redis', 'replicas share their keys: TA_KEY_STORE=redis');
     // Secrets come from git-ignored env files only.
     const ignore = read('deploy/secrets/.gitignore');
@@ -223,7 +223,7 @@ describe('deploy/ artifacts', () => {
     assert.ok(JSON.stringify(services['redis-replica']!.command).includes('--replicaof'), 'a Redis replica');
     // The application pod: sidecar, example and nginx in one network namespace.
     for (const name of ['orders', 'nginx']) assert.equal(services[name]!.network_mode, 'service:sidecar', `${name} shares the sidecar's network namespace`);
-    const sidecar = configOf(w.find((x) => x.role === 'sidecar')!);
+    const sidecar = configOf(w.find((x) => x.role === 'sidecar')!) as SidecarConfig;
     const orders = w.find((x) => x.role === 'example')!;
     const nginx = read('deploy/nginx/nginx.conf');
     const authUrl = /location = \/_authz \{[\s\S]*?proxy_pass (\S+);/.exec(nginx)?.[1];
