@@ -203,8 +203,11 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   };
   const dpopWindowMs = options.dpopWindowMs ?? DEFAULT_DPOP_WINDOW_SEC * 1000;
   if (!Number.isSafeInteger(dpopWindowMs) || dpopWindowMs < 1000) throw invalidArgument('dpopWindowMs must be an integer of at least 1000 (ms)');
-  const localReplay = new MemoryDpopReplayCache({ maxEntries: options.dpopReplayCacheSize });
+  const replaySize = options.dpopReplayCacheSize;
+  if (replaySize !== undefined && (!Number.isSafeInteger(replaySize) || replaySize < 1)) throw invalidArgument('dpopReplayCacheSize must be a positive integer');
+  const localReplay = new MemoryDpopReplayCache({ maxEntries: replaySize });
   const shared = options.dpopReplayCache;
+  if (shared !== undefined && typeof shared?.claim !== 'function') throw invalidArgument('dpopReplayCache must have a claim(id, untilMs, nowMs) method');
   // Own cache first (so verifySync and verify never accept one proof twice between them), then the shared one.
   const sharedReplay: DpopReplayCache | undefined = shared && {
     claim(id: string, untilMs: number, nowMs: number): ReplayVerdict | Promise<ReplayVerdict> {

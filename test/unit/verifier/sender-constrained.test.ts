@@ -174,6 +174,8 @@ describe('createVerifier with sender-constrained tokens (RFC 8705 mTLS, RFC 9449
       assert.ok(v.verifySync(t, { dpop: dpop(t, { iatSec: nowSec() - 10 }) }).valid);
       assert.match(explain(v.verifySync(t, { dpop: dpop(t, { iatSec: nowSec() - 11 }) })), /older than the 10 s DPoP window/);
       assert.throws(() => verifier({ dpopWindowMs: 10 }), /dpopWindowMs/);
+      assert.throws(() => verifier({ dpopReplayCache: {} as DpopReplayCache }), /dpopReplayCache must have a claim/);
+      assert.throws(() => verifier({ dpopReplayCacheSize: 0 }), /dpopReplayCacheSize must be a positive integer/);
     });
 
     it('a full replay cache refuses new proofs rather than forgetting unexpired ones', () => {
