@@ -15,7 +15,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import {
   IssueRequest,
   IssueResponse,
@@ -26,6 +26,7 @@ import {
 } from '../src/gen/tokenauthority/v1/token_authority.js';
 import { OPTIONS } from '../src/config/options.js';
 import { authorityClient, type AuthorityClient } from '../test/helpers/grpc-client.js';
+import { createPki } from '../test/helpers/pki.js';
 import { ECHO_PATH } from './echo-server.js';
 import { failed, judge, notMeasured, TARGETS, type Figure, type Target } from './figures.js';
 import type { GeneratorResult } from './grpc-load-generator.js';
@@ -376,9 +377,9 @@ const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'transfer
  * repeatedly: every response must be 200 with `x-auth-subject` = the token's subject, and every
  * response of a run exactly the size of that validated one.
  */
-function forwardAuthTarget(env: Env, sidecar: CliServer, token: string): { target: LoadTarget; answerHeaders(): Record<string, string> } {
+function forwardAuthTarget(env: Env, sidecar: CliServer, token: string, extraHeaders: Record<string, string> = {}): { target: LoadTarget; answerHeaders(): Record<string, string> } {
   const path = `/authz?audience=${encodeURIComponent(BENCH_AUDIENCE)}&required_scopes=orders:read`;
-  const request = { authorization: `Bearer ${token}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/42' };
+  const request = { authorization: `Bearer ${token}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/42', ...extraHeaders };
   let good = 0;
   let headers: Record<string, string> = {};
   return {
@@ -461,6 +462,50 @@ const forwardAuth: RpcScenario = {
       await baseline?.stop();
       await sidecar?.stop();
       await authority.stop();
+    }
+  },
+};
+
+/**
+ * Forward-auth of a certificate-bound token (`cnf.x5t#S256`) with its certificate in `X-Client-Cert`
+ * (URL-encoded PEM, as nginx's `$ssl_client_escaped_cert`; TA_TRUST_FORWARDED_CLIENT_CERT=true) vs
+ * an unbound token with the same header at the same sidecar: what the binding costs on the path
+ * (decoding the header, the certificate's thumbprint, the comparison). DPoP-bound tokens have no
+ * such row: h2load repeats one request, and a DPoP proof is single-use (bench/verify-bound.ts
+ * measures the DPoP check in process).
+ */
+const forwardAuthMtls: RpcScenario = {
+  id: 'rpc.forward-auth.mtls',
+  title: 'Forward-auth /authz with a certificate-bound token (X-Client-Cert) vs an unbound one, same sidecar',
+  async run(env) {
+    const pki = createPki();
+    const authority = await startServer(env, 'serve', {}, 'forward-auth-mtls-authority');
+    const client = authorityClient(authority.grpcPort);
+    let sidecar: CliServer | undefined;
+    try {
+      const pem = pki.createCa('bench-ca').issue('bench-client', { san: ['URI:spiffe://bench/client'] }).certPem.toString('utf8');
+      const x5tS256 = createHash('sha256').update(new X509Certificate(pem).raw).digest('base64url');
+      const bound = await client.issue({ subject: 'bench-user', audience: [BENCH_AUDIENCE], scopes: ['orders:read', 'orders:write'], confirmation: { binding: { $case: 'x5tS256', x5tS256 } } });
+      const unbound = await issueOne(client);
+      sidecar = await startServer(env, 'sidecar', { TA_AUTHORITY_URL: authority.httpBase, TA_AUDIENCE: '*', TA_TRUST_FORWARDED_CLIENT_CERT: 'true' }, 'forward-auth-mtls-sidecar');
+      const header = { 'x-client-cert': encodeURIComponent(pem) };
+      const b = forwardAuthTarget(env, sidecar, bound.accessToken, header);
+      const u = forwardAuthTarget(env, sidecar, unbound.accessToken, header);
+      const pair = await h2Pair(env, b.target, u.target, 'the same sidecar, an unbound token of the same subject and scopes with the same X-Client-Cert header (not looked at for it), same h2load settings');
+      const profile = await stopServer(env, sidecar, 'forward-auth-mtls-sidecar');
+      sidecar = undefined;
+      return [{
+        id: this.id,
+        title: this.title,
+        ...pair.figure,
+        notes: [...pair.figure.notes, `h2load --h1 on core ${env.s.loadCpus}, as rpc.forward-auth; both sides send the ${pem.length}-character certificate URL-encoded, so request sizes are equal; a validated answer (200, x-auth-subject) checked before and after; no target`],
+        details: { ...pair.figure.details, grpcStatusCheck: undefined, ...profileNote(profile) },
+      }];
+    } finally {
+      client.close();
+      await sidecar?.stop();
+      await authority.stop();
+      pki.cleanup();
     }
   },
 };
@@ -747,7 +792,7 @@ function scaling(rpc: 'Verify' | 'Issue'): RpcScenario {
 }
 
 /** Every RPC figure, in table order. A new figure is one more entry here. */
-export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
+export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, forwardAuthMtls, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
 
 export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boolean, log: (line: string) => void): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), 'ta-bench-'));

@@ -25,6 +25,7 @@ import { H2LOAD_INSTALL, h2loadAvailable } from './h2load.js';
 import { describeMachine } from './machine.js';
 import { benchMemory, benchRedisLoad } from './memory.js';
 import { benchMixed, benchVerifyUncached, createMicroContext, runMicro } from './micro.js';
+import { benchVerifyBound } from './verify-bound.js';
 import { canPin, findOnPath } from './processes.js';
 import { benchPropagation } from './propagation.js';
 import { consoleTable, summarize, updateReadme, writeResults, type RunResults } from './report.js';
@@ -136,7 +137,7 @@ export async function runBench(o: BenchOptions): Promise<RunResults> {
   if (!canPin()) log('taskset is not available: servers and load generators will not be pinned to separate cores (the results say so).');
 
   // 1. In-process micro-benchmarks (first, while nothing else runs).
-  const microIds = ['verify.uncached', 'verify.uncached.cache-off', 'verify.cached', 'sign', 'verify.mixed'];
+  const microIds = ['verify.uncached', 'verify.uncached.cache-off', 'verify.cached', 'verify.bound.mtls', 'verify.bound.dpop', 'sign', 'verify.mixed'];
   let redis: RedisServer | undefined;
   let redisPid: number | undefined;
   const needsRedis = ['verify.mixed', ...RPC_SCENARIOS.map((s) => s.id), 'propagation.p99', 'propagation.max'].some(only);
@@ -151,6 +152,7 @@ export async function runBench(o: BenchOptions): Promise<RunResults> {
       const mo = { roundMs: o.microRoundMs, rounds: o.microRounds };
       try {
         figures.push(...(await runMicro(ctx, mo, only)));
+        figures.push(...(await benchVerifyBound(ctx.key, mo, only)));
         if (only('verify.mixed')) {
           if (!redis) figures.push(notMeasured('verify.mixed', 'Mixed workload vs the blacklist design', TARGETS.mixed, noRedis));
           else {

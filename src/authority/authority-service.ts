@@ -20,8 +20,10 @@ import type { TokenBinding } from './token-binding.js';
 
 /** IssueRequest.confirmation as the authority's binding (validated there). */
 function bindingOf(c: Confirmation | undefined): TokenBinding | undefined {
-  const b = c?.binding;
-  if (!b) return undefined;
+  if (c === undefined) return undefined;
+  const b = c.binding;
+  // A Confirmation sent empty is a client that meant to bind and did not say to what.
+  if (!b) throw invalidArgument('confirmation is set but names neither x5t_s256 nor jkt');
   return b.$case === 'x5tS256' ? { x5tS256: b.x5tS256 } : { jkt: b.jkt };
 }
 

@@ -167,8 +167,9 @@ async function tokenEndpoint(deps: OAuthEndpointDeps, form: FormParams, caller: 
 /**
  * RFC 6749 §6 through TokenAuthority.refresh: the same rotation, reuse detection, lifetimes and
  * binding as gRPC Refresh. The `DPoP` header is the proof a DPoP-bound session needs (RFC 9449
- * §5); for a session that is not bound to a DPoP key it is ignored and the token stays as it was
- * issued (Refresh keeps a session's binding, it never adds one).
+ * §5); a proof sent for any other session is checked all the same (an invalid one is refused) but
+ * binds nothing: the token stays as it was issued (Refresh keeps a session's binding, it never adds
+ * one).
  */
 async function refreshGrant(deps: OAuthEndpointDeps, form: FormParams, log: Record<string, unknown>, dpopProof: string | undefined): Promise<HttpAnswer> {
   const refreshToken = required(form, 'refresh_token');

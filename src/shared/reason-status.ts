@@ -52,6 +52,10 @@ export const REASON_STATUS: Readonly<Record<DenialReason, ReasonStatus>> = Objec
   BINDING_MISMATCH: INVALID,
   INVALID_DPOP_PROOF: Object.freeze({ grpc: GrpcDenialCode.UNAUTHENTICATED, http: 401, error: 'invalid_dpop_proof' }),
   STALE: Object.freeze({ grpc: GrpcDenialCode.UNAVAILABLE, http: 503, error: 'invalid_token', retryAfterSec: 1 }),
+  // A bound token without (or with another) certificate or key: the token is not acceptable here.
+  BINDING_MISMATCH: INVALID,
+  // RFC 9449 §7.1: its own error code (the challenge is `DPoP`, authz-answer.ts).
+  INVALID_DPOP_PROOF: Object.freeze({ grpc: GrpcDenialCode.UNAUTHENTICATED, http: 401, error: 'invalid_dpop_proof' }),
 });
 
 /** The row of `reason` (an unknown reason, e.g. from a newer peer, answers as an invalid token). */

@@ -79,7 +79,9 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
     const presented = presentedToken(req.headers.authorization);
     if (!presented) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
     let dpop: VerifyRequirements['dpop'];
-    const proofs = req.headersDistinct.dpop;
+    // Under the Bearer scheme a proof is not looked at (a DPoP-bound token is refused as Bearer
+    // whatever comes with it), so a proxy without X-Forwarded-* still serves bearer tokens.
+    const proofs = presented.scheme === 'DPoP' ? req.headersDistinct.dpop : undefined;
     if (proofs !== undefined && proofs.length > 0) {
       if (proofs.length > 1) return deny('INVALID_DPOP_PROOF', 'more than one DPoP header (RFC 9449 §4.3: exactly one)', requiredScopes, req, presented.scheme);
       const target = forwardedRequest(req);

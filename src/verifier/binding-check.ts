@@ -31,7 +31,7 @@ export interface BindingCheckOptions {
 
 /** Does this call need the binding stage at all? False for the unbound-token hot path. */
 export function needsBindingCheck(claims: VerifiedClaims, req: VerifyRequirements): boolean {
-  return claims.confirmation !== undefined || req.scheme === 'DPoP' || (req.dpop !== undefined && req.scheme === undefined);
+  return claims.confirmation !== undefined || req.scheme === 'DPoP' || (req.dpop != null && req.scheme === undefined);
 }
 
 /**
@@ -48,7 +48,8 @@ export function checkBinding(
   nowSec: number,
 ): VerifyResult | Promise<VerifyResult> {
   const cnf = valid.claims.confirmation;
-  const scheme = req.scheme ?? (req.dpop !== undefined ? 'DPoP' : undefined);
+  // null (from JavaScript callers) counts as not given, like undefined.
+  const scheme = req.scheme ?? (req.dpop != null ? 'DPoP' : undefined);
   if (cnf === undefined) {
     return scheme === 'DPoP' ? rejected('BINDING_MISMATCH', 'the DPoP scheme was used with a token that is not bound to a DPoP key') : valid;
   }
@@ -66,7 +67,8 @@ export function checkBinding(
   }
   if (scheme === 'Bearer') return rejected('BINDING_MISMATCH', 'a DPoP-bound token was presented with the Bearer scheme');
   const dpop = req.dpop;
-  if (dpop === undefined) return rejected('BINDING_MISMATCH', 'the token is bound to a DPoP key and no DPoP proof was presented');
+  if (dpop == null) return rejected('BINDING_MISMATCH', 'the token is bound to a DPoP key and no DPoP proof was presented');
+  if (typeof dpop !== 'object') return rejected('INVALID_DPOP_PROOF', 'dpop must be { proof, method, uri }');
   const checked = checkDpopProof(dpop.proof, {
     method: dpop.method,
     uri: dpop.uri,

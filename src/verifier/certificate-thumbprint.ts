@@ -3,7 +3,7 @@
  * DER. The one home of that computation for the authority (binding a token to a client
  * certificate) and every verifier (checking it).
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from './sha256.js';
 import { invalidArgument } from '../shared/errors.js';
 
 const BEGIN = '-----BEGIN CERTIFICATE-----';
@@ -20,7 +20,7 @@ export const MAX_CERTIFICATE_PEM_CHARS = 65_536;
  * Throws TokenAuthorityError(ERR_INVALID_ARGUMENT) for empty input or text that is not PEM.
  */
 export function certificateThumbprint(derOrPem: Uint8Array | string): string {
-  return createHash('sha256').update(certificateDer(derOrPem)).digest('base64url');
+  return sha256Base64url(certificateDer(derOrPem));
 }
 
 /** The DER bytes of a certificate given as DER or PEM (see certificateThumbprint). */

@@ -16,8 +16,9 @@
  *
  * `nonce` (RFC 9449 §8, server-provided nonces) is not supported: it is ignored if present.
  */
-import { createHash, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { hasCanonicalTail } from './base64url.js';
+import { sha256Base64url } from './sha256.js';
 import type { DpopReplayCache, ReplayVerdict, SyncDpopReplayCache } from './dpop-replay-cache.js';
 import { httpTargetUrisMatch } from './http-target-uri.js';
 import { jwkThumbprint } from './jwk-thumbprint.js';
@@ -81,24 +82,24 @@ export function checkDpopProof(proof: unknown, opts: DpopProofCheckOptions): Dpo
   const { jkt, jti, iat } = checked;
   // One id per key: a jti chosen by one client cannot block another's. Held until the proof
   // could no longer be accepted anyway (iat + window, to the end of that second).
-  const verdict = claim(opts.replay, `${jkt}.${jti}`, (iat + opts.windowSec + 1) * 1000, opts.nowSec * 1000);
+  let verdict: ReplayVerdict | Promise<ReplayVerdict>;
+  try {
+    verdict = opts.replay.claim(`${jkt}.${jti}`, (iat + opts.windowSec + 1) * 1000, opts.nowSec * 1000);
+  } catch {
+    return NO_ANSWER;
+  }
   const ok: DpopProofResult = Object.freeze({ ok: true, jkt, jti, iat });
   if (typeof verdict === 'string') return verdictResult(verdict, ok);
-  return verdict.then((v) => verdictResult(v, ok), () => invalid('the DPoP replay cache did not answer: proof refused'));
+  return Promise.resolve(verdict).then((v) => verdictResult(v, ok), () => NO_ANSWER);
 }
 
-function claim(replay: DpopReplayCache, id: string, untilMs: number, nowMs: number): ReplayVerdict | Promise<ReplayVerdict> {
-  try {
-    return replay.claim(id, untilMs, nowMs);
-  } catch {
-    return Promise.reject(new Error('replay cache threw'));
-  }
-}
+const NO_ANSWER: DpopProofResult = Object.freeze({ ok: false, reason: 'INVALID_DPOP_PROOF', detail: 'the DPoP replay cache did not answer: proof refused' });
 
 function verdictResult(verdict: ReplayVerdict, ok: DpopProofResult): DpopProofResult {
   if (verdict === 'fresh') return ok;
   if (verdict === 'replayed') return invalid('proof jti was already used (replay)');
-  return invalid('the DPoP replay cache is full: proof refused');
+  if (verdict === 'full') return invalid('the DPoP replay cache is full: proof refused');
+  return NO_ANSWER; // not a verdict at all: refuse
 }
 
 interface Checked {
@@ -190,7 +191,7 @@ function checkUnclaimed(proof: unknown, opts: DpopProofCheckOptions): Checked | 
 
 /** `ath` (RFC 9449 §4.2): base64url SHA-256 of the access token's ASCII text. */
 export function accessTokenHash(accessToken: string): string {
-  return createHash('sha256').update(accessToken, 'latin1').digest('base64url');
+  return sha256Base64url(accessToken);
 }
 
 function isProofTyp(typ: unknown): boolean {

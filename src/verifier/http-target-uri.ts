@@ -17,6 +17,25 @@ export const MAX_HTU_CHARS = 8192;
  */
 export function normalizeHttpTargetUri(uri: unknown): string | undefined {
   if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_HTU_CHARS) return undefined;
+  // A service sees the same few URIs (and a client's proofs the same htu) again and again: a URL
+  // parse is ~2 µs, a lookup a fraction of that.
+  let known = normalized.get(uri);
+  if (known === undefined) {
+    known = parse(uri) ?? null;
+    if (uri.length <= CACHED_MAX_CHARS) {
+      if (normalized.size >= CACHE_SIZE) normalized.clear();
+      normalized.set(uri, known);
+    }
+  }
+  return known ?? undefined;
+}
+
+/** Normalised forms (null: not an http(s) target URI) by their text; bounded, emptied when full. */
+const normalized = new Map<string, string | null>();
+const CACHE_SIZE = 1024;
+const CACHED_MAX_CHARS = 512;
+
+function parse(uri: string): string | undefined {
   let url: URL;
   try {
     url = new URL(uri);

@@ -14,7 +14,8 @@ export { createStaticKeyResolver, keysFromJwks, type KeysFromJwksResult, type Sk
 export type { KeyResolver, VerificationKey } from './key-resolver.js';
 export type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
 export type { FreshnessStatus, LostRevocation } from './revocation-sync.js';
-export { VerifyReasons, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+export type { DpopReplayCache, ReplayVerdict } from './dpop-replay-cache.js';
+export { VerifyReasons, type Confirmation, type VerifiedClaims, type VerifyReason, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 export { ErrorCodes, TokenAuthorityError, type ErrorCode } from '../shared/errors.js';
 export type { Clock } from '../shared/clock.js';
 export type { Logger } from '../shared/logger.js';

@@ -2,7 +2,7 @@
  * RFC 7638 JWK SHA-256 thumbprints: the one home of the `jkt` computation (RFC 9449 §6.1) used by
  * the DPoP proof check, the authority (binding a token to a client's DPoP key) and the tests.
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from './sha256.js';
 import { invalidArgument } from '../shared/errors.js';
 
 /**
@@ -13,7 +13,7 @@ import { invalidArgument } from '../shared/errors.js';
  * member that is missing or not a string.
  */
 export function jwkThumbprint(jwk: Readonly<Record<string, unknown>>): string {
-  return createHash('sha256').update(thumbprintInput(jwk), 'utf8').digest('base64url');
+  return sha256Base64url(thumbprintInput(jwk));
 }
 
 /** The JSON text that is hashed (RFC 7638 §3.2), exported for the tests of the §3.1 example. */

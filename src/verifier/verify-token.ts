@@ -5,9 +5,10 @@
  * Work is ordered cheapest-first so that garbage costs almost nothing and no attacker-controlled
  * payload is ever parsed before its signature has been checked:
  *   length → segment shape → strict base64url → header JSON → header rules → key → signature →
- *   payload JSON → claim types and issuer.
+ *   payload JSON → claim types and issuer (and `cnf`, the token's binding, into `confirmation`).
  * Time, audience and scopes are separate (`checkTimeAudienceScopes`) because they change with the
- * clock and the request, so they must run on every call even when the signature result is cached.
+ * clock and the request, so they must run on every call even when the signature result is cached;
+ * so is the binding (`binding-check.ts`), which depends on the request's certificate or proof.
  *
  * Duplicate member names are rejected in the header and in the payload (RFC 7515 §4 and RFC 7519
  * §4 allow a parser to reject them; last-wins JSON.parse would hide them, and another parser might

@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../helpers/authority.js';
 import { forgeDpopProof, type DpopKey } from '../helpers/dpop-forge.js';
-import { startEchoUpstream, startNginx, type Gateway, type Upstream } from '../helpers/gateways.js';
+import { startCaddy, startEchoUpstream, startNginx, type Gateway, type Upstream } from '../helpers/gateways.js';
 import { standardPki, type CertFiles } from '../helpers/pki.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 
@@ -27,6 +27,7 @@ describe('forward-auth with sender-constrained tokens behind real nginx (mutual 
   let sidecar: RunningSidecar;
   let upstream: Upstream;
   let nginx: Gateway;
+  let caddy: Gateway;
   let pki: ReturnType<typeof standardPki>;
   let alice: CertFiles;
   let mallory: CertFiles;
@@ -69,8 +70,11 @@ describe('forward-auth with sender-constrained tokens behind real nginx (mutual 
       tls: { cert: pki.server.cert, key: pki.server.key, clientCa: pki.ca.cert },
       authzHeaders: { 'X-Client-Cert': '$ssl_client_escaped_cert', 'X-Forwarded-Proto': '$scheme', 'X-Forwarded-Host': '$http_host', 'X-Forwarded-Uri': '$request_uri' },
     });
+    // Caddy's forward_auth as it comes: it sends the DPoP header and X-Forwarded-* by itself.
+    caddy = await startCaddy({ sidecarHttpPort: sidecar.httpPort, upstreamPort: upstream.port, query: 'audience=orders&required_scopes=read', claimHeaders: ['x-auth-subject'] });
   });
   after(async () => {
+    await caddy?.stop();
     await nginx?.stop();
     await upstream?.stop();
     await sidecar?.stop();
@@ -130,6 +134,18 @@ describe('forward-auth with sender-constrained tokens behind real nginx (mutual 
         assert.equal(res.status, 200, `${method} ${path}: ${await res.clone().text()}`);
         assert.equal(((await res.json()) as Record<string, string>)['x-auth-subject'], 'frieda');
       }
+    });
+
+    it('passes through Caddy\'s forward_auth unconfigured (it forwards DPoP and X-Forwarded-* by itself); a replay is refused', async () => {
+      const token = await issue({ jkt: key.jkt });
+      const url = `${caddy.url}/orders/7?x=1`;
+      const proof = forgeDpopProof({ key, method: 'PATCH', uri: url, accessToken: token });
+      const first = await fetch(url, { method: 'PATCH', headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      assert.equal(first.status, 200, await first.clone().text());
+      assert.equal(((await first.json()) as Record<string, string>)['x-auth-subject'], 'frieda');
+      const replay = await fetch(url, { method: 'PATCH', headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      assert.equal(replay.status, 401);
+      assert.match(replay.headers.get('www-authenticate') ?? '', /^DPoP error="invalid_dpop_proof"/);
     });
 
     it('is refused with a replayed proof (DPoP challenge), a proof for another path, as Bearer, and without a proof', async () => {

@@ -39,7 +39,10 @@ function rejection(reason: DenialReason, detail: string): Partial<ServiceError> 
 }
 
 /**
- * Verify the caller's token before a unary handler runs, locally. A missing or invalid
+ * Verify the caller's token before a unary handler runs, locally. An mTLS-bound token
+ * (`cnf` `x5t#S256`, RFC 8705) must come over a connection with that client certificate (taken
+ * from the call's TLS auth context unless `clientCertificate` is given); a DPoP-bound token cannot
+ * be used here (gRPC has no DPoP proof) and is BINDING_MISMATCH. A missing or invalid
  * token is answered with UNAUTHENTICATED (PERMISSION_DENIED for missing scopes, UNAVAILABLE while the
  * revocation state is stale) and the reason in the message and in `ta-verify-reason` trailing
  * metadata. The handler is called with the claims.
@@ -64,7 +67,9 @@ export function requireToken<Req, Res>(verifier: Verifier, options: RequireToken
       callback(rejection('MISSING_TOKEN', 'no "authorization: Bearer <token>" metadata'), null);
       return;
     }
-    verifier.verify(token, requirements).then(
+    // An mTLS-bound token (cnf x5t#S256) is checked against the certificate of this connection.
+    const peerCertificate = requirements.clientCertificate === undefined ? call.getAuthContext?.()?.sslPeerCertificate?.raw : undefined;
+    verifier.verify(token, peerCertificate ? { ...requirements, clientCertificate: peerCertificate } : requirements).then(
       (result) => {
         if (!result.valid) {
           callback(rejection(result.reason, result.detail), null);

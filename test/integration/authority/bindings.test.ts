@@ -77,6 +77,7 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
       const nonCanonical = `${x5t(alice).slice(0, 42)}${x5t(alice).endsWith('B') ? 'C' : 'B'}`;
       if (Buffer.from(nonCanonical, 'base64url').toString('base64url') !== nonCanonical) await expectStatus(issue({ x5tS256: nonCanonical }), status.INVALID_ARGUMENT, 'confirmation.x5t_s256');
       await expectStatus(issue({ x5tS256: 'not-a-thumbprint' }), status.INVALID_ARGUMENT, 'confirmation.x5t_s256');
+      await expectStatus(ta.client.issue({ subject: 'alice', audience: ['orders'], confirmation: { binding: undefined } }), status.INVALID_ARGUMENT, 'names neither x5t_s256 nor jkt');
     });
 
     it('the cnf claim cannot be set as an extra claim', async () => {
@@ -192,8 +193,9 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
       assert.equal(errorCode(err), 'ERR_REFRESH_REUSED');
     });
 
-    it('an unbound session ignores a proof and stays unbound', async () => {
+    it('an unbound session stays unbound with a valid proof; an invalid proof is refused all the same', async () => {
       const issued = await issue(undefined);
+      await expectStatus(ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: 'garbage' }), status.UNAUTHENTICATED, 'DPoP proof');
       const next = await ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: refreshProof() });
       assert.equal(decodeJwt(next.accessToken).cnf, undefined);
     });

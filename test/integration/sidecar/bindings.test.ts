@@ -238,6 +238,8 @@ describe('sender-constrained tokens at the sidecar: Verify, ext_authz Check, for
     it('an unbound token: Bearer as before, the DPoP scheme refused', async () => {
       const t = await issue();
       assert.equal((await authz(plain, { authorization: `Bearer ${t}`, ...forwarded })).status, 200);
+      const proofWithBearer = forgeDpopProof({ key, method: 'GET', uri: 'https://shop.test/orders/42', accessToken: t });
+      assert.equal((await authz(plain, { authorization: `Bearer ${t}`, dpop: proofWithBearer })).status, 200, 'a proof beside a Bearer token is not looked at, X-Forwarded-* or not');
       const dpop = await authz(plain, { authorization: `DPoP ${t}`, dpop: forgeDpopProof({ key, method: 'GET', uri: 'https://shop.test/orders/42', accessToken: t }), ...forwarded });
       assert.equal(dpop.status, 401);
       assert.equal(await reasonOf(dpop), 'BINDING_MISMATCH');

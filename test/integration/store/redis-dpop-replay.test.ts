@@ -78,7 +78,7 @@ describe('createRedisDpopReplayCache (token-authority/redis, real redis-server)'
       const dpop = () => ({ proof: forgeDpopProof({ key: dpopKey, method: 'GET', uri: URI, accessToken: token }), method: 'GET', uri: URI });
       assert.ok((await v.verify(token, { dpop: dpop() })).valid);
       await own.kill();
-      await assert.rejects(c.claim('x', Date.now() + 1000, Date.now()), /Redis DPoP replay claim failed/);
+      await assert.rejects(c.claim('x', Date.now() + 1000, Date.now()), /Redis DPoP replay cache claim failed/);
       const r = await v.verify(token, { dpop: dpop() });
       assert.equal(r.valid ? 'VALID' : `${r.reason}: ${r.detail}`, 'INVALID_DPOP_PROOF: the DPoP replay cache did not answer: proof refused');
       await own.restart();

@@ -8,6 +8,7 @@ import { alternate, percentiles } from '../../../bench/measure.js';
 import { runMemoryChild } from '../../../bench/memory.js';
 import { benchSign, benchVerifyCached, benchVerifyUncached, createMicroContext, type MicroContext } from '../../../bench/micro.js';
 import { consoleTable, markdownTable, summarize } from '../../../bench/report.js';
+import { benchVerifyBound } from '../../../bench/verify-bound.js';
 import { parseArgs, selector } from '../../../bench/run.js';
 
 /**
@@ -61,6 +62,13 @@ describe('bench smoke', function () {
     const f = await benchVerifyCached(ctx, opts);
     assertWellFormed(f, 'verify.cached');
     assert.equal(f.details?.cacheMisses, 0);
+  });
+
+  it('bound-token rows: mTLS against the unbound cached path, DPoP against raw crypto.verify of its proofs, with the floor', async () => {
+    const figures = await benchVerifyBound(ctx.key, opts, () => true);
+    assert.deepEqual(figures.map((f) => f.id), ['verify.bound.mtls', 'verify.bound.dpop']);
+    for (const f of figures) assertWellFormed(f, 'verify.bound');
+    assert.ok(Number.isFinite(figures[1]!.details?.vsFloor) && (figures[1]!.details?.replayCacheSize as number) > 0, JSON.stringify(figures[1]!.details));
   });
 
   it('sign: the Issue signer against raw crypto.sign', async () => {

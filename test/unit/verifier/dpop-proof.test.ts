@@ -157,7 +157,11 @@ describe('checkDpopProof (RFC 9449 §4.3)', () => {
     const broken: DpopReplayCache = { claim: async () => { throw new Error('redis down'); } };
     assert.match(detail(await checkDpopProof(proof(), opts({ replay: broken }))), /replay cache did not answer/);
     const throwing: DpopReplayCache = { claim: () => { throw new Error('sync throw'); } };
-    assert.match(detail(await checkDpopProof(proof(), opts({ replay: throwing }))), /replay cache did not answer/);
+    const thrown = checkDpopProof(proof(), opts({ replay: throwing }));
+    assert.equal(thrown instanceof Promise, false, 'a cache that throws is answered synchronously (verifySync relies on it)');
+    assert.match(detail(thrown as DpopProofResult), /replay cache did not answer/);
+    const nonsense = { claim: () => 'maybe' } as unknown as DpopReplayCache;
+    assert.match(detail(checkDpopProof(proof(), opts({ replay: nonsense })) as DpopProofResult), /replay cache did not answer/, 'anything but a verdict refuses');
   });
 
   it('the replay id is held until the end of the window (iat + window), not longer', () => {
