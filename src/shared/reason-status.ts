@@ -49,8 +49,6 @@ export const REASON_STATUS: Readonly<Record<DenialReason, ReasonStatus>> = Objec
   UNSUPPORTED_ALGORITHM: INVALID,
   WRONG_TYPE: INVALID,
   FORBIDDEN_HEADER: INVALID,
-  BINDING_MISMATCH: INVALID,
-  INVALID_DPOP_PROOF: Object.freeze({ grpc: GrpcDenialCode.UNAUTHENTICATED, http: 401, error: 'invalid_dpop_proof' }),
   STALE: Object.freeze({ grpc: GrpcDenialCode.UNAVAILABLE, http: 503, error: 'invalid_token', retryAfterSec: 1 }),
   // A bound token without (or with another) certificate or key: the token is not acceptable here.
   BINDING_MISMATCH: INVALID,
