@@ -5,6 +5,7 @@ import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { OPTIONS, type OptionSpec } from './options.js';
 import type { RateLimitSpec } from './rate-limit-spec.js';
+import { tracingSettings, type OtelOptions, type TracingSettings } from './tracing-settings.js';
 
 export interface ListenAddress {
   host: string;
@@ -13,7 +14,7 @@ export interface ListenAddress {
 }
 
 /** The validated, frozen configuration. Durations are in milliseconds. */
-export interface Config {
+export interface Config extends OtelOptions {
   grpcAddr: ListenAddress;
   httpAddr: ListenAddress;
   redisUrl?: string;
@@ -74,6 +75,8 @@ export interface Config {
   stalenessPolicy: 'fail-closed' | 'fail-open';
   jwksCooldownMs: number;
   tokenCacheSize: number;
+  /** OpenTelemetry tracing, resolved from the OTEL_* options; undefined = off (tracing-settings.ts). */
+  tracing?: TracingSettings;
 }
 
 export type ConfigScope = 'authority' | 'sidecar';
@@ -109,6 +112,8 @@ export function loadConfig(scope: ConfigScope, sources: ConfigSources): Readonly
   const httpAddr = out.httpAddr as ListenAddress;
   out.issuer ??= `http://${httpAddr.text}`;
   out.allowedAudiences = Object.freeze(out.allowedAudiences ?? []);
+  const tracing = tracingSettings(out as unknown as OtelOptions);
+  if (tracing) out.tracing = Object.freeze(tracing);
   return Object.freeze(out) as unknown as Config;
 }
 
@@ -166,6 +171,7 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
       say('audience', 'is required for a sidecar: the audience every token must carry when a request names none (e.g. TA_AUDIENCE=orders), or * to accept tokens for any audience then');
     }
   }
+  if ((c.otelBspMaxExportBatchSize as number) > (c.otelBspMaxQueueSize as number)) say('otelBspMaxExportBatchSize', 'must not exceed OTEL_BSP_MAX_QUEUE_SIZE');
   const hasCert = c.tlsCert !== undefined;
   if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');
   if (c.tlsClientCa !== undefined && !hasCert) say('tlsClientCa', 'mutual TLS needs TA_TLS_CERT and TA_TLS_KEY too');

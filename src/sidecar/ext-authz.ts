@@ -11,6 +11,7 @@ import type { VerifyResult } from '../shared/claims.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { bearerToken } from '../verifier/bearer-token.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { SPAN_ATTR } from '../telemetry/tracing.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
 
@@ -54,6 +55,7 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps): Grpc
       const token = bearerToken(http?.headers.authorization);
       if (!token) {
         deps.metrics?.countVerifyOutcome('MISSING_TOKEN');
+        ctx.log.reason = 'MISSING_TOKEN';
         return denyResponse('MISSING_TOKEN', 'no bearer token in the authorization header');
       }
       const requiredScopes = ext.required_scopes ? ext.required_scopes.split(' ').filter(Boolean) : [];
@@ -64,6 +66,7 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps): Grpc
         return denyResponse(result.reason, result.detail, requiredScopes);
       }
       Object.assign(ctx.log, { sub: result.claims.subject, jti: result.claims.tokenId });
+      ctx.span?.setAttribute(SPAN_ATTR.kid, result.claims.keyId);
       const unforwardable = unforwardableClaims(result.claims);
       if (unforwardable !== undefined) {
         ctx.log.reason = 'MALFORMED';

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { SPAN_ATTR, type SpanAttributes } from '../telemetry/tracing.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { bearerToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
@@ -33,13 +34,14 @@ function headerValue(value: string): string {
 export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; logger: Logger; accessLogSample?: number }): Route {
   const sampleEvery = deps.accessLogSample ?? DEFAULT_ACCESS_LOG_SAMPLE;
   const sampleAccepted = sampler(sampleEvery);
-  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage): HttpAnswer => {
+  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage, span: SpanAttributes | undefined): HttpAnswer => {
     deps.metrics?.countVerifyOutcome(reason);
+    span?.setAttribute(SPAN_ATTR.reason, reason);
     const d = httpDenial(reason, detail, scopes);
     deps.logger.info({ reason, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth denied');
     return { status: d.status, body: d.body, headers: { ...d.headers, 'cache-control': 'no-store' } };
   };
-  return async (req) => {
+  return async (req, span) => {
     const query = new URL(req.url ?? '/', 'http://forward-auth').searchParams;
     const audiences = list(query.get('audience'));
     const requiredScopes = list(query.get('required_scopes'));
@@ -48,11 +50,15 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
       return { status: 400, body: JSON.stringify({ error: 'invalid_request', detail: 'the audience parameter names more than one audience; name one' }), headers: { 'cache-control': 'no-store' } };
     }
     const token = bearerToken(req.headers.authorization);
-    if (!token) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
+    if (!token) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req, span);
     const result = await verifier.verify(token, { ...(audiences[0] ? { audience: audiences[0] } : {}), requiredScopes });
-    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req);
+    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req, span);
+    if (span) {
+      span.setAttribute(SPAN_ATTR.kid, result.claims.keyId);
+      span.setAttribute(SPAN_ATTR.jti, result.claims.tokenId);
+    }
     const unforwardable = unforwardableClaims(result.claims);
-    if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req);
+    if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req, span);
     deps.metrics?.countVerifyOutcome('valid');
     if (sampleAccepted()) {
       deps.logger.info({ sampled: sampleEvery, sub: result.claims.subject, jti: result.claims.tokenId, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth allowed');

@@ -8,6 +8,7 @@ import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
+import { createTracing } from '../telemetry/tracing.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
@@ -60,6 +61,8 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     );
   }
 
+  // Off (undefined) unless the OTEL_* settings ask for it.
+  const tracing = createTracing(config.tracing, { instanceId, logger });
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
@@ -67,6 +70,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
     retentionMs: config.maxAccessTtlMs + config.clockSkewMs,
     logger: logger.child({ component: 'redis' }),
     onCommandError: redisMetrics.onCommandError,
+    ...(tracing ? { traceCommand: tracing.traceCommand } : {}),
   });
   redisMetrics.watch(store);
   const keys = createRemoteKeyResolver({
@@ -124,7 +128,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   report();
 
   const inflight = new InflightTracker();
-  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight, accessLogSample: config.accessLogSample };
+  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight, accessLogSample: config.accessLogSample, tracing };
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const grpc = new GrpcServer({
     address: config.grpcAddr,
@@ -141,6 +145,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   const http = new HttpServer({
     address: config.httpAddr,
     logger,
+    tracing,
     routes: {
       '/metrics': metricsRoute(metrics),
       '/healthz': healthRoute(async () => {
@@ -177,6 +182,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
         await verifier.stop();
         keys.stop();
         if (!overrides.store) await store.close();
+        await tracing?.shutdown();
         logger.info('sidecar stopped');
       })();
       return stopping;

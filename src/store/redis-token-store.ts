@@ -13,6 +13,7 @@ import {
   type RedisConnectionOptions,
   type RedisTarget,
 } from './redis-connection.js';
+import type { CommandTracer } from './command-tracer.js';
 import { RedisFeedSubscription } from './redis-feed-subscription.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
 import { redisScripts } from './redis-scripts.js';
@@ -65,6 +66,8 @@ export interface RedisTokenStoreOptions {
   logger?: Logger;
   /** Called once per command that fails (Redis unreachable, timed out, or an error reply): a metric. */
   onCommandError?: (op: string) => void;
+  /** Wraps every operation (tracing: a child span of the current request; see command-tracer.ts). */
+  traceCommand?: CommandTracer;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
@@ -137,6 +140,7 @@ export class RedisTokenStore implements TokenStore {
   private down = false;
   private dropped = 0;
   private readonly onCommandError: ((op: string) => void) | undefined;
+  private readonly traceCommand: CommandTracer | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
@@ -147,6 +151,7 @@ export class RedisTokenStore implements TokenStore {
     );
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.onCommandError = options.onCommandError;
+    this.traceCommand = options.traceCommand;
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
     if (typeof options.url === 'string') {
       this.target = parseRedisUrl(options.url);
@@ -532,7 +537,12 @@ export class RedisTokenStore implements TokenStore {
    * error into ERR_STORE_UNAVAILABLE. Messages carry the operation and the client's reason only —
    * never arguments, which include token hashes.
    */
-  private async run<T>(op: string, command: () => Promise<T>): Promise<T> {
+  private run<T>(op: string, command: () => Promise<T>): Promise<T> {
+    // The one tracing seam of the store: a child span per operation while tracing is on.
+    return this.traceCommand ? this.traceCommand(op, () => this.runCommand(op, command)) : this.runCommand(op, command);
+  }
+
+  private async runCommand<T>(op: string, command: () => Promise<T>): Promise<T> {
     if (this.closed) throw storeUnavailable('the token store is closed');
     try {
       await this.whenConnected(op);
