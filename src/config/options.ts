@@ -311,7 +311,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'otelTracesExporter', env: 'OTEL_TRACES_EXPORTER', flag: '--otel-traces-exporter', scope: 'common', schema: z.enum(['otlp', 'none']),
     description: 'Tracing: `otlp` turns tracing on (to the OTLP endpoint, default http://localhost:4318/v1/traces), `none` off. Unset: on only when an OTLP endpoint variable is set.' },
   { key: 'otelExporterOtlpEndpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', flag: '--otel-exporter-otlp-endpoint', scope: 'common', schema: otlpUrl,
-    description: 'Tracing: the collector\'s OTLP/HTTP base URL (spans go to <url>/v1/traces). Setting it turns tracing on.' },
+    description: 'Tracing: the collector\'s OTLP/HTTP base URL (spans go to `<url>/v1/traces`). Setting it turns tracing on.' },
   { key: 'otelExporterOtlpTracesEndpoint', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', flag: '--otel-exporter-otlp-traces-endpoint', scope: 'common', schema: otlpUrl,
     description: 'Tracing: the full URL spans are posted to (used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT). Setting it turns tracing on.' },
   { key: 'otelExporterOtlpProtocol', env: 'OTEL_EXPORTER_OTLP_PROTOCOL', flag: '--otel-exporter-otlp-protocol', scope: 'common', default: 'http/protobuf', schema: otlpProtocol,
