@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Metadata } from '@grpc/grpc-js';
 import { context, defaultTextMapGetter, diag, DiagLogLevel, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -104,6 +104,7 @@ const metadataGetter: TextMapGetter<Metadata> = {
 const propagator = new W3CTraceContextPropagator();
 let contextManagerInstalled = false;
 let diagInstalled = false;
+let diagLogger: Logger | undefined;
 
 /**
  * The tracing of one process from its resolved settings, or undefined when tracing is off. The
@@ -116,14 +117,20 @@ export function createTracing(settings: TracingSettings | undefined, opts: { ins
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     contextManagerInstalled = true;
   }
+  // Export failures and dropped spans reach the SDK's diag logger (global, like the SDK's error
+  // handler): they are warnings of this process' logger (one process, one root logger; in a test
+  // process with several servers, the latest one's).
+  diagLogger = opts.logger.child({ component: 'tracing' });
   if (!diagInstalled) {
-    // Export failures reach the SDK's diag logger: say them (once per failed export), never silently drop.
-    const log = opts.logger.child({ component: 'tracing' });
-    diag.setLogger({ error: (m) => log.warn(m), warn: (m) => log.warn(m), info: () => {}, debug: () => {}, verbose: () => {} }, DiagLogLevel.WARN);
+    const warn = (message: string, ...args: unknown[]) => diagLogger?.warn(args.length > 0 ? { detail: args.map(String) } : {}, `tracing: ${message}`);
+    diag.setLogger({ error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} }, DiagLogLevel.WARN);
+    // A failed export (after the exporter's own retries): its spans are gone; say so, once per batch.
+    setGlobalErrorHandler((err) => diagLogger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'tracing: could not export spans to the OTLP endpoint; they were dropped'));
     diagInstalled = true;
   }
   const Exporter = settings.protocol === 'http/json' ? OtlpJsonExporter : OtlpProtobufExporter;
-  const exporter = new Exporter({ url: settings.url, timeoutMillis: TRACING_SHUTDOWN_DEADLINE_MS });
+  // Transport details (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, certificates) are the exporter's own reading.
+  const exporter = new Exporter({ url: settings.url });
   const provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ ...settings.resourceAttributes, [ATTR_SERVICE_NAME]: settings.serviceName, [ATTR_SERVICE_INSTANCE_ID]: opts.instanceId })),
     sampler: samplerOf(settings),

@@ -103,9 +103,10 @@ function decode(e: ReceivedExport): JsonRequest {
 
 /**
  * An OTLP/HTTP trace receiver on 127.0.0.1:0, as a collector would be: accepts POST /v1/traces in
- * http/protobuf or http/json, answers 200 with an empty ExportTraceServiceResponse, keeps every body.
+ * http/protobuf or http/json, answers 200 with an empty ExportTraceServiceResponse, keeps every body
+ * (or, with `refuseWith`, answers every export with that status and keeps nothing).
  */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(opts: { refuseWith?: number } = {}): Promise<OtlpReceiver> {
   const exports: ReceivedExport[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
@@ -116,6 +117,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         return;
       }
       const contentType = String(req.headers['content-type'] ?? '');
+      if (opts.refuseWith !== undefined) {
+        res.writeHead(opts.refuseWith).end();
+        return;
+      }
       exports.push({ path: req.url, contentType, body: Buffer.concat(chunks) });
       if (contentType.startsWith('application/json')) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.alloc(0));

@@ -18,6 +18,7 @@ import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpe
 import { authorityClient, expectStatus } from '../../helpers/grpc-client.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../helpers/otlp-receiver.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import { recordingLogger } from '../../helpers/recording-logger.js';
 
 const AUD = 'orders';
 const SERVER = 2;
@@ -268,6 +269,22 @@ describe('OpenTelemetry tracing (real OTLP/HTTP exporter, receiver started by th
       // The sidecar's Redis traffic (feed, receipts) belongs to no request: no span of its own.
       assert.deepEqual(spans.filter((s) => s.name.startsWith('redis ')), []);
     });
+  });
+
+  it('a collector that refuses the export fails no call: the dropped spans are a logged warning', async () => {
+    const logger = recordingLogger();
+    const refusing = await startOtlpReceiver({ refuseWith: 400 });
+    receivers.push(refusing);
+    const ta = await startTestAuthority({ TA_REDIS_URL: redis.url, OTEL_EXPORTER_OTLP_ENDPOINT: refusing.url, OTEL_BSP_SCHEDULE_DELAY: '20' }, {}, logger);
+    try {
+      const { accessToken } = await ta.client.issue({ subject: 'erin', audience: [AUD], scopes: [] }, metadataWith(callerSpan().traceparent));
+      assert.equal((await ta.client.verify({ token: accessToken, audience: AUD })).valid, true);
+      const line = await logger.waitFor((l) => l.level === 'warn' && l.fields.component === 'tracing', 10_000);
+      assert.equal(line.msg, 'tracing: could not export spans to the OTLP endpoint; they were dropped');
+      assert.ok(!JSON.stringify(logger.lines).includes(accessToken), 'no token in any line');
+    } finally {
+      await ta.close();
+    }
   });
 
   describe('off', () => {
