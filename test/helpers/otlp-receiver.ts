@@ -16,6 +16,8 @@ export interface ReceivedSpan {
   status: { code: number; message: string };
   /** The `service.name` of its resource. */
   service: string;
+  /** The `service.instance.id` of its resource. */
+  instance: string;
 }
 
 /** One POST the receiver answered. */
@@ -134,7 +136,9 @@ export async function startOtlpReceiver(opts: { refuseWith?: number } = {}): Pro
     spans() {
       return exports.flatMap((e) =>
         (decode(e).resourceSpans ?? []).flatMap((rs) => {
-          const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
+          const resource = attrs(rs.resource?.attributes);
+          const service = String(resource['service.name'] ?? '');
+          const instance = String(resource['service.instance.id'] ?? '');
           return (rs.scopeSpans ?? []).flatMap((ss) =>
             (ss.spans ?? []).map((s) => ({
               traceId: s.traceId,
@@ -145,6 +149,7 @@ export async function startOtlpReceiver(opts: { refuseWith?: number } = {}): Pro
               attributes: attrs(s.attributes),
               status: { code: s.status?.code ?? 0, message: s.status?.message ?? '' },
               service,
+              instance,
             })),
           );
         }),
