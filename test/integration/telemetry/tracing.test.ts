@@ -287,6 +287,30 @@ describe('OpenTelemetry tracing (real OTLP/HTTP exporter, receiver started by th
     }
   });
 
+  it('a server error (Redis not answering: UNAVAILABLE) is an error span, and so is its Redis call', async () => {
+    const own = await startRedis();
+    const otlp = await receiver();
+    const ta = await startTestAuthority({ TA_REDIS_URL: own.url, TA_REDIS_COMMAND_TIMEOUT: '200ms', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '600000' });
+    const caller = callerSpan();
+    try {
+      own.pause();
+      await expectStatus(ta.client.issue({ subject: 'frank', audience: [AUD], scopes: [] }, metadataWith(caller.traceparent)), 14 /* UNAVAILABLE */);
+    } finally {
+      own.resume();
+      await ta.close();
+      await own.stop();
+    }
+    const spans = otlp.spans();
+    const issue = serverSpanOf(spans, caller, `${SERVICE}/Issue`);
+    assert.equal(issue.attributes['rpc.grpc.status_code'], 14);
+    assert.equal(issue.status.code, 2, 'ERROR');
+    assert.match(issue.status.message, /Redis createSession failed/);
+    const [redisCall, ...more] = childrenOf(spans, issue);
+    assert.deepEqual(more, []);
+    assert.equal(redisCall?.name, 'redis createSession');
+    assert.equal(redisCall?.status.code, 2, 'ERROR');
+  });
+
   describe('off', () => {
     for (const [what, env] of [
       ['OTEL_SDK_DISABLED=true wins over an endpoint', { OTEL_SDK_DISABLED: 'true' }],
