@@ -3,7 +3,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
-import { createTracing } from '../telemetry/tracing.js';
+import { createTracing } from '../telemetry/create-tracing.js';
 import { HttpServer, type Route } from '../http/http-server.js';
 import { KeyManager } from '../keys/key-manager.js';
 import { systemClock } from '../shared/clock.js';
@@ -104,7 +104,7 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   // The OAuth endpoints need a TokenAuthority, which lives in the workers: the primary does not
   // serve them (and its discovery documents do not list them); HTTPS as configured.
   // The workers trace their own calls; the primary its HTTP requests.
-  const tracing = createTracing(config.tracing, { instanceId: `authority-primary-${process.pid}`, logger });
+  const tracing = await createTracing(config.tracing, { instanceId: `authority-primary-${process.pid}`, logger });
   const http = new HttpServer({ address: config.httpAddr, logger, tracing, tls: authorityHttpsOptions(config), routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
   const httpPort = await http.start();
   logger.info({ workers: config.workers, httpPort, grpc: config.grpcAddr.text }, 'token authority serving');

@@ -6,7 +6,7 @@ import type { Logger } from '../shared/logger.js';
 import { counter, createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
-import { createTracing } from '../telemetry/tracing.js';
+import { createTracing } from '../telemetry/create-tracing.js';
 import type { CommandTracer } from '../store/command-tracer.js';
 import { createKeyStore } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
@@ -87,7 +87,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   if (!config.redisUrl) logger.warn('embedded in-memory store: sessions and revocations live in this process only and are lost on restart; set TA_REDIS_URL for anything shared or durable');
   const security = prepareCallerSecurity(config, { clock, logger, policy: overrides.policy });
   // Off (undefined) unless the OTEL_* settings ask for it; each worker of TA_WORKERS>1 has its own.
-  const tracing = createTracing(config.tracing, { instanceId, logger });
+  const tracing = await createTracing(config.tracing, { instanceId, logger });
 
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError, tracing?.traceCommand);

@@ -2,7 +2,7 @@ import { status, type handleUnaryCall, type Metadata, type ServerUnaryCall, type
 import { invalidArgument } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { endRpcSpan, type SpanAttributes, type Tracing } from '../telemetry/tracing.js';
+import type { SpanAttributes, Tracing } from '../telemetry/tracing.js';
 import { callerOf, type Caller } from './caller.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { toServiceError } from './status-map.js';
@@ -128,7 +128,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
           logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(accepted ? { sampled: sampleEvery } : {}), ...(err ? { error: errText(err) } : {}) }, 'rpc');
         }
       }
-      if (traced) endRpcSpan(traced.span, code, ctx.log, err === undefined ? undefined : errText(err));
+      if (traced) traced.endRpc(code, ctx.log, err === undefined ? undefined : errText(err));
       inflight?.leave();
     };
     let result: Res | Promise<Res>;

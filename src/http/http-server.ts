@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { endHttpSpan, type ServerSpan, type SpanAttributes, type Tracing } from '../telemetry/tracing.js';
+import type { ServerSpan, SpanAttributes, Tracing } from '../telemetry/tracing.js';
 
 /**
  * A route answers with a status, a body and headers; anything thrown becomes a logged 500. `span`:
@@ -97,7 +97,7 @@ export class HttpServer {
     }
     res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json', ...answer.headers });
     res.end(req.method === 'HEAD' ? undefined : answer.body);
-    if (traced) endHttpSpan(traced.span, answer.status);
+    traced?.endHttp(answer.status);
   }
 
   /** The prefix route `path` falls under, if any. */

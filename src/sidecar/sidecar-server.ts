@@ -8,7 +8,7 @@ import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
-import { createTracing } from '../telemetry/tracing.js';
+import { createTracing } from '../telemetry/create-tracing.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
@@ -62,7 +62,7 @@ export async function startSidecar(config: Config, logger: Logger, overrides: Si
   }
 
   // Off (undefined) unless the OTEL_* settings ask for it.
-  const tracing = createTracing(config.tracing, { instanceId, logger });
+  const tracing = await createTracing(config.tracing, { instanceId, logger });
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl!,
