@@ -399,7 +399,9 @@ const tracingOnOff: RpcScenario = {
       const offTarget = vOff.target;
       const onTarget = vOn.target;
       offTarget.grpcHeaders = onTarget.grpcHeaders = [`traceparent: ${BENCH_TRACEPARENT}`];
-      const offPair = await h2Pair(env, offTarget, echoTarget(env, vOff.target.bodyFile), 'bare grpc-js echo, same request, same h2load settings');
+      const echo = echoTarget(env, vOff.target.bodyFile);
+      echo.grpcHeaders = offTarget.grpcHeaders;
+      const offPair = await h2Pair(env, offTarget, echo, 'bare grpc-js echo, same request and traceparent, same h2load settings');
       const before = await sink.stats();
       const onPair = await h2Pair(env, onTarget, offTarget, 'the same authority with tracing off (no OTEL_* variable), same requests');
       await on.stop();
