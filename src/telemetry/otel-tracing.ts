@@ -29,7 +29,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { TracingSettings } from '../config/tracing-settings.js';
 import type { Logger } from '../shared/logger.js';
-import { setOutcome, TRACING_SHUTDOWN_DEADLINE_MS, type ServerSpan, type Tracing } from './tracing.js';
+import { setOutcome, TRACING_SHUTDOWN_DEADLINE_MS, UNTRACED_ROUTES, type ServerSpan, type Tracing } from './tracing.js';
 
 /**
  * {@link Tracing} on the OpenTelemetry SDK: this process' own TracerProvider (not the global one, so
@@ -111,6 +111,7 @@ export function createOtelTracing(settings: TracingSettings, opts: { instanceId:
       });
     },
     startHttp(req, route, scheme) {
+      if (route !== undefined && UNTRACED_ROUTES.has(route)) return undefined;
       const method = req.method ?? 'GET';
       return server(route ? `${method} ${route}` : method, propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter), {
         [ATTR_HTTP_REQUEST_METHOD]: method,

@@ -18,8 +18,11 @@ import type { CommandTracer } from '../store/command-tracer.js';
 export interface Tracing {
   /** Starts the span of a gRPC call; `path` is grpc-js' `/package.Service/Method`. */
   startRpc(path: string, metadata: Metadata): ServerSpan;
-  /** Starts the span of an HTTP request; `route` is the matched route (undefined: none matched). */
-  startHttp(req: IncomingMessage, route: string | undefined, scheme: 'http' | 'https'): ServerSpan;
+  /**
+   * Starts the span of an HTTP request; `route` is the matched route (undefined: none matched).
+   * Undefined for the routes of {@link UNTRACED_ROUTES}.
+   */
+  startHttp(req: IncomingMessage, route: string | undefined, scheme: 'http' | 'https'): ServerSpan | undefined;
   /** The token store's hook (RedisTokenStoreOptions.traceCommand). */
   readonly traceCommand: CommandTracer;
   /** Exports what is left, within `deadlineMs` (default {@link TRACING_SHUTDOWN_DEADLINE_MS}), and stops. */
@@ -41,6 +44,12 @@ export interface ServerSpan {
   /** Ends an HTTP request's span: its status code, an error status for 5xx. */
   endHttp(status: number): void;
 }
+
+/**
+ * HTTP routes without spans: Prometheus scrapes and liveness/readiness probes arrive every few
+ * seconds from infrastructure, and each would be a trace of its own that says nothing about a request.
+ */
+export const UNTRACED_ROUTES: ReadonlySet<string> = new Set(['/metrics', '/healthz']);
 
 /** How long stop() waits for the last export before dropping what is left. */
 export const TRACING_SHUTDOWN_DEADLINE_MS = 5000;

@@ -95,6 +95,7 @@ describe('OpenTelemetry tracing (real OTLP/HTTP exporter, receiver started by th
       unsampled: callerSpan(false),
       jwks: callerSpan(),
       oauthToken: callerSpan(),
+      probes: callerSpan(),
     };
     let spans: ReceivedSpan[];
     let issued: { accessToken: string; refreshToken: string; tokenId: string; keyId: string; sessionId: string };
@@ -118,6 +119,7 @@ describe('OpenTelemetry tracing (real OTLP/HTTP exporter, receiver started by th
 
       const jwks = await fetch(`${ta.httpBase}/.well-known/jwks.json`, { headers: { traceparent: calls.jwks.traceparent } });
       assert.equal(jwks.status, 200);
+      for (const path of ['/healthz', '/metrics']) assert.equal((await fetch(`${ta.httpBase}${path}`, { headers: { traceparent: calls.probes.traceparent } })).status, 200);
       const oauth = await fetch(`${ta.httpBase}/oauth2/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', traceparent: calls.oauthToken.traceparent },
@@ -196,6 +198,11 @@ describe('OpenTelemetry tracing (real OTLP/HTTP exporter, receiver started by th
       assert.equal(token.attributes['token_authority.oauth.grant_type'], 'refresh_token');
       assert.ok(token.attributes['token_authority.jti']);
       assertRedisChildren(spans, token, ['rotateRefresh', 'rotateRefresh']);
+    });
+
+    it('no spans for /healthz and /metrics (probes and scrapes), even with a traceparent', () => {
+      assert.deepEqual(spans.filter((s) => s.traceId === calls.probes.traceId), []);
+      assert.deepEqual(spans.filter((s) => s.name.includes('/healthz') || s.name.includes('/metrics')), []);
     });
 
     it('no access token, refresh token or Authorization header value anywhere in the exported bytes', () => {
