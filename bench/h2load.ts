@@ -36,7 +36,7 @@ export interface H2loadOptions {
   bodyFile?: string;
   /** HTTP/1.1 (h2load --h1: keep-alive connections, `streams` = pipelining depth, 1 = none) instead of gRPC over h2c. */
   h1?: boolean;
-  /** Request headers (`name: value`) for HTTP/1.1 runs; gRPC runs send content-type and te. */
+  /** Request headers (`name: value`): an HTTP/1.1 run's, or extra ones for a gRPC run (which always sends content-type and te). */
   headers?: string[];
   /** Connections (h2load -c). */
   clients: number;
@@ -83,7 +83,7 @@ export function h2loadArgs(o: H2loadOptions): string[] {
     '-t', '1',
     ...(o.h1
       ? ['--h1', ...(o.headers ?? []).flatMap((h) => ['--header', h])]
-      : ['--header', 'content-type: application/grpc', '--header', 'te: trailers']),
+      : ['--header', 'content-type: application/grpc', '--header', 'te: trailers', ...(o.headers ?? []).flatMap((h) => ['--header', h])]),
     ...(o.bodyFile !== undefined ? ['-d', o.bodyFile] : []),
     o.url,
   ];

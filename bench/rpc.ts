@@ -37,6 +37,7 @@ import { alternate, median, round } from './measure.js';
 import { benchScript, pinned, processTreeCpuMs, startChild, startCliServer, startEchoServer, waitForJsonLine, type Child, type CliServer } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile-summary.js';
 import { BENCH_AUDIENCE, BENCH_ISSUER } from './fixtures.js';
+import { startOtlpSink } from './otlp-sink.js';
 
 const SERVICE = 'tokenauthority.v1.TokenAuthorityService';
 
@@ -76,6 +77,8 @@ interface LoadTarget {
    * number of calls in flight as the gRPC runs; these request headers.
    */
   h1?: { headers: string[] };
+  /** gRPC targets: extra request headers (metadata), e.g. a `traceparent`. */
+  grpcHeaders?: string[];
   /** A real grpc-js call with the same request; throws unless it answers OK as expected. */
   validate(): Promise<void>;
   /** The server process (tree), whose CPU time is read around every run. */
@@ -118,9 +121,9 @@ async function stopServer(env: Env, server: CliServer, tag: string): Promise<Pro
   return file ? summarizeProfile(join(dir, file), 15) : undefined;
 }
 
-function h2Options(env: Env, t: { url: string; bodyFile?: string; h1?: { headers: string[] } }, durationS: number): H2loadOptions {
+function h2Options(env: Env, t: { url: string; bodyFile?: string; h1?: { headers: string[] }; grpcHeaders?: string[] }, durationS: number): H2loadOptions {
   if (t.h1) return { url: t.url, h1: true, headers: t.h1.headers, clients: env.s.clients * env.s.streams, streams: 1, durationS, warmupS: 0, cpus: env.s.loadCpus };
-  return { url: t.url, ...(t.bodyFile !== undefined ? { bodyFile: t.bodyFile } : {}), clients: env.s.clients, streams: env.s.streams, durationS, warmupS: 0, cpus: env.s.loadCpus };
+  return { url: t.url, ...(t.bodyFile !== undefined ? { bodyFile: t.bodyFile } : {}), ...(t.grpcHeaders ? { headers: t.grpcHeaders } : {}), clients: env.s.clients, streams: env.s.streams, durationS, warmupS: 0, cpus: env.s.loadCpus };
 }
 
 function echoTarget(env: Env, bodyFile: string): LoadTarget {
@@ -362,6 +365,81 @@ const verifyAtSidecar: RpcScenario = {
       client.close();
       await sidecar?.stop();
       await authority.stop();
+    }
+  },
+};
+
+/** The W3C trace context every call of the tracing figures carries (a sampled caller span). */
+const BENCH_TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+
+/**
+ * Tracing off (the default: no OTEL_* variable) and on, at the authority's Verify RPC, measured in
+ * the same run: `rpc.tracing.off` is the default authority against bare echo — the same figure as
+ * rpc.verify.authority, so the two rows (run them together: `--only rpc.verify.authority,rpc.tracing`)
+ * show whether the tracing seams cost anything while off; `rpc.tracing.on` is the authority with
+ * every call traced (a `traceparent` on every call, parentbased_always_on: all sampled), exporting
+ * over OTLP/HTTP protobuf to a local sink (bench/otlp-sink.ts, on the load core), against the
+ * same authority with tracing off. Both get the same requests, traceparent included.
+ */
+const tracingOnOff: RpcScenario = {
+  id: 'rpc.tracing',
+  title: 'Verify RPC at the authority, tracing off and on',
+  async run(env) {
+    const sink = await startOtlpSink(env.s.loadCpus);
+    const off = await startServer(env, 'serve', {}, 'tracing-off');
+    let on: CliServer | undefined;
+    const closers: Array<() => void> = [];
+    const client = authorityClient(off.grpcPort);
+    try {
+      on = await startServer(env, 'serve', { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }, 'tracing-on');
+      const issued = await issueOne(client);
+      const vOff = verifyTarget(env, off, issued.accessToken, 'tracing-off');
+      const vOn = verifyTarget(env, on, issued.accessToken, 'tracing-on');
+      closers.push(vOff.close, vOn.close);
+      // Set on the targets themselves: a copy would freeze their goodReplyBytes getter before validate().
+      const offTarget = vOff.target;
+      const onTarget = vOn.target;
+      offTarget.grpcHeaders = onTarget.grpcHeaders = [`traceparent: ${BENCH_TRACEPARENT}`];
+      const echo = echoTarget(env, vOff.target.bodyFile);
+      echo.grpcHeaders = offTarget.grpcHeaders;
+      const offPair = await h2Pair(env, offTarget, echo, 'bare grpc-js echo, same request and traceparent, same h2load settings');
+      const before = await sink.stats();
+      const onPair = await h2Pair(env, onTarget, offTarget, 'the same authority with tracing off (no OTEL_* variable), same requests');
+      await on.stop();
+      on = undefined; // stopped: its last spans are flushed
+      const after = await sink.stats();
+      const exported = { requests: after.requests - before.requests, bytes: after.bytes - before.bytes };
+      const onFigure = { ...onPair.figure };
+      if (exported.requests === 0) {
+        onFigure.status = 'failed';
+        onFigure.notes = [...onFigure.notes, 'the OTLP sink received no export: tracing was not on'];
+      }
+      return [
+        {
+          id: 'rpc.tracing.off',
+          title: 'Verify RPC at the authority, tracing off (default; traceparent sent)',
+          target: TARGETS.verifyRpc,
+          ...offPair.figure,
+          notes: [...offPair.figure.notes, 'no OTEL_* variable: the tracing seams hold undefined; compare the ratio with rpc.verify.authority measured in the same run'],
+        },
+        {
+          id: 'rpc.tracing.on',
+          title: 'Verify RPC at the authority, tracing on (every call sampled, OTLP/HTTP protobuf)',
+          ...onFigure,
+          notes: [
+            ...onFigure.notes,
+            `OTEL_EXPORTER_OTLP_ENDPOINT at a local sink on core ${env.s.loadCpus} (bench/otlp-sink.ts); every call carries a sampled traceparent, so every call is a span; default batch settings (queue 2048, batch 512, 5 s): spans past a full queue are dropped by design`,
+            `the sink received ${exported.requests.toLocaleString('en-US')} export requests, ${(exported.bytes / 1e6).toFixed(1)} MB, during the tracing-on runs`,
+          ],
+          details: { ...onFigure.details, exportRequests: exported.requests, exportBytes: exported.bytes },
+        },
+      ];
+    } finally {
+      for (const c of closers) c();
+      client.close();
+      await on?.stop();
+      await off.stop();
+      await sink.stop();
     }
   },
 };
@@ -792,7 +870,7 @@ function scaling(rpc: 'Verify' | 'Issue'): RpcScenario {
 }
 
 /** Every RPC figure, in table order. A new figure is one more entry here. */
-export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, forwardAuthMtls, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
+export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, tracingOnOff, verifyAtSidecar, verifyFloor, forwardAuth, forwardAuthMtls, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
 
 export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boolean, log: (line: string) => void): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), 'ta-bench-'));

@@ -3,6 +3,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { createTracing } from '../telemetry/create-tracing.js';
 import { HttpServer, type Route } from '../http/http-server.js';
 import { systemClock } from '../shared/clock.js';
 import { authorityHttpRoutes } from './authority-http.js';
@@ -94,7 +95,9 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   const heartbeat = startHeartbeat(store, config.heartbeatIntervalMs, logger);
   // The OAuth endpoints need a TokenAuthority, which lives in the workers: the primary does not
   // serve them (and its discovery documents do not list them); HTTPS as configured.
-  const http = new HttpServer({ address: config.httpAddr, logger, tls: authorityHttpsOptions(config), routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
+  // The workers trace their own calls; the primary its HTTP requests.
+  const tracing = await createTracing(config.tracing, { instanceId: `authority-primary-${process.pid}`, logger });
+  const http = new HttpServer({ address: config.httpAddr, logger, tracing, tls: authorityHttpsOptions(config), routes: authorityHttpRoutes({ config, keys, store, metrics: metricsRoute }) });
   const httpPort = await http.start();
   logger.info({ workers: config.workers, httpPort, grpc: config.grpcAddr.text }, 'token authority serving');
 
@@ -115,6 +118,7 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
       await http.stop();
       await keys.stop();
       await store.close();
+      await tracing?.shutdown();
       logger.info('shutdown complete');
     },
   };

@@ -7,6 +7,8 @@ import type { Logger } from '../shared/logger.js';
 import { counter, createMetrics, gauge, labelledGauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
+import { createTracing } from '../telemetry/create-tracing.js';
+import type { CommandTracer } from '../store/command-tracer.js';
 import { createKeyManager } from './create-key-store.js';
 import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -53,7 +55,7 @@ export interface RunningAuthority {
   stop(): Promise<void>;
 }
 
-export function createTokenStore(config: Config, clock: Clock, logger: Logger, onCommandError?: (op: string) => void): TokenStore {
+export function createTokenStore(config: Config, clock: Clock, logger: Logger, onCommandError?: (op: string) => void, traceCommand?: CommandTracer): TokenStore {
   const retentionMs = revocationRetentionMs(config);
   if (config.redisUrl === undefined) return new MemoryTokenStore({ clock, retentionMs });
   const store = new RedisTokenStore({
@@ -65,6 +67,7 @@ export function createTokenStore(config: Config, clock: Clock, logger: Logger, o
     waitAof: config.redisWaitAof,
     logger: logger.child({ component: 'redis' }),
     ...(onCommandError ? { onCommandError } : {}),
+    ...(traceCommand ? { traceCommand } : {}),
   });
   const { replicas, timeoutMs, aof } = store.wait;
   const auto = config.redisWaitReplicas === 'auto' ? ' (TA_REDIS_WAIT_REPLICAS=auto: 1 on Sentinel and Cluster, 0 on one server)' : '';
@@ -84,9 +87,11 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, store: config.redisUrl ? redactUrl(config.redisUrl) : 'memory (embedded)', issuer: config.issuer, alg: config.keyAlgorithm }, 'starting token authority');
   if (!config.redisUrl) logger.warn('embedded in-memory store: sessions and revocations live in this process only and are lost on restart; set TA_REDIS_URL for anything shared or durable');
   const security = prepareCallerSecurity(config, { clock, logger, policy: overrides.policy });
+  // Off (undefined) unless the OTEL_* settings ask for it; each worker of TA_WORKERS>1 has its own.
+  const tracing = await createTracing(config.tracing, { instanceId, logger });
 
   const redisMetrics = registerRedisMetrics(metrics);
-  const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError);
+  const store = overrides.store ?? createTokenStore(config, clock, logger, redisMetrics.onCommandError, tracing?.traceCommand);
   redisMetrics.watch(store);
   const keys = await createKeyManager(config, logger, 'serve', { clock, ...(overrides.keyStore ? { keyStore: overrides.keyStore } : {}) });
   // The longest access TTL any replica may still have tokens out for (a lowered
@@ -131,7 +136,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   const grpc = new GrpcServer({
     address: config.grpcAddr,
     ...security.server,
-    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight, rateLimiter: security.rateLimiter, accessLogSample: config.accessLogSample })],
+    services: [createAuthorityService(authority, keys, createPropagationTracker(store), { logger: logger.child({ component: 'grpc' }), metrics, inflight, rateLimiter: security.rateLimiter, accessLogSample: config.accessLogSample, tracing })],
     protoFiles: ['tokenauthority/v1/token_authority.proto'],
     logger,
   });
@@ -157,6 +162,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     ? new HttpServer({
         address: config.httpAddr,
         logger,
+        tracing,
         tls: authorityHttpsOptions(config),
         routes: authorityHttpRoutes({ config, keys, store, metrics: () => metricsRoute(metrics), verifierStatus: () => verifier.status(), oauth }),
         postRoutes: oauthRoutes({ authority, settings: config, rateLimiter: security.rateLimiter, logger: logger.child({ component: 'oauth' }) }),
@@ -173,6 +179,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     security.close();
     await Promise.allSettled([grpc.shutdown(0), http?.stop(), verifier.stop(), keys.stop()]);
     await store.close();
+    await tracing?.shutdown();
     throw err;
   }
   logger.info({ grpcPort, httpPort, instanceId, kid: keys.signer().kid }, 'token authority serving');
@@ -195,6 +202,8 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
         await verifier.stop();
         await keys.stop();
         await store.close();
+        // Last, so the spans of calls that finished during the grace period are exported too.
+        await tracing?.shutdown();
         logger.info('shutdown complete');
       })();
       return stopping;

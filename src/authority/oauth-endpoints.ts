@@ -8,6 +8,7 @@ import { ErrorCodes, isTokenAuthorityError } from '../shared/errors.js';
 import { principalOf, type Caller } from '../grpc/caller.js';
 import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
+import { setOutcome } from '../telemetry/tracing.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
 import { audited } from './audit.js';
 import { httpCaller } from './http-caller.js';
@@ -74,7 +75,7 @@ type Handler = (form: FormParams, caller: Caller, log: Record<string, unknown>, 
 function endpoint(name: string, deps: OAuthEndpointDeps, handler: Handler): Route {
   const { logger } = deps;
   const accessLog = logger.isLevelEnabled?.('info') ?? true;
-  return async (req) => {
+  return async (req, span) => {
     const started = performance.now();
     const caller = httpCaller(req);
     const log: Record<string, unknown> = {};
@@ -86,6 +87,7 @@ function endpoint(name: string, deps: OAuthEndpointDeps, handler: Handler): Rout
       answer = oauthErrorAnswer(err, logger, name, req.headers.authorization);
       error = (err as Error).message;
     }
+    if (span) setOutcome(span, log);
     if (accessLog) {
       const ms = Math.round((performance.now() - started) * 1000) / 1000;
       logger.info({ endpoint: name, status: answer.status, ms, peer: caller.peer, ...(caller.identities[0] ? { client: caller.identities[0] } : {}), ...log, ...(error ? { error } : {}) }, 'oauth');

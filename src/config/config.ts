@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import { redactUrl } from '../shared/redact-url.js';
 import { OPTION_TABLE, OPTIONS, type ListenAddress, type OptionSpec } from './options.js';
+import { tracingSettings, type OtelOptions, type TracingSettings } from './tracing-settings.js';
 
 import type { z } from 'zod';
 
@@ -30,11 +31,13 @@ type Flat<T> = { [K in keyof T]: T[K] } & {};
 
 /**
  * The authority's configuration. Besides the table: `issuer` is always set (default
- * `http://<TA_HTTP_ADDR>`). Durations are in milliseconds.
+ * `http://<TA_HTTP_ADDR>`); `tracing` is derived from the OTEL_* rows. Durations are in milliseconds.
  */
 export type AuthorityConfig = Flat<Omit<FromTable<'authority'>, 'issuer' | 'allowedAudiences'> & {
   readonly issuer: string;
   readonly allowedAudiences: readonly string[];
+  /** OpenTelemetry tracing, resolved from the OTEL_* options; undefined = off (tracing-settings.ts). */
+  readonly tracing?: TracingSettings;
 }>;
 
 /**
@@ -46,6 +49,8 @@ export type SidecarConfig = Flat<Omit<FromTable<'sidecar'>, 'authorityUrl' | 're
   readonly redisUrl: string;
   readonly issuer: string;
   readonly audience: string;
+  /** OpenTelemetry tracing, resolved from the OTEL_* options; undefined = off (tracing-settings.ts). */
+  readonly tracing?: TracingSettings;
 }>;
 
 /** The configuration of a scope. */
@@ -76,6 +81,8 @@ export function loadConfig<S extends ConfigScope>(scope: S, sources: ConfigSourc
   const httpAddr = out.httpAddr as ListenAddress;
   out.issuer ??= `http://${httpAddr.text}`;
   if (Array.isArray(out.allowedAudiences)) Object.freeze(out.allowedAudiences);
+  const tracing = tracingSettings(out as unknown as OtelOptions);
+  if (tracing) out.tracing = Object.freeze(tracing);
   // Every member was filled from its row above (or by the cross-checks' guarantees), so the
   // record is what ConfigOf<S> computes from the same rows.
   return Object.freeze(out) as ConfigOf<S>;
@@ -165,6 +172,7 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
       say('audience', 'is required for a sidecar: the audience every token must carry when a request names none (e.g. TA_AUDIENCE=orders), or * to accept tokens for any audience then');
     }
   }
+  if ((c.otelBspMaxExportBatchSize as number) > (c.otelBspMaxQueueSize as number)) say('otelBspMaxExportBatchSize', 'must not exceed OTEL_BSP_MAX_QUEUE_SIZE');
   const hasCert = c.tlsCert !== undefined;
   if (hasCert !== (c.tlsKey !== undefined)) say('tlsCert', 'TA_TLS_CERT and TA_TLS_KEY must be set together');
   if (c.tlsClientCa !== undefined && !hasCert) say('tlsClientCa', 'mutual TLS needs TA_TLS_CERT and TA_TLS_KEY too');

@@ -136,6 +136,49 @@ const kekList = z.string().transform((text, ctx): KeyEncryptionKey[] => {
   return out;
 });
 
+/** An OTLP/HTTP endpoint URL (http or https); echoed redacted (it may carry credentials). */
+const otlpUrl = url('OTLP/HTTP endpoint URL', ['http:', 'https:']);
+
+/** The OTLP protocols this build exports with: OTLP/HTTP only (the OpenTelemetry default is http/protobuf). */
+const otlpProtocol = z.string().transform((text, ctx): 'http/protobuf' | 'http/json' => {
+  const t = text.trim();
+  if (t === 'http/protobuf' || t === 'http/json') return t;
+  ctx.addIssue({ code: 'custom', message: t === 'grpc' ? '"grpc" is not supported: spans are exported over OTLP/HTTP (http/protobuf or http/json, a collector\'s port 4318)' : `"${text}" must be http/protobuf or http/json` });
+  return z.NEVER;
+});
+
+/** OTEL_RESOURCE_ATTRIBUTES: `key=value,key2=value2`, values percent-encoded (OpenTelemetry resource SDK spec). */
+const resourceAttributes = z.string().transform((text, ctx): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+    if (key === '') {
+      ctx.addIssue({ code: 'custom', message: `"${pair}" is not key=value` });
+      return z.NEVER;
+    }
+    try {
+      out[key] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `the value of ${key} is not valid percent-encoding` });
+      return z.NEVER;
+    }
+  }
+  return out;
+});
+
+const ratio = z.string().transform((text, ctx) => {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" must be a sampling ratio from 0 to 1` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+/** The samplers of the OpenTelemetry environment-variable spec that need no remote service. */
+export const OTEL_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
 export interface OptionSpec {
   /** Key in the resulting config object (its type is this option's parsed value: config.ts). */
   key: string;
@@ -273,6 +316,34 @@ export const OPTION_TABLE = [
     description: 'Sidecar: take the client certificate of a certificate-bound token from what the proxy forwards: Envoy\'s `x-forwarded-client-cert` `Hash=` on ext_authz (a peer certificate in `source.certificate` still wins), `X-Client-Cert` (URL-encoded PEM, nginx `$ssl_client_escaped_cert`) on forward-auth. Only behind a proxy that removes these headers from client requests: otherwise any client can claim any certificate.' },
   { key: 'tokenCacheSize', env: 'TA_TOKEN_CACHE_SIZE', flag: '--token-cache-size', scope: 'common', default: String(DEFAULTS.tokenCacheSize), schema: int(0, 10_000_000),
     description: 'Verified-token cache entries (0 = off). About 1.5 KB each.' },
+  // OpenTelemetry tracing: the standard OTEL_* variables (flags for symmetry). Tracing is off unless
+  // they ask for it; the rule is tracingSettings() in tracing-settings.ts (docs/operations.md, Tracing).
+  { key: 'otelSdkDisabled', env: 'OTEL_SDK_DISABLED', flag: '--otel-sdk-disabled', scope: 'common', default: 'false', schema: bool,
+    description: 'Tracing: `true` turns tracing off whatever the other OTEL_* variables say.' },
+  { key: 'otelTracesExporter', env: 'OTEL_TRACES_EXPORTER', flag: '--otel-traces-exporter', scope: 'common', schema: z.enum(['otlp', 'none']),
+    description: 'Tracing: `otlp` turns tracing on (to the OTLP endpoint, default http://localhost:4318/v1/traces), `none` off. Unset: on only when an OTLP endpoint variable is set.' },
+  { key: 'otelExporterOtlpEndpoint', env: 'OTEL_EXPORTER_OTLP_ENDPOINT', flag: '--otel-exporter-otlp-endpoint', scope: 'common', schema: otlpUrl,
+    description: 'Tracing: the collector\'s OTLP/HTTP base URL (spans go to `<url>/v1/traces`). Setting it turns tracing on.' },
+  { key: 'otelExporterOtlpTracesEndpoint', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', flag: '--otel-exporter-otlp-traces-endpoint', scope: 'common', schema: otlpUrl,
+    description: 'Tracing: the full URL spans are posted to (used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT). Setting it turns tracing on.' },
+  { key: 'otelExporterOtlpProtocol', env: 'OTEL_EXPORTER_OTLP_PROTOCOL', flag: '--otel-exporter-otlp-protocol', scope: 'common', default: 'http/protobuf', schema: otlpProtocol,
+    description: 'Tracing: `http/protobuf` or `http/json` (OTLP/HTTP; `grpc` is not supported).' },
+  { key: 'otelExporterOtlpTracesProtocol', env: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', flag: '--otel-exporter-otlp-traces-protocol', scope: 'common', schema: otlpProtocol,
+    description: 'Tracing: the protocol for spans, winning over OTEL_EXPORTER_OTLP_PROTOCOL.' },
+  { key: 'otelServiceName', env: 'OTEL_SERVICE_NAME', flag: '--otel-service-name', scope: 'common', default: 'token-authority', sidecarDefault: 'token-authority-sidecar', schema: z.string().min(1),
+    description: 'Tracing: `service.name` of the exported spans (wins over a service.name in OTEL_RESOURCE_ATTRIBUTES).' },
+  { key: 'otelResourceAttributes', env: 'OTEL_RESOURCE_ATTRIBUTES', flag: '--otel-resource-attributes', scope: 'common', schema: resourceAttributes,
+    description: 'Tracing: extra resource attributes, `key=value,key2=value2` (values percent-encoded), e.g. deployment.environment.name=prod.' },
+  { key: 'otelTracesSampler', env: 'OTEL_TRACES_SAMPLER', flag: '--otel-traces-sampler', scope: 'common', default: 'parentbased_always_on', schema: z.enum(OTEL_SAMPLERS),
+    description: 'Tracing: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio (parentbased: follow the caller\'s sampled flag in `traceparent`).' },
+  { key: 'otelTracesSamplerArg', env: 'OTEL_TRACES_SAMPLER_ARG', flag: '--otel-traces-sampler-arg', scope: 'common', default: '1', schema: ratio,
+    description: 'Tracing: the ratio of the traceidratio samplers, 0 to 1.' },
+  { key: 'otelBspScheduleDelayMs', env: 'OTEL_BSP_SCHEDULE_DELAY', flag: '--otel-bsp-schedule-delay', scope: 'common', default: '5000', schema: int(1, 600_000),
+    description: 'Tracing: milliseconds between two exports of finished spans.' },
+  { key: 'otelBspMaxQueueSize', env: 'OTEL_BSP_MAX_QUEUE_SIZE', flag: '--otel-bsp-max-queue-size', scope: 'common', default: '2048', schema: int(1, 1_000_000),
+    description: 'Tracing: finished spans held for export; past it new spans are dropped (memory stays bounded when the collector is down).' },
+  { key: 'otelBspMaxExportBatchSize', env: 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', flag: '--otel-bsp-max-export-batch-size', scope: 'common', default: '512', schema: int(1, 1_000_000),
+    description: 'Tracing: spans per export request (at most OTEL_BSP_MAX_QUEUE_SIZE).' },
 ] as const satisfies readonly OptionSpec[];
 
 /** The table, row by row, for code that walks it (flags, help, loadConfig, the docs table). */

@@ -3,6 +3,7 @@ import { errorMessage, invalidArgument } from '../shared/errors.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { SpanAttributes, Tracing } from '../telemetry/tracing.js';
 import { callerOf, type Caller } from './caller.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { toServiceError } from './status-map.js';
@@ -18,6 +19,12 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** The call's deadline, ms since the epoch; undefined when it has none. */
   readonly deadlineMs: number | undefined;
+  /**
+   * The call's span while tracing is on (else undefined), for outcome attributes the access line
+   * does not carry (Verify's kid and jti). Never a token. Fields of `log` listed in
+   * telemetry/tracing.ts SPAN_FIELDS are copied onto it when the call ends.
+   */
+  readonly span: SpanAttributes | undefined;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Res | Promise<Res>;
@@ -34,6 +41,8 @@ export interface UnaryDeps {
    * an access line 1 in N (0 = none, 1 = every call). Default {@link DEFAULT_ACCESS_LOG_SAMPLE}.
    */
   accessLogSample?: number;
+  /** OpenTelemetry tracing; undefined (off) costs each call one check. */
+  tracing?: Tracing;
 }
 
 /**
@@ -64,7 +73,7 @@ export function sampler(n: number): () => boolean {
  * one in TA_ACCESS_LOG_SAMPLE (see {@link SAMPLED_METHODS}).
  */
 export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
-  const { logger, metrics, inflight, rateLimiter } = deps;
+  const { logger, metrics, inflight, rateLimiter, tracing } = deps;
   const histogram = metrics?.rpcSeconds.labels(method);
   // Hot path: label children resolved once per status code, and no access-line object is built
   // when info logging is off (the level is fixed for the life of the process).
@@ -85,6 +94,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
     const started = performance.now();
     let caller: Caller | undefined;
     let cancel: AbortController | undefined;
+    const traced = tracing?.startRpc(call.getPath(), call.metadata);
     const ctx: CallContext = {
       method,
       metadata: call.metadata,
@@ -106,6 +116,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
         const ms = d instanceof Date ? d.getTime() : d;
         return Number.isFinite(ms) ? ms : undefined;
       },
+      span: traced?.span,
     };
     inflight?.enter();
     const finish = (code: status, err?: unknown) => {
@@ -118,6 +129,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
           logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(accepted ? { sampled: sampleEvery } : {}), ...(err ? { error: errText(err) } : {}) }, 'rpc');
         }
       }
+      if (traced) traced.endRpc(code, ctx.log, err === undefined ? undefined : errText(err));
       inflight?.leave();
     };
     let result: Res | Promise<Res>;
@@ -131,7 +143,7 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
           throw err;
         }
       }
-      result = handler(call.request, ctx);
+      result = traced ? traced.run(() => handler(call.request, ctx)) : handler(call.request, ctx);
     } catch (err) {
       const e = toServiceError(err, logger, method);
       finish(e.code!, e.details);

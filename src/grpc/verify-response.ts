@@ -1,6 +1,7 @@
 import type { VerifiedClaims, VerifyReason, VerifyRequirements, VerifyResult } from '../shared/claims.js';
 import { invalidArgument } from '../shared/errors.js';
-import { unary, type UnaryDeps } from './unary.js';
+import { SPAN_ATTR } from '../telemetry/tracing.js';
+import { unary, type CallContext, type UnaryDeps } from './unary.js';
 import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims, type Confirmation, type VerifyRequest } from '../gen/tokenauthority/v1/token_authority.js';
 
 const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {
@@ -87,15 +88,20 @@ export const TokenAuthorityServiceWithCachedVerify = {
  * answer at once (every case but an unknown kid), so a cached token costs no promise.
  */
 export function verifyRpc(verifyNow: (token: string, req: VerifyRequirements) => VerifyResult | Promise<VerifyResult>, deps: UnaryDeps) {
-  const answer = (result: VerifyResult, log: Record<string, unknown>): VerifyResponse => {
+  const answer = (result: VerifyResult, ctx: CallContext): VerifyResponse => {
     deps.metrics?.countVerifyOutcome(result.valid ? 'valid' : result.reason);
     // A denial always gets its access line (unary's logging policy); accepted calls are sampled.
-    if (!result.valid) log.reason = result.reason;
+    if (!result.valid) ctx.log.reason = result.reason;
+    // Tracing on: the accepted token's ids on the span (the access line is sampled; the span is not).
+    else if (ctx.span) {
+      ctx.span.setAttribute(SPAN_ATTR.kid, result.claims.keyId);
+      ctx.span.setAttribute(SPAN_ATTR.jti, result.claims.tokenId);
+    }
     return toVerifyResponse(result);
   };
   return unary('Verify', deps, (req: VerifyRequest, ctx) => {
     const result = verifyNow(req.token, verifyRequirements(req));
-    return result instanceof Promise ? result.then((r) => answer(r, ctx.log)) : answer(result, ctx.log);
+    return result instanceof Promise ? result.then((r) => answer(r, ctx)) : answer(result, ctx);
   });
 }
 

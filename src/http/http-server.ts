@@ -4,9 +4,13 @@ import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { ServerSpan, SpanAttributes, Tracing } from '../telemetry/tracing.js';
 
-/** A route answers with a status, a body and headers; anything thrown becomes a logged 500. */
-export type Route = (req: IncomingMessage) => Promise<HttpAnswer> | HttpAnswer;
+/**
+ * A route answers with a status, a body and headers; anything thrown becomes a logged 500. `span`:
+ * the request's span while tracing is on, for outcome attributes (telemetry/tracing.ts says which).
+ */
+export type Route = (req: IncomingMessage, span?: SpanAttributes) => Promise<HttpAnswer> | HttpAnswer;
 export interface HttpAnswer {
   status: number;
   body: string;
@@ -31,6 +35,8 @@ export interface HttpServerOptions {
   /** Serve HTTPS with these options (key, cert; ca + requestCert for mutual TLS) instead of HTTP. */
   tls?: TlsServerOptions;
   logger: Logger;
+  /** OpenTelemetry tracing: a span per request; undefined (off) costs one check. */
+  tracing?: Tracing;
 }
 
 /**
@@ -72,16 +78,18 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    const prefixed = this.prefixRoute(path);
+    const prefix = this.prefixOf(path);
+    const prefixed = prefix === undefined ? undefined : this.opts.prefixRoutes![prefix];
     const post = prefixed ? undefined : this.opts.postRoutes?.[path];
     const route = prefixed ?? post ?? this.opts.routes[path];
+    const traced: ServerSpan | undefined = this.opts.tracing?.startHttp(req, route ? (prefix ?? path) : undefined, this.opts.tls ? 'https' : 'http');
     let answer: HttpAnswer;
     if (!route) answer = { status: 404, body: JSON.stringify({ error: 'not found' }) };
     else if (post && req.method !== 'POST') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'POST' } };
     else if (!prefixed && !post && req.method !== 'GET' && req.method !== 'HEAD') answer = { status: 405, body: JSON.stringify({ error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
     else {
       try {
-        answer = await route(req);
+        answer = traced ? await traced.run(() => route(req, traced.span)) : await route(req);
       } catch (err) {
         this.opts.logger.error({ err, path }, 'http route failed');
         answer = { status: 500, body: JSON.stringify({ error: 'internal error' }) };
@@ -89,13 +97,15 @@ export class HttpServer {
     }
     res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json', ...answer.headers });
     res.end(req.method === 'HEAD' ? undefined : answer.body);
+    traced?.endHttp(answer.status);
   }
 
-  private prefixRoute(path: string): Route | undefined {
+  /** The prefix route `path` falls under, if any. */
+  private prefixOf(path: string): string | undefined {
     const prefixes = this.opts.prefixRoutes;
     if (!prefixes) return undefined;
     for (const prefix in prefixes) {
-      if (path === prefix || path.startsWith(prefix + '/')) return prefixes[prefix];
+      if (path === prefix || path.startsWith(prefix + '/')) return prefix;
     }
     return undefined;
   }

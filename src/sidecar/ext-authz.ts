@@ -11,6 +11,7 @@ import type { VerifyRequirements, VerifyResult } from '../shared/claims.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { presentedToken } from '../verifier/bearer-token.js';
 import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { SPAN_ATTR } from '../telemetry/tracing.js';
 import type { GrpcServiceRegistration } from '../grpc/server.js';
 import { reasonStatus } from '../shared/reason-status.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
@@ -77,6 +78,7 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps, optio
       const presented = presentedToken(http?.headers.authorization);
       if (!presented) {
         deps.metrics?.countVerifyOutcome('MISSING_TOKEN');
+        ctx.log.reason = 'MISSING_TOKEN';
         return denyResponse('MISSING_TOKEN', 'no bearer token in the authorization header');
       }
       const requiredScopes = ext.required_scopes ? ext.required_scopes.split(' ').filter(Boolean) : [];
@@ -94,6 +96,7 @@ export function createExtAuthzService(verifier: Verifier, deps: UnaryDeps, optio
         return denyResponse(result.reason, result.detail, requiredScopes, presented.scheme);
       }
       Object.assign(ctx.log, { sub: result.claims.subject, jti: result.claims.tokenId });
+      ctx.span?.setAttribute(SPAN_ATTR.kid, result.claims.keyId);
       const unforwardable = unforwardableClaims(result.claims);
       if (unforwardable !== undefined) {
         ctx.log.reason = 'MALFORMED';

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { VerifyRequirements } from '../shared/claims.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { SPAN_ATTR, type SpanAttributes } from '../telemetry/tracing.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { presentedToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
@@ -62,13 +63,14 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
   const sampleEvery = deps.accessLogSample ?? DEFAULT_ACCESS_LOG_SAMPLE;
   const sampleAccepted = sampler(sampleEvery);
   const trustForwarded = deps.trustForwardedClientCert ?? false;
-  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage, scheme: 'Bearer' | 'DPoP' = 'Bearer'): HttpAnswer => {
+  const deny = (reason: DenialReason, detail: string, scopes: readonly string[], req: IncomingMessage, span: SpanAttributes | undefined, scheme: 'Bearer' | 'DPoP' = 'Bearer'): HttpAnswer => {
     deps.metrics?.countVerifyOutcome(reason);
+    span?.setAttribute(SPAN_ATTR.reason, reason);
     const d = httpDenial(reason, detail, scopes, scheme);
     deps.logger.info({ reason, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth denied');
     return { status: d.status, body: d.body, headers: { ...d.headers, 'cache-control': 'no-store' } };
   };
-  return async (req) => {
+  return async (req, span) => {
     const query = new URL(req.url ?? '/', 'http://forward-auth').searchParams;
     const audiences = list(query.get('audience'));
     const requiredScopes = list(query.get('required_scopes'));
@@ -77,15 +79,15 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
       return { status: 400, body: JSON.stringify({ error: 'invalid_request', detail: 'the audience parameter names more than one audience; name one' }), headers: { 'cache-control': 'no-store' } };
     }
     const presented = presentedToken(req.headers.authorization);
-    if (!presented) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req);
+    if (!presented) return deny('MISSING_TOKEN', 'no bearer token in the authorization header', requiredScopes, req, span);
     let dpop: VerifyRequirements['dpop'];
     // Under the Bearer scheme a proof is not looked at (a DPoP-bound token is refused as Bearer
     // whatever comes with it), so a proxy without X-Forwarded-* still serves bearer tokens.
     const proofs = presented.scheme === 'DPoP' ? req.headersDistinct.dpop : undefined;
     if (proofs !== undefined && proofs.length > 0) {
-      if (proofs.length > 1) return deny('INVALID_DPOP_PROOF', 'more than one DPoP header (RFC 9449 §4.3: exactly one)', requiredScopes, req, presented.scheme);
+      if (proofs.length > 1) return deny('INVALID_DPOP_PROOF', 'more than one DPoP header (RFC 9449 §4.3: exactly one)', requiredScopes, req, span, presented.scheme);
       const target = forwardedRequest(req);
-      if (!target) return deny('INVALID_DPOP_PROOF', 'the proxy did not send X-Forwarded-Method, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri: the proof cannot be checked', requiredScopes, req, presented.scheme);
+      if (!target) return deny('INVALID_DPOP_PROOF', 'the proxy did not send X-Forwarded-Method, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri: the proof cannot be checked', requiredScopes, req, span, presented.scheme);
       dpop = { proof: proofs[0]!, ...target };
     }
     const requirements: VerifyRequirements = {
@@ -96,9 +98,13 @@ export function forwardAuthRoute(verifier: Verifier, deps: { metrics?: Metrics; 
       ...(dpop ? { dpop } : {}),
     };
     const result = await verifier.verify(presented.token, requirements);
-    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req, presented.scheme);
+    if (!result.valid) return deny(result.reason, result.detail, requiredScopes, req, span, presented.scheme);
+    if (span) {
+      span.setAttribute(SPAN_ATTR.kid, result.claims.keyId);
+      span.setAttribute(SPAN_ATTR.jti, result.claims.tokenId);
+    }
     const unforwardable = unforwardableClaims(result.claims);
-    if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req);
+    if (unforwardable !== undefined) return deny('MALFORMED', unforwardable, requiredScopes, req, span);
     deps.metrics?.countVerifyOutcome('valid');
     if (sampleAccepted()) {
       deps.logger.info({ sampled: sampleEvery, sub: result.claims.subject, jti: result.claims.tokenId, method: req.headers['x-forwarded-method'], uri: req.headers['x-forwarded-uri'] ?? req.headers['x-original-uri'] }, 'forward-auth allowed');

@@ -9,6 +9,7 @@ import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
 import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
+import { createTracing } from '../telemetry/create-tracing.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
@@ -61,6 +62,8 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
     );
   }
 
+  // Off (undefined) unless the OTEL_* settings ask for it.
+  const tracing = await createTracing(config.tracing, { instanceId, logger });
   const redisMetrics = registerRedisMetrics(metrics);
   const store = overrides.store ?? new RedisTokenStore({
     url: config.redisUrl,
@@ -68,6 +71,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
     retentionMs: revocationRetentionMs(config),
     logger: logger.child({ component: 'redis' }),
     onCommandError: redisMetrics.onCommandError,
+    ...(tracing ? { traceCommand: tracing.traceCommand } : {}),
   });
   redisMetrics.watch(store);
   const keys = createRemoteKeyResolver({
@@ -125,7 +129,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
   report();
 
   const inflight = new InflightTracker();
-  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight, accessLogSample: config.accessLogSample };
+  const deps = { logger: logger.child({ component: 'grpc' }), metrics, inflight, accessLogSample: config.accessLogSample, tracing };
   gauge(metrics, 'ta_grpc_requests_in_flight', 'gRPC calls being handled now.', () => inflight.size);
   const grpc = new GrpcServer({
     address: config.grpcAddr,
@@ -142,6 +146,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
   const http = new HttpServer({
     address: config.httpAddr,
     logger,
+    tracing,
     routes: {
       '/metrics': metricsRoute(metrics),
       '/healthz': healthRoute(async () => {
@@ -178,6 +183,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
         await verifier.stop();
         keys.stop();
         if (!overrides.store) await store.close();
+        await tracing?.shutdown();
         logger.info('sidecar stopped');
       })();
       return stopping;

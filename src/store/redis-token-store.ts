@@ -6,6 +6,7 @@ import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verifier/revocation-source.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, RedisCommandClient, redisTargetOf } from './redis-client.js';
 import { isClusterTarget, type RedisClient, type RedisTarget } from './redis-connection.js';
+import type { CommandTracer } from './command-tracer.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
 import { RedisRevocationFeed, toRevocationEvent as toEvent } from './redis-revocation-feed.js';
 import { redisScripts } from './redis-scripts.js';
@@ -59,6 +60,8 @@ export interface RedisTokenStoreOptions {
   logger?: Logger;
   /** Called once per command that fails (Redis unreachable, timed out, or an error reply): a metric. */
   onCommandError?: (op: string) => void;
+  /** Wraps every operation (tracing: a child span of the current request; see command-tracer.ts). */
+  traceCommand?: CommandTracer;
 }
 
 export const DEFAULT_WAIT_TIMEOUT_MS = 500;
@@ -119,6 +122,7 @@ export class RedisTokenStore implements TokenStore {
   private durableRedis: RedisClient | undefined;
   /** The replica wait of durable writes (replicas 0 = none). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
+  private readonly traceCommand: CommandTracer | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
     this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
@@ -128,6 +132,7 @@ export class RedisTokenStore implements TokenStore {
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     );
     this.keys = redisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.traceCommand = options.traceCommand;
     this.logger = (options.logger ?? silentLogger).child({ component: 'redis-token-store' });
     this.target = redisTargetOf(options.url);
     // Every option is checked before a connection is opened, so a refused store leaves none behind.
@@ -427,7 +432,8 @@ export class RedisTokenStore implements TokenStore {
    */
   private run<T>(op: string, command: () => Promise<T>): Promise<T> {
     const unknown = op === 'revoke' || op === 'rotateRefresh' ? `the write may or may not have applied, ${retryAdvice(op)}` : undefined;
-    return this.conn.run(op, command, unknown);
+    // The one tracing seam of the store: a child span per operation while tracing is on.
+    return this.traceCommand ? this.traceCommand(op, () => this.conn.run(op, command, unknown)) : this.conn.run(op, command, unknown);
   }
 
   /**

@@ -7,8 +7,9 @@ import { DEFAULTS, byteSizeText, durationText } from '../../../src/shared/defaul
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 type Row = (typeof OPTION_TABLE)[number];
 type KeysOf<S extends string> = Extract<Row, { scope: 'common' | S }>['key'];
-const authorityKeysMatch: Equal<keyof AuthorityConfig, KeysOf<'authority'>> = true;
-const sidecarKeysMatch: Equal<keyof SidecarConfig, KeysOf<'sidecar'>> = true;
+// Besides the table's rows, one derived member: `tracing`, resolved from the OTEL_* rows.
+const authorityKeysMatch: Equal<keyof AuthorityConfig, KeysOf<'authority'> | 'tracing'> = true;
+const sidecarKeysMatch: Equal<keyof SidecarConfig, KeysOf<'sidecar'> | 'tracing'> = true;
 // A setting with a default is always present; the sidecar's required ones are never optional.
 const requiredAreRequired: Equal<Pick<SidecarConfig, 'authorityUrl' | 'redisUrl' | 'issuer' | 'audience' | 'receiptRetentionMs'>, { readonly authorityUrl: string; readonly redisUrl: string; readonly issuer: string; readonly audience: string; readonly receiptRetentionMs: number }> = true;
 const optionalStayOptional: Equal<undefined extends AuthorityConfig['redisUrl'] ? true : false, true> = true;
