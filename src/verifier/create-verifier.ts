@@ -7,7 +7,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import { checkBinding, needsBindingCheck, type BindingCheckOptions } from './binding-check.js';
 import { DEFAULT_DPOP_WINDOW_SEC } from './dpop-proof.js';
-import { MemoryDpopReplayCache, type DpopReplayCache, type ReplayVerdict } from './dpop-replay-cache.js';
+import { MemoryDpopReplayCache, type DpopReplayCache, type ReplayVerdict, type SyncDpopReplayCache } from './dpop-replay-cache.js';
 import type { KeyResolver } from './key-resolver.js';
 import type { RevocationSource } from './revocation-source.js';
 import { RevocationState } from './revocation-state.js';
@@ -68,8 +68,9 @@ export interface VerifierOptions {
   /**
    * A replay cache shared by the replicas of one service (e.g. `createRedisDpopReplayCache` from
    * `token-authority/redis`): `verify()` claims each proof in the verifier's own cache and then in
-   * this one, so a proof is single-use across the replicas. `verifySync()` cannot wait and uses
-   * the verifier's own cache only. Default: none (single-use per verifier).
+   * this one, so a proof is single-use across the replicas. `verifySync()` cannot wait: it answers
+   * from the verifier's own cache and records the proof in the shared one in the background (the
+   * other replicas refuse it once that write lands). Default: none (single-use per verifier).
    */
   dpopReplayCache?: DpopReplayCache;
   clock?: Clock;
@@ -202,8 +203,11 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
   };
   const dpopWindowMs = options.dpopWindowMs ?? DEFAULT_DPOP_WINDOW_SEC * 1000;
   if (!Number.isSafeInteger(dpopWindowMs) || dpopWindowMs < 1000) throw invalidArgument('dpopWindowMs must be an integer of at least 1000 (ms)');
-  const localReplay = new MemoryDpopReplayCache({ maxEntries: options.dpopReplayCacheSize });
+  const replaySize = options.dpopReplayCacheSize;
+  if (replaySize !== undefined && (!Number.isSafeInteger(replaySize) || replaySize < 1)) throw invalidArgument('dpopReplayCacheSize must be a positive integer');
+  const localReplay = new MemoryDpopReplayCache({ maxEntries: replaySize });
   const shared = options.dpopReplayCache;
+  if (shared !== undefined && typeof shared?.claim !== 'function') throw invalidArgument('dpopReplayCache must have a claim(id, untilMs, nowMs) method');
   // Own cache first (so verifySync and verify never accept one proof twice between them), then the shared one.
   const sharedReplay: DpopReplayCache | undefined = shared && {
     claim(id: string, untilMs: number, nowMs: number): ReplayVerdict | Promise<ReplayVerdict> {
@@ -211,8 +215,25 @@ export function createInternalVerifier(options: VerifierOptions, hooks: Internal
       return local === 'fresh' ? shared.claim(id, untilMs, nowMs) : local;
     },
   };
+  // verifySync cannot wait for the shared cache: it answers from its own and records the proof in
+  // the shared one in the background, so the other replicas refuse it once that write lands.
+  const syncReplay: SyncDpopReplayCache = shared
+    ? {
+        claim(id: string, untilMs: number, nowMs: number): ReplayVerdict {
+          const local = localReplay.claim(id, untilMs, nowMs);
+          if (local === 'fresh') {
+            try {
+              void Promise.resolve(shared.claim(id, untilMs, nowMs)).catch(() => undefined);
+            } catch {
+              // a shared cache that throws: the local answer stands
+            }
+          }
+          return local;
+        },
+      }
+    : localReplay;
   const dpopWindowSec = Math.floor(dpopWindowMs / 1000);
-  const syncBinding: BindingCheckOptions = { dpopWindowSec, replay: localReplay };
+  const syncBinding: BindingCheckOptions = { dpopWindowSec, replay: syncReplay };
   const asyncBinding: BindingCheckOptions = sharedReplay ? { dpopWindowSec, replay: sharedReplay } : syncBinding;
   const boundMs = options.stalenessBoundMs ?? DEFAULTS.stalenessBoundMs;
   const failOpen = (options.stalenessPolicy ?? DEFAULTS.stalenessPolicy) === 'fail-open';

@@ -100,7 +100,6 @@ function verdictResult(verdict: ReplayVerdict, ok: DpopProofResult): DpopProofRe
   if (verdict === 'replayed') return invalid('proof jti was already used (replay)');
   if (verdict === 'full') return invalid('the DPoP replay cache is full: proof refused');
   return NO_ANSWER; // not a verdict at all: refuse
-
 }
 
 interface Checked {

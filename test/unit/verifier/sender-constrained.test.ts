@@ -174,6 +174,8 @@ describe('createVerifier with sender-constrained tokens (RFC 8705 mTLS, RFC 9449
       assert.ok(v.verifySync(t, { dpop: dpop(t, { iatSec: nowSec() - 10 }) }).valid);
       assert.match(explain(v.verifySync(t, { dpop: dpop(t, { iatSec: nowSec() - 11 }) })), /older than the 10 s DPoP window/);
       assert.throws(() => verifier({ dpopWindowMs: 10 }), /dpopWindowMs/);
+      assert.throws(() => verifier({ dpopReplayCache: {} as DpopReplayCache }), /dpopReplayCache must have a claim/);
+      assert.throws(() => verifier({ dpopReplayCacheSize: 0 }), /dpopReplayCacheSize must be a positive integer/);
     });
 
     it('a full replay cache refuses new proofs rather than forgetting unexpired ones', () => {
@@ -188,7 +190,7 @@ describe('createVerifier with sender-constrained tokens (RFC 8705 mTLS, RFC 9449
       assert.equal(v.status().dpopReplay.refusedFull, 1);
     });
 
-    it('a shared replay cache: verify() claims in it (after the own cache), verifySync() only in its own', async () => {
+    it('a shared replay cache: verify() claims in it (after the own cache), verifySync() answers from its own and records in it', async () => {
       const held = new Set<string>();
       const claims: string[] = [];
       const shared: DpopReplayCache = { claim: async (id) => { claims.push(id); return held.has(id) ? 'replayed' : (held.add(id), 'fresh'); } };
@@ -201,9 +203,12 @@ describe('createVerifier with sender-constrained tokens (RFC 8705 mTLS, RFC 9449
       assert.equal(claims.length, 2);
       const d2 = dpop(t);
       assert.ok(a.verifySync(t, { dpop: d2 }).valid);
-      assert.equal(claims.length, 2, 'verifySync did not wait for the shared cache');
+      assert.equal(claims.length, 3, 'verifySync recorded the proof in the shared cache (without waiting for it)');
       assert.match(explain(await a.verify(t, { dpop: d2 })), /already used/, 'verify() sees what verifySync() accepted');
-      assert.equal(claims.length, 2, 'the own cache answered first');
+      assert.equal(claims.length, 3, 'the own cache answered first');
+      assert.match(explain(await b.verify(t, { dpop: d2 })), /already used/, 'the other replica refuses what verifySync accepted');
+      const failing = verifier({ dpopReplayCache: { claim: () => { throw new Error('down'); } } });
+      assert.ok(failing.verifySync(t, { dpop: dpop(t) }).valid, 'verifySync answers from its own cache even when the shared one throws');
     });
 
     it('the internal verifyNow answers a DPoP-bound token synchronously without a shared cache, with a promise with one', async () => {
