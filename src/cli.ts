@@ -196,12 +196,15 @@ program
   .requiredOption('--audience <aud...>', 'audience(s)')
   .option('--scope <scope...>', 'scopes', [])
   .option('--ttl <seconds>', 'access-token TTL in seconds', '0')
+  .addOption(new Option('--jkt <thumbprint>', 'bind the token to a DPoP key: its RFC 7638 SHA-256 thumbprint').conflicts('x5tS256'))
+  .option('--x5t-s256 <thumbprint>', 'bind the token to a client certificate: base64url SHA-256 of its DER')
   .addOption(addressOptions()[0]!).addOption(addressOptions()[1]!)
   .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
-  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; } & ClientOptions) => {
+  .action(async (o: { subject: string; audience: string[]; scope: string[]; ttl: string; jkt?: string; x5tS256?: string } & ClientOptions) => {
     const c = client(o);
+    const confirmation = o.jkt !== undefined ? { binding: { $case: 'jkt' as const, jkt: o.jkt } } : o.x5tS256 !== undefined ? { binding: { $case: 'x5tS256' as const, x5tS256: o.x5tS256 } } : undefined;
     try {
-      printMessage(IssueResponse, await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation: undefined }));
+      printMessage(IssueResponse, await call(c.issue.bind(c), { subject: o.subject, audience: o.audience, scopes: o.scope, extraClaims: {}, accessTtlSeconds: Number(o.ttl), clientId: '', confirmation }));
     } catch (err) {
       fail(err);
     } finally {
@@ -215,12 +218,17 @@ program
   .argument('<token>', 'access token')
   .option('--audience <aud>', 'required audience', '')
   .option('--scope <scope...>', 'required scopes', [])
+  .option('--client-cert <file>', 'the presenting client\'s certificate (PEM or DER), for a certificate-bound token')
+  .option('--dpop-proof <proof>', 'the DPoP header of the request, for a DPoP-bound token (with --http-method and --http-uri)', '')
+  .option('--http-method <method>', 'the method of the request the proof is for', '')
+  .option('--http-uri <uri>', 'the absolute URI of the request the proof is for', '')
   .addOption(addressOptions()[0]!).addOption(addressOptions()[1]!)
   .addOption(tlsOptions()[0]!).addOption(tlsOptions()[1]!).addOption(tlsOptions()[2]!)
-  .action(async (token: string, o: { audience: string; scope: string[]; } & ClientOptions) => {
+  .action(async (token: string, o: { audience: string; scope: string[]; clientCert?: string; dpopProof: string; httpMethod: string; httpUri: string } & ClientOptions) => {
     const c = client(o);
     try {
-      const answer = await call<VerifyRequest, VerifyResponse>(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate: Buffer.alloc(0), dpopProof: '', httpMethod: '', httpUri: '' });
+      const clientCertificate = o.clientCert !== undefined ? readFileSync(o.clientCert) : Buffer.alloc(0);
+      const answer = await call<VerifyRequest, VerifyResponse>(c.verify.bind(c), { token, audience: o.audience, requiredScopes: o.scope, clientCertificate, dpopProof: o.dpopProof, httpMethod: o.httpMethod, httpUri: o.httpUri });
       printMessage(VerifyResponse, answer, { valid: answer.valid });
     } catch (err) {
       fail(err);

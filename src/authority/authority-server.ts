@@ -14,6 +14,7 @@ import { KeyManager } from '../keys/key-manager.js';
 import type { KeyStore } from '../keys/key-store.js';
 import { MemoryTokenStore } from '../store/memory-token-store.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
+import { createRedisDpopReplayCache } from '../store/redis-dpop-replay.js';
 import type { AccessTtlRecord, FeedPublisher, RevocationRepair, TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } from '../verifier/create-verifier.js';
 import type { LostRevocation } from '../verifier/revocation-sync.js';
@@ -98,7 +99,12 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
   // TA_MAX_ACCESS_TTL keeps the old one until its last token expired): revocation entries and the
   // log's retention cover it, and this replica's Verify accepts such tokens.
   const accessTtl = await startAccessTtlHighWater(store, config, logger);
+  // TA_DPOP_REPLAY_SCOPE: a proof accepted by Verify at one replica is a replay at the others.
+  const dpopReplay = config.dpopReplayScope !== undefined && config.redisUrl !== undefined
+    ? createRedisDpopReplayCache({ url: config.redisUrl, scope: config.dpopReplayScope, commandTimeoutMs: config.redisCommandTimeoutMs, logger })
+    : undefined;
   const verifier = createInternalVerifier({
+    ...(dpopReplay ? { dpopReplayCache: dpopReplay } : {}),
     issuer: config.issuer,
     keys: keys.resolver,
     revocations: store,
@@ -179,6 +185,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
     security.close();
     await Promise.allSettled([grpc.shutdown(0), http?.stop(), verifier.stop(), keys.stop()]);
     await store.close();
+    await dpopReplay?.close();
     await tracing?.shutdown();
     throw err;
   }
@@ -202,6 +209,7 @@ export async function startAuthority(config: Config, logger: Logger, overrides: 
         await verifier.stop();
         await keys.stop();
         await store.close();
+        await dpopReplay?.close();
         // Last, so the spans of calls that finished during the grace period are exported too.
         await tracing?.shutdown();
         logger.info('shutdown complete');

@@ -144,6 +144,7 @@ function crossChecks(scope: ConfigScope, c: Record<string, unknown>, problems: s
       say('redisWaitReplicas', 'waiting for replicas needs TA_REDIS_URL: the embedded store has none');
     }
     if ((c.workers as number) > 1 && c.redisUrl === undefined) say('workers', 'more than one worker needs TA_REDIS_URL: the embedded store lives in one process');
+    if (c.dpopReplayScope !== undefined && c.redisUrl === undefined) say('dpopReplayScope', 'shares DPoP proofs through the Redis of TA_REDIS_URL, which is not set');
     const rot = c.keyRotationIntervalMs as number;
     if (rot > 0 && rot < 2 * (c.maxAccessTtlMs as number)) {
       say('keyRotationIntervalMs', 'must be 0 (off) or at least twice TA_MAX_ACCESS_TTL, so a retired key outlives every token it signed before the next rotation');

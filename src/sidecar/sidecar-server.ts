@@ -11,6 +11,7 @@ import { InflightTracker } from '../grpc/unary.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { createTracing } from '../telemetry/create-tracing.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
+import { createRedisDpopReplayCache, type RedisDpopReplayCache } from '../store/redis-dpop-replay.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
 import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
@@ -102,7 +103,12 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
       },
     );
   };
+  // TA_DPOP_REPLAY_SCOPE: proofs single-use across the sidecars of one service, not only per sidecar.
+  const dpopReplay: RedisDpopReplayCache | undefined = config.dpopReplayScope !== undefined
+    ? createRedisDpopReplayCache({ url: config.redisUrl, scope: config.dpopReplayScope, commandTimeoutMs: config.redisCommandTimeoutMs, logger })
+    : undefined;
   const verifier = createInternalVerifier({
+    ...(dpopReplay ? { dpopReplayCache: dpopReplay } : {}),
     issuer: config.issuer,
     keys,
     revocations: store,
@@ -183,6 +189,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
         await verifier.stop();
         keys.stop();
         if (!overrides.store) await store.close();
+        await dpopReplay?.close();
         await tracing?.shutdown();
         logger.info('sidecar stopped');
       })();

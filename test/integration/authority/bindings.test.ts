@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -198,6 +201,38 @@ describe('sender-constrained tokens at the authority: Issue, Verify, Refresh (gR
       await expectStatus(ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: 'garbage' }), status.UNAUTHENTICATED, 'DPoP proof');
       const next = await ta.client.refresh({ refreshToken: issued.refreshToken, dpopProof: refreshProof() });
       assert.equal(decodeJwt(next.accessToken).cnf, undefined);
+    });
+  });
+
+  describe('TA_DPOP_REPLAY_SCOPE: authority replicas share their Verify replay protection', () => {
+    let keyDir: string;
+    let a: TestAuthority;
+    let b: TestAuthority;
+    let loner: TestAuthority;
+    before(async () => {
+      keyDir = await mkdtemp(join(tmpdir(), 'ta-bind-keys-'));
+      a = await startTestAuthority({ TA_REDIS_URL: redis.url, TA_KEY_DIR: keyDir, TA_DPOP_REPLAY_SCOPE: 'authority' });
+      [b, loner] = await Promise.all([
+        startTestAuthority({ TA_REDIS_URL: redis.url, TA_KEY_DIR: keyDir, TA_DPOP_REPLAY_SCOPE: 'authority' }),
+        startTestAuthority({ TA_REDIS_URL: redis.url, TA_KEY_DIR: keyDir }),
+      ]);
+    });
+    after(async () => {
+      await Promise.all([a?.close(), b?.close(), loner?.close()]);
+      if (keyDir) await rm(keyDir, { recursive: true, force: true });
+    });
+
+    it('a proof accepted by one replica\'s Verify is a replay at the other; a replica without the setting keeps its own', async () => {
+      const t = (await a.client.issue({ subject: 'alice', audience: ['orders'], confirmation: { binding: { $case: 'jkt', jkt: key.jkt } } })).accessToken;
+      const req = { token: t, dpopProof: proofFor(t), httpMethod: 'GET', httpUri: RESOURCE };
+      assert.equal((await a.client.verify(req)).valid, true);
+      const replay = await b.client.verify(req);
+      assert.equal(replay.reason, R.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF, replay.detail);
+      assert.equal((await loner.client.verify(req)).valid, true);
+    });
+
+    it('the setting needs TA_REDIS_URL', async () => {
+      await assert.rejects(startTestAuthority({ TA_DPOP_REPLAY_SCOPE: 'authority' }), /TA_DPOP_REPLAY_SCOPE.*TA_REDIS_URL/s);
     });
   });
 

@@ -41,12 +41,12 @@ describe('sender-constrained tokens at the sidecar: Verify, ext_authz Check, for
   let otherKey: DpopKey;
   const clients: Array<{ close(): void }> = [];
 
-  const sidecar = (trust: boolean) =>
+  const sidecar = (trust: boolean, env: Record<string, string> = {}) =>
     startSidecar(
       loadConfig('sidecar', {
         env: {
           TA_GRPC_ADDR: '127.0.0.1:0', TA_HTTP_ADDR: '127.0.0.1:0', TA_ISSUER: TEST_ISSUER, TA_AUTHORITY_URL: ta.httpBase, TA_REDIS_URL: redis.url,
-          TA_AUDIENCE: 'orders', TA_LOG_LEVEL: 'silent', ...(trust ? { TA_TRUST_FORWARDED_CLIENT_CERT: 'true' } : {}),
+          TA_AUDIENCE: 'orders', TA_LOG_LEVEL: 'silent', ...(trust ? { TA_TRUST_FORWARDED_CLIENT_CERT: 'true' } : {}), ...env,
         },
       }),
       silentLogger,
@@ -115,6 +115,41 @@ describe('sender-constrained tokens at the sidecar: Verify, ext_authz Check, for
       assert.equal((await ta.client.verify(req)).valid, true);
       assert.equal((await client.verify(req)).valid, true);
       assert.equal((await client.verify(req)).reason, R.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF);
+    });
+  });
+
+  describe('TA_DPOP_REPLAY_SCOPE: one proof, once across the sidecars of a service', () => {
+    let a: RunningSidecar;
+    let b: RunningSidecar;
+    let other: RunningSidecar;
+    before(async () => {
+      [a, b, other] = await Promise.all([sidecar(false, { TA_DPOP_REPLAY_SCOPE: 'orders-svc' }), sidecar(false, { TA_DPOP_REPLAY_SCOPE: 'orders-svc' }), sidecar(false, { TA_DPOP_REPLAY_SCOPE: 'billing-svc' })]);
+    });
+    after(async () => {
+      await Promise.all([a?.stop(), b?.stop(), other?.stop()]);
+    });
+
+    it('a proof accepted by one replica is a replay at the other, over Verify and forward-auth; another scope is apart', async () => {
+      const URI = 'https://api.test/orders';
+      const t = await issue({ jkt: key.jkt });
+      const [ca, cb, co] = [a, b, other].map((sc) => authorityClient(sc.grpcPort));
+      clients.push(ca!, cb!, co!);
+      const proof = forgeDpopProof({ key, method: 'GET', uri: URI, accessToken: t });
+      const req = { token: t, dpopProof: proof, httpMethod: 'GET', httpUri: URI };
+      assert.equal((await ca!.verify(req)).valid, true);
+      const replay = await cb!.verify(req);
+      assert.equal(replay.reason, R.VERIFY_FAILURE_REASON_INVALID_DPOP_PROOF, replay.detail);
+      assert.match(replay.detail, /replay/);
+      assert.equal((await co!.verify(req)).valid, true, 'another service keeps its own proofs');
+      assert.equal((await plain.verifier.verifyNow(t, { dpop: { proof, method: 'GET', uri: URI } })).valid, true, 'a sidecar without the setting remembers only its own');
+
+      const fwd = { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.test', 'x-forwarded-uri': '/orders' };
+      const second = forgeDpopProof({ key, method: 'GET', uri: URI, accessToken: t });
+      const at = (sc: RunningSidecar) => fetch(`http://127.0.0.1:${sc.httpPort}/authz?audience=orders`, { headers: { authorization: `DPoP ${t}`, dpop: second, ...fwd } });
+      assert.equal((await at(b)).status, 200);
+      const again = await at(a);
+      assert.equal(again.status, 401);
+      assert.equal(((await again.json()) as { reason: string }).reason, 'INVALID_DPOP_PROOF');
     });
   });
 
