@@ -89,7 +89,7 @@ export const TARGETS = {
 export function formatQuantity(q: Quantity | undefined): string {
   if (!q || !Number.isFinite(q.value)) return '—';
   const v = q.value;
-  if (q.unit.endsWith('/s')) {
+  if (q.unit.endsWith('/s') || q.unit.endsWith('CPU-s')) {
     const n = v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e5 ? `${(v / 1e3).toFixed(0)} k` : Math.round(v).toLocaleString('en-US');
     return `${n} ${q.unit}`;
   }

@@ -746,8 +746,68 @@ function scaling(rpc: 'Verify' | 'Issue'): RpcScenario {
   };
 }
 
+/**
+ * The sidecar with 2 workers on both cores vs 1 worker on core 0 (Verify RPC, the cached path),
+ * two rows from the same rounds: calls/s, and calls per CPU-second of the server processes (the
+ * primary and its workers, from /proc/<pid>/stat around every run), because the second worker
+ * shares its core with h2load: the absolute ratio says what a user gets on this machine, the
+ * per-CPU-second ratio what the workers cost.
+ */
+const sidecarScaling: RpcScenario = {
+  id: 'rpc.scaling.sidecar',
+  title: `Sidecar on 2 cores vs 1 (Verify RPC, ${WORKERS_ENV}=2 vs 1)`,
+  target: TARGETS.twoCores,
+  async run(env) {
+    const both = `${env.s.serverCpus},${env.s.loadCpus}`;
+    // The authority serves the JWKS and heartbeats; it idles during the runs (on the load core).
+    const authority = await startServer(env, 'serve', {}, 'scaling-sidecar-authority', env.s.loadCpus);
+    const client = authorityClient(authority.grpcPort);
+    const sidecarEnv = { TA_AUTHORITY_URL: authority.httpBase, TA_AUDIENCE: '*' };
+    let one: CliServer | undefined;
+    let two: CliServer | undefined;
+    const closers: Array<() => void> = [];
+    try {
+      const issued = await issueOne(client);
+      one = await startServer(env, 'sidecar', { ...sidecarEnv, [WORKERS_ENV]: '1' }, 'scaling-sidecar-1');
+      two = await startServer(env, 'sidecar', { ...sidecarEnv, [WORKERS_ENV]: '2' }, 'scaling-sidecar-2', both);
+      const ta = verifyTarget(env, two, issued.accessToken, 'scaling-sidecar-2');
+      const tb = verifyTarget(env, one, issued.accessToken, 'scaling-sidecar-1');
+      closers.push(ta.close, tb.close);
+      const pair = await h2Pair(env, ta.target, tb.target, `the same sidecar with ${WORKERS_ENV}=1 on core ${env.s.serverCpus}`);
+      const f = pair.figure;
+      const utilA = (f.details?.serverUtilization ?? []) as number[];
+      const utilB = (f.details?.baselineUtilization ?? []) as number[];
+      const perCpu = (xs: readonly number[], us: readonly number[]) => xs.map((x, i) => x / (us[i] ?? NaN)).filter(Number.isFinite);
+      const aPerCpu = perCpu(f.rounds?.measured ?? [], utilA);
+      const bPerCpu = perCpu(f.rounds?.baseline ?? [], utilB);
+      const ratios = aPerCpu.map((a, i) => a / (bPerCpu[i] ?? NaN)).filter(Number.isFinite);
+      const placement = `${WORKERS_ENV}=2 runs on cores ${both} (taskset), so its second worker shares core ${env.s.loadCpus} with h2load and redis-server; ${WORKERS_ENV}=1 has core ${env.s.serverCpus} to itself. Same h2load settings (${env.s.clients} connections, handed out round-robin to the workers); one token repeatedly (the cached path)`;
+      return [
+        { id: this.id, title: this.title, target: this.target, ...f, notes: [...f.notes, placement] },
+        {
+          id: `${this.id}.per-cpu`,
+          title: `Sidecar on 2 cores vs 1, per CPU-second of the sidecar processes (Verify RPC, ${WORKERS_ENV}=2 vs 1)`,
+          status: f.status,
+          measured: { value: median(aPerCpu), unit: 'calls per CPU-s' },
+          baseline: { name: `the same sidecar with ${WORKERS_ENV}=1, per CPU-second`, value: median(bPerCpu), unit: 'calls per CPU-s' },
+          ratio: median(ratios),
+          rounds: { measured: aPerCpu.map((x) => round(x, 4)), baseline: bPerCpu.map((x) => round(x, 4)), ratios: ratios.map((x) => round(x, 3)) },
+          notes: [`the same rounds as ${this.id}, each divided by the CPU time of the server's process tree (primary and workers, /proc/<pid>/stat utime+stime) over the run: 1.0× means a second worker costs nothing beyond its share of the calls`, placement],
+          details: { serverUtilization: utilA, baselineUtilization: utilB },
+        },
+      ];
+    } finally {
+      for (const c of closers) c();
+      client.close();
+      await two?.stop();
+      await one?.stop();
+      await authority.stop();
+    }
+  },
+};
+
 /** Every RPC figure, in table order. A new figure is one more entry here. */
-export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
+export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, verifyAtSidecar, verifyFloor, forwardAuth, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue'), sidecarScaling];
 
 export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boolean, log: (line: string) => void): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), 'ta-bench-'));
