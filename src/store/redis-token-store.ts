@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Cluster, type RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import { parseFeedMessage, type RevocationEvent } from '../shared/revocation-event.js';
+import { parseFeedMessage, parseFeedMessageBytes, type RevocationEvent } from '../shared/revocation-event.js';
 import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verifier/revocation-source.js';
 import {
   createRedisClient,
@@ -93,6 +93,8 @@ interface ScriptCommands {
   taRevoke: ScriptFn;
   taRestore: ScriptFn;
   taReadLog: ScriptFn;
+  /** taReadLog with its bulk replies as Buffers (ioredis defines both). */
+  taReadLogBuffer: ScriptFn;
   taHeartbeat: ScriptFn;
   taRecordAccessTtl: ScriptFn;
   taReportApplied: ScriptFn;
@@ -390,10 +392,16 @@ export class RedisTokenStore implements TokenStore {
 
   async readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
     checkReadLog(afterSeq, limit);
+    // Entries as bytes, parsed by parseFeedMessageBytes (no string or JSON object per entry on
+    // the usual path), with the same answers as parsing their text. (A plain XRANGE would spare
+    // Redis the script's conversion of the entries into Lua tables, ~6× its own XRANGE time, but
+    // ioredis decodes its seven reply elements per entry at ~5× the Node time of this one.)
     const [head, raw] = (await this.run('readLog', () =>
-      this.scripts.taReadLog(this.keys.log, this.keys.seq, this.keys.base, afterSeq, limit),
-    )) as [number, string[]];
-    return { events: raw.map(toEvent), headSeq: Number(head) };
+      this.scripts.taReadLogBuffer(this.keys.log, this.keys.seq, this.keys.base, afterSeq, limit),
+    )) as [number | Buffer, Buffer[]];
+    const events = new Array<RevocationEvent>(raw.length);
+    for (let i = 0; i < raw.length; i++) events[i] = toEvent(raw[i]);
+    return { events, headSeq: Number(Buffer.isBuffer(head) ? head.toString() : head) };
   }
 
   async subscribe(listener: FeedListener): Promise<FeedSubscription> {
@@ -686,7 +694,7 @@ function toSession(flat: string[], currentGeneration: number): SessionRecord {
 }
 
 function toEvent(json: unknown): RevocationEvent {
-  const message = typeof json === 'string' ? parseFeedMessage(json) : undefined;
+  const message = typeof json === 'string' ? parseFeedMessage(json) : Buffer.isBuffer(json) ? parseFeedMessageBytes(json) : undefined;
   if (!message || message.type !== 'rev') {
     // Written only by this store's scripts; anything else is a newer writer or corruption. Never
     // skip it: a verifier must not advance past a sequence it could not apply.

@@ -258,17 +258,23 @@ export class RevocationSync {
   }
 
   private clamp(e: RevocationEvent): RevocationEvent {
-    const max = this.opts.maxEntryLifetimeMs;
-    if (max === undefined) return e;
-    const limit = this.opts.clock.nowMs() + max;
+    const limit = this.clampLimit();
     return e.until > limit ? { ...e, until: limit } : e;
+  }
+
+  /** The latest until an entry may keep now (Infinity without a maximum entry lifetime). */
+  private clampLimit(): number {
+    const max = this.opts.maxEntryLifetimeMs;
+    return max === undefined ? Infinity : this.opts.clock.nowMs() + max;
   }
 
   /** An event from the log or the store: applied, and remembered for entries live messages raised. */
   private applyTrusted(e: RevocationEvent): void {
     this.opts.state.apply(e);
-    const r = this.raised.get(key(e.kind, e.id));
-    if (r) r.trusted = merge(r.trusted, e);
+    if (this.raised.size > 0) {
+      const r = this.raised.get(key(e.kind, e.id));
+      if (r) r.trusted = merge(r.trusted, e);
+    }
     if (this.logValues) {
       const k = key(e.kind, e.id);
       this.logValues.set(k, merge(this.logValues.get(k), e));
@@ -399,10 +405,13 @@ export class RevocationSync {
         prefetch = { after: last.seq, page: next };
       }
       if (first && first.seq > this.confirmed + 1) this.skipTo(first.seq - 1);
+      // Per entry only what the entry needs (a page can hold thousands at start-up): the clamp's
+      // limit is read once per page, and claims are looked up only while there are any.
+      const limit = this.clampLimit();
       for (const raw of events) {
-        const e = this.clamp(raw);
+        const e = raw.until > limit ? { ...raw, until: limit } : raw;
         this.applyTrusted(e);
-        const claims = this.unconfirmed.get(e.seq);
+        const claims = this.unconfirmed.size > 0 ? this.unconfirmed.get(e.seq) : undefined;
         if (claims) {
           this.unconfirmed.delete(e.seq);
           for (const c of claims) this.settle(c, sameEvent(c.raw, raw));
