@@ -54,7 +54,7 @@ describe('token-authority sidecar with TA_WORKERS=2 (a real cluster)', function 
     await redis?.stop();
   });
 
-  it('serves Verify, Check and /authz from both workers on one port each, revocation reaches both, /metrics sums them', async () => {
+  it('serves Verify, Check and /authz from both workers on one port each, revocation reaches both, /metrics sums them, a dead worker is replaced', async () => {
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     p = runCli(['sidecar'], {
       TA_WORKERS: '2', TA_GRPC_ADDR: `127.0.0.1:${grpcPort}`, TA_HTTP_ADDR: `127.0.0.1:${httpPort}`,
@@ -122,6 +122,22 @@ describe('token-authority sidecar with TA_WORKERS=2 (a real cluster)', function 
     } finally {
       for (const c of clients) c.close();
       for (const c of checkClients) c.close();
+    }
+
+    // A worker that dies is replaced (the shared supervisor), and the new one serves both ports.
+    const victim = workerLines[0]!.pid as number;
+    process.kill(victim, 'SIGKILL');
+    await p.waitForLine((l) => l.msg === 'worker died; starting a new one' && l.signal === 'SIGKILL', 15_000);
+    const replacement = await p.waitForLine((l) => l.msg === 'sidecar serving' && l.workers === undefined && !workerLines.some((w) => w.pid === l.pid), 30_000);
+    assert.deepEqual([replacement.grpcPort, replacement.httpPort], [grpcPort, httpPort]);
+    const ids = new Set<string>();
+    for (let i = 0; i < 40 && !ids.has('scw-w3'); i++) ids.add((JSON.parse((await getOnce(`http://127.0.0.1:${httpPort}/status`)).body) as WorkerStatus).instanceId);
+    assert.ok(ids.has('scw-w3'), `the replacement worker answers the HTTP port (saw ${[...ids].join(', ')})`);
+    const after = authorityClient(grpcPort, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+    try {
+      assert.equal((await after.verify({ token: verifyTokens[1]!, audience: '', requiredScopes: [] })).valid, true);
+    } finally {
+      after.close();
     }
 
     p.kill('SIGTERM');
