@@ -366,13 +366,22 @@ export class RevocationSync {
       full = true;
     }
     let checkAnchor = this.anchor !== undefined;
-    // While one full page is applied, the next is already being read (a large log loads at the
-    // speed of the slower of the two, not their sum). Used only if it starts where we are.
-    let prefetch: { after: number; page: Promise<RevocationLogPage> } | undefined;
+    // While one full page is applied, the next two are already being read: the next one, and the
+    // one after it where sequences run on contiguously (a guess: a page is used only if it starts
+    // exactly where we are, else read again). So the store always has a read queued and a large
+    // log loads at the speed of the slower side, not of their sum.
+    const prefetched = new Map<number, Promise<RevocationLogPage>>();
+    const prefetch = (from: number) => {
+      if (prefetched.has(from)) return;
+      const next = this.opts.source.readLog(from, this.pageSize);
+      next.catch(() => undefined); // a discarded prefetch must not become an unhandled rejection
+      prefetched.set(from, next);
+    };
     for (;;) {
       const after = checkAnchor ? this.confirmed - 1 : this.confirmed;
-      const page = prefetch && prefetch.after === after ? await prefetch.page : await this.opts.source.readLog(after, this.pageSize);
-      prefetch = undefined;
+      const ahead = prefetched.get(after);
+      for (const from of prefetched.keys()) if (from <= after) prefetched.delete(from);
+      const page = ahead ? await ahead : await this.opts.source.readLog(after, this.pageSize);
       let events = page.events;
       if (checkAnchor) {
         checkAnchor = false;
@@ -400,9 +409,8 @@ export class RevocationSync {
       const first = events[0];
       const last = events[events.length - 1];
       if (last && page.events.length === this.pageSize && last.seq < page.headSeq) {
-        const next = this.opts.source.readLog(last.seq, this.pageSize);
-        next.catch(() => undefined); // a discarded prefetch must not become an unhandled rejection
-        prefetch = { after: last.seq, page: next };
+        prefetch(last.seq);
+        if (last.seq + this.pageSize < page.headSeq) prefetch(last.seq + this.pageSize);
       }
       if (first && first.seq > this.confirmed + 1) this.skipTo(first.seq - 1);
       // Per entry only what the entry needs (a page can hold thousands at start-up): the clamp's
