@@ -57,6 +57,8 @@ const LABELS: Readonly<Record<string, string>> = {
   'rpc.revoke': 'Revoke RPC with Redis, one at a time',
   'rpc.scaling.verify': 'Authority 2 cores vs 1: Verify',
   'rpc.scaling.issue': 'Authority 2 cores vs 1: Issue',
+  'rpc.scaling.sidecar': 'Sidecar 2 cores vs 1: Verify',
+  'rpc.scaling.sidecar.per-cpu': 'Sidecar 2 cores vs 1: Verify per CPU-s',
   'memory.per-revocation': 'Memory per active revocation (1M)',
   'memory.load': 'Load 1M revocations (in-process log)',
   'memory.load-redis': 'Load 1M revocations from Redis',

@@ -5,7 +5,11 @@
  *
  *   node dist/bench/grpc-load-generator.js --url http://127.0.0.1:PORT/pkg.Service/Method \
  *        --frames frames.bin [--repeat N] --concurrency 16 [--connections 4] [--duration 3] [--save replies.bin]
+ *        [--tls-ca ca.pem --tls-cert client.pem --tls-key client.key] [--connection-per-call]
  *
+ * With an https:// URL it speaks TLS (the CA to trust, and a client certificate for mutual TLS);
+ * `--connection-per-call` opens a new connection for every call (a full TLS handshake each time,
+ * no session resumption) and closes it after the reply, `concurrency` of them at once.
  * `frames.bin` is a concatenation of gRPC frames (each: flag byte, 4-byte length, message); each is
  * sent exactly once, in order, with `concurrency` calls in flight, until the frames run out or
  * `duration` seconds pass. `--repeat N` sends the single frame in the file N times. Prints one JSON
@@ -17,7 +21,7 @@
  * server driven by it) and compared with the echo figure h2load measures — the conservative
  * denominator.
  */
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface GeneratorResult {
@@ -61,19 +65,25 @@ export interface GenerateOptions {
   connections: number;
   durationMs: number;
   save: boolean;
+  /** For https:// URLs: the CA, and the client certificate and key (mutual TLS). */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  /** A new connection (and handshake) per call instead of `connections` long-lived ones. */
+  connectionPerCall?: boolean;
+}
+
+function open(origin: string, tls: GenerateOptions['tls']): Promise<ClientHttp2Session> {
+  const options: SecureClientSessionOptions = tls ? { ca: tls.ca, ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } : {};
+  const s = connect(origin, options);
+  return new Promise((resolve, reject) => {
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
 }
 
 export async function generate(o: GenerateOptions): Promise<{ result: GeneratorResult; replies: Buffer[] }> {
   const u = new URL(o.url);
   const sessions: ClientHttp2Session[] = [];
-  for (let i = 0; i < o.connections; i++) {
-    const s = connect(u.origin);
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', () => resolve());
-      s.once('error', reject);
-    });
-    sessions.push(s);
-  }
+  if (!o.connectionPerCall) for (let i = 0; i < o.connections; i++) sessions.push(await open(u.origin, o.tls));
   const headers = {
     [constants.HTTP2_HEADER_METHOD]: 'POST',
     [constants.HTTP2_HEADER_PATH]: u.pathname,
@@ -89,10 +99,20 @@ export async function generate(o: GenerateOptions): Promise<{ result: GeneratorR
   const start = performance.now();
   const deadline = start + o.durationMs;
 
-  const one = (index: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t0 = performance.now();
-      const req = sessions[index % sessions.length]!.request(headers);
+  const one = async (index: number): Promise<void> => {
+    const t0 = performance.now();
+    let own: ClientHttp2Session | undefined;
+    if (o.connectionPerCall) {
+      try {
+        own = await open(u.origin, o.tls);
+      } catch {
+        statuses['connect-failed'] = (statuses['connect-failed'] ?? 0) + 1;
+        completed++;
+        return;
+      }
+    }
+    return new Promise((resolve) => {
+      const req = (own ?? sessions[index % sessions.length]!).request(headers);
       const chunks: Buffer[] = [];
       let grpcStatus: string | undefined;
       req.on('response', (h) => {
@@ -114,11 +134,13 @@ export async function generate(o: GenerateOptions): Promise<{ result: GeneratorR
           latencies[okCount++] = performance.now() - t0;
           if (o.save) replies[index] = Buffer.concat(chunks);
         }
+        own?.close();
         resolve();
       });
       req.on('error', () => undefined);
       req.end(o.frames[index]);
     });
+  };
 
   const worker = async () => {
     while (next < o.frames.length && performance.now() < deadline) await one(next++);
@@ -163,6 +185,8 @@ async function main(): Promise<void> {
     connections: Number(arg('connections', '4')),
     durationMs: Number(arg('duration', '3600')) * 1000,
     save: save !== undefined,
+    ...(arg('tls-ca') ? { tls: { ca: readFileSync(arg('tls-ca')!), ...(arg('tls-cert') ? { cert: readFileSync(arg('tls-cert')!) } : {}), ...(arg('tls-key') ? { key: readFileSync(arg('tls-key')!) } : {}) } } : {}),
+    connectionPerCall: args.includes('--connection-per-call'),
   });
   if (save) writeFileSync(save, Buffer.concat(replies.flatMap((r) => [lengthPrefix(r.length), r])));
   process.stdout.write(`${JSON.stringify(result)}\n`);

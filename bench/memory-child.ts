@@ -9,10 +9,11 @@
  *   loadMs         time from verifier.start() to the state being loaded (every page read, parsed and applied)
  *   bytesPerEntry  heapUsed after − before, divided by the entries, after full GCs
  * The log is either an in-process source that serves JSON lines and parses them exactly as the
- * Redis store does (parseFeedMessage), or a real Redis log filled beforehand by the parent.
+ * Redis store does (parseFeedMessageBytes on each entry's bytes), or a real Redis log filled
+ * beforehand by the parent.
  */
 import { newId } from '../src/authority/opaque-tokens.js';
-import { parseFeedMessage, type RevocationEvent } from '../src/shared/revocation-event.js';
+import { parseFeedMessageBytes, type RevocationEvent } from '../src/shared/revocation-event.js';
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { createVerifier } from '../src/verifier/create-verifier.js';
 import type { RevocationLogPage, RevocationSource } from '../src/verifier/revocation-source.js';
@@ -32,8 +33,8 @@ export interface MemoryChildResult {
 
 /**
  * An in-process log of JSON lines, kept outside the JS heap (one Buffer, as Redis would send it):
- * each read decodes its page into fresh strings and parses them, exactly as the Redis store's reads
- * do (parseFeedMessage), so whatever the parsed events keep alive is charged to the state.
+ * each read parses its page's entries from their bytes, exactly as the Redis store's reads do
+ * (parseFeedMessageBytes), so whatever the parsed events keep alive is charged to the state.
  */
 export class JsonLinesLog implements RevocationSource {
   private readonly text: Buffer;
@@ -59,8 +60,9 @@ export class JsonLinesLog implements RevocationSource {
     const end = Math.min(this.length, afterSeq + limit);
     const events: RevocationEvent[] = [];
     for (let i = afterSeq; i < end; i++) {
-      const line = this.text.toString('latin1', this.starts[i] as number, (this.starts[i + 1] as number) - 1);
-      const m = parseFeedMessage(line);
+      // A copy, as every Redis reply is its own buffer (a view would keep nothing alive either).
+      const line = Buffer.from(this.text.subarray(this.starts[i] as number, (this.starts[i + 1] as number) - 1));
+      const m = parseFeedMessageBytes(line);
       if (!m || m.type !== 'rev') throw new Error('bad log line');
       events.push(m);
     }

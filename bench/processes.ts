@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { freePort, findOnPath } from '../test/helpers/local-ports.js';
 export { freePort, findOnPath };
@@ -120,9 +121,9 @@ export function waitForJsonLine<T>(child: Child, pred: (v: Record<string, unknow
   });
 }
 
-function httpStatus(url: string): Promise<number> {
+function httpStatus(url: string, ca?: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const req = request(url, { timeout: 1000 }, (res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : request)(url, { timeout: 1000, ...(ca ? { ca } : {}) }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -136,11 +137,11 @@ function httpStatus(url: string): Promise<number> {
 }
 
 /** Poll an HTTP URL until it answers 200 (servers at TA_LOG_LEVEL=warn print no ready line). */
-export async function waitForHttp200(child: Child, url: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForHttp200(child: Child, url: string, timeoutMs = 20_000, ca?: Buffer): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.process.exitCode !== null) throw new Error(`${child.name} exited (${child.process.exitCode}):\n${child.output().slice(-3000)}`);
-    if ((await httpStatus(url)) === 200) return;
+    if ((await httpStatus(url, ca)) === 200) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${child.name}: ${url} did not answer 200 within ${timeoutMs} ms; output:\n${child.output().slice(-3000)}`);
@@ -159,7 +160,7 @@ export interface CliServer {
  * `node dist/src/cli.js <command>` with TA_* settings (nothing else of this process's env leaks in
  * beyond PATH/HOME), on free loopback ports, pinned to `cpus`; resolves once /healthz answers 200.
  */
-export async function startCliServer(command: 'serve' | 'sidecar', env: Record<string, string>, cpus?: string, nodeArgs: string[] = []): Promise<CliServer> {
+export async function startCliServer(command: 'serve' | 'sidecar', env: Record<string, string>, cpus?: string, nodeArgs: string[] = [], tls?: { ca: Buffer }): Promise<CliServer> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const child = startChild(
@@ -174,9 +175,10 @@ export async function startCliServer(command: 'serve' | 'sidecar', env: Record<s
       ...env,
     },
   );
-  const httpBase = `http://127.0.0.1:${httpPort}`;
+  // With TA_TLS_CERT the authority's HTTP port speaks HTTPS too (tls: the CA that signed it).
+  const httpBase = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
   try {
-    await waitForHttp200(child, `${httpBase}/healthz`);
+    await waitForHttp200(child, `${httpBase}/healthz`, 20_000, tls?.ca);
   } catch (err) {
     await child.stop(1000);
     throw err;

@@ -107,9 +107,9 @@ function authorityEnv(env: Env): Record<string, string> {
 }
 
 /** Servers under test: pinned, optionally profiled. */
-async function startServer(env: Env, command: 'serve' | 'sidecar', extra: Record<string, string>, tag: string, cpus = env.s.serverCpus): Promise<CliServer> {
+async function startServer(env: Env, command: 'serve' | 'sidecar', extra: Record<string, string>, tag: string, cpus = env.s.serverCpus, tls?: { ca: Buffer }): Promise<CliServer> {
   const nodeArgs = env.s.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(env.s.profileDir, tag)}`] : [];
-  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, TA_LOG_LEVEL: env.s.logLevel, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs);
+  return startCliServer(command, { TA_ISSUER: BENCH_ISSUER, TA_REDIS_URL: env.s.redisUrl, TA_LOG_LEVEL: env.s.logLevel, ...(command === 'serve' ? authorityEnv(env) : {}), ...extra }, cpus, nodeArgs, tls);
 }
 
 /** Stop a server; with profiling on, summarise the profile it wrote. */
@@ -243,7 +243,12 @@ async function h2Pair(env: Env, target: LoadTarget, baseline: LoadTarget, baseli
  */
 async function generate(
   env: Env,
-  args: { url: string; framesFile: string; concurrency: number; connections: number; durationS?: number; save?: string; repeat?: number; pid?: number | undefined },
+  args: {
+    url: string; framesFile: string; concurrency: number; connections: number; durationS?: number; save?: string; repeat?: number; pid?: number | undefined;
+    /** PEM files: the CA, and the client certificate and key (https:// URLs). */
+    tls?: { ca: string; cert: string; key: string };
+    connectionPerCall?: boolean;
+  },
 ): Promise<GeneratorResult & { utilization?: number; redisUtilization?: number }> {
   const argv = [
     process.execPath,
@@ -255,6 +260,8 @@ async function generate(
     '--duration', String(args.durationS ?? 3600),
     ...(args.save ? ['--save', args.save] : []),
     ...(args.repeat ? ['--repeat', String(args.repeat)] : []),
+    ...(args.tls ? ['--tls-ca', args.tls.ca, '--tls-cert', args.tls.cert, '--tls-key', args.tls.key] : []),
+    ...(args.connectionPerCall ? ['--connection-per-call'] : []),
   ];
   const cpu0 = args.pid ? processTreeCpuMs(args.pid) : undefined;
   const r0 = env.s.redisPid ? processTreeCpuMs(env.s.redisPid) : undefined;
@@ -667,6 +674,101 @@ const issueWithRedis: RpcScenario = {
   },
 };
 
+/**
+ * Issue over mutual TLS (TA_TLS_CERT/KEY and TA_TLS_CLIENT_CA; certificates made at run time by
+ * test/helpers/pki.ts), driven by the Node generator (h2load cannot present a client
+ * certificate), two rows from alternating rounds against the same authority process:
+ * - warm: `clients` long-lived mTLS connections, clients × streams calls in flight, against the
+ *   same generator over plaintext to a plaintext authority on the same core (what TLS costs);
+ * - a new connection per call: a full TLS handshake with a client certificate for every Issue
+ *   (no session resumption), `streams` at once, against the warm mTLS channel (what handshakes
+ *   cost: published Keycloak figures are dominated by them).
+ */
+const issueOverMtls: RpcScenario = {
+  id: 'rpc.issue-mtls',
+  title: 'Issue RPC over mutual TLS, warm channel',
+  async run(env) {
+    const pki = createPki();
+    let plain: CliServer | undefined;
+    let tls: CliServer | undefined;
+    try {
+      const ca = pki.createCa('bench-ca');
+      const serverCert = ca.issue('server', { cn: 'token-authority', san: ['IP:127.0.0.1', 'DNS:localhost'], usage: 'server' });
+      const client = ca.issue('client', { san: ['URI:spiffe://bench/login'] });
+      const clientTls = { ca: ca.cert, cert: client.cert, key: client.key };
+      tls = await startServer(env, 'serve', { TA_TLS_CERT: serverCert.cert, TA_TLS_KEY: serverCert.key, TA_TLS_CLIENT_CA: ca.cert }, 'issue-mtls', env.s.serverCpus, { ca: ca.certPem });
+      plain = await startServer(env, 'serve', {}, 'issue-plain');
+      const frame = writeFrame(join(env.work, 'issue-mtls.bin'), IssueRequest.encode(IssueRequest.fromPartial({ subject: 'bench-user', audience: [BENCH_AUDIENCE], scopes: ['orders:read', 'orders:write'] })).finish());
+      const concurrency = env.s.clients * env.s.streams;
+      const repeat = Math.ceil(env.s.durationS * 30_000);
+      const tlsUrl = `https://127.0.0.1:${tls.grpcPort}/${SERVICE}/Issue`;
+      const kinds = {
+        warm: (s: CliServer, url: string, withTls: boolean) => generate(env, { url, framesFile: frame, repeat, concurrency, connections: env.s.clients, durationS: env.s.durationS, pid: s.child.process.pid, ...(withTls ? { tls: clientTls } : {}) }),
+        perCall: (s: CliServer) => generate(env, { url: tlsUrl, framesFile: frame, repeat, concurrency: env.s.streams, connections: 1, durationS: env.s.durationS, pid: s.child.process.pid, tls: clientTls, connectionPerCall: true }),
+      };
+      const problems: string[] = [];
+      const check = (label: string, g: GeneratorResult) => {
+        if (g.ok !== g.completed || g.ok === 0) problems.push(`${label}: ${g.completed - g.ok} of ${g.completed} calls not OK (${JSON.stringify(g.statuses)})`);
+      };
+      type Run = GeneratorResult & { utilization?: number };
+      const runs = { mtls: [] as Run[], plain: [] as Run[], perCall: [] as Run[] };
+      const server = { tls, plain };
+      // Warm-up, then rounds in rotating order so that machine load hits all three alike.
+      await kinds.warm(server.tls, tlsUrl, true);
+      await kinds.warm(server.plain, `http://127.0.0.1:${server.plain.grpcPort}/${SERVICE}/Issue`, false);
+      await kinds.perCall(server.tls);
+      const order = ['mtls', 'plain', 'perCall'] as const;
+      for (let r = 0; r < env.s.rounds; r++) {
+        for (let k = 0; k < order.length; k++) {
+          const which = order[(r + k) % order.length]!;
+          const g = which === 'mtls' ? await kinds.warm(server.tls, tlsUrl, true) : which === 'plain' ? await kinds.warm(server.plain, `http://127.0.0.1:${server.plain.grpcPort}/${SERVICE}/Issue`, false) : await kinds.perCall(server.tls);
+          check(which, g);
+          runs[which].push(g);
+        }
+      }
+      const rate = (rs: Run[]) => rs.map((g) => g.okPerSec);
+      const ratios = (a: Run[], b: Run[]) => a.map((g, i) => g.okPerSec / (b[i]?.okPerSec ?? NaN)).filter(Number.isFinite);
+      const perCpu = (a: Run[], b: Run[]) => median(a.map((g, i) => (g.utilization && b[i]?.utilization ? g.okPerSec / g.utilization / (b[i]!.okPerSec / b[i]!.utilization!) : NaN)).filter(Number.isFinite));
+      const util = (rs: Run[]) => rs.map((g) => g.utilization ?? NaN);
+      const lat = (rs: Run[]) => ({ p50: median(rs.map((g) => g.latencyMs.p50)), p90: median(rs.map((g) => g.latencyMs.p90)), p99: median(rs.map((g) => g.latencyMs.p99)), max: Math.max(...rs.map((g) => g.latencyMs.max)), count: rs.reduce((n, g) => n + g.ok, 0), unit: 'ms' });
+      const status = problems.length ? 'failed' as const : 'measured' as const;
+      const driven = `driven by the Node generator (bench/grpc-load-generator.ts, core ${env.s.loadCpus}); certificates EC P-256 made at run time (test/helpers/pki.ts), the client's with a SAN URI; every reply's grpc-status read`;
+      const r1 = ratios(runs.mtls, runs.plain);
+      const r2 = ratios(runs.perCall, runs.mtls);
+      return [
+        {
+          id: this.id,
+          title: this.title,
+          status,
+          measured: { value: median(rate(runs.mtls)), unit: 'calls/s' },
+          baseline: { name: `Issue over plaintext h2c, same generator and concurrency (${env.s.clients} connections × ${env.s.streams} in flight)`, value: median(rate(runs.plain)), unit: 'calls/s' },
+          ratio: median(r1),
+          rounds: { measured: rate(runs.mtls), baseline: rate(runs.plain), ratios: r1 },
+          latency: lat(runs.mtls),
+          notes: [...problems, driven, `per CPU-second of the authority the ratio is ${perCpu(runs.mtls, runs.plain).toFixed(2)}`],
+          details: { serverUtilization: util(runs.mtls), baselineUtilization: util(runs.plain), ratioPerCpuSecond: round(perCpu(runs.mtls, runs.plain), 3) },
+        },
+        {
+          id: `${this.id}.new-connection`,
+          title: 'Issue RPC over mutual TLS, a new TLS connection (full handshake) per call',
+          status,
+          measured: { value: median(rate(runs.perCall)), unit: 'calls/s' },
+          baseline: { name: 'Issue over the warm mutual-TLS channel, same run', value: median(rate(runs.mtls)), unit: 'calls/s' },
+          ratio: median(r2),
+          rounds: { measured: rate(runs.perCall), baseline: rate(runs.mtls), ratios: r2 },
+          latency: lat(runs.perCall),
+          notes: [...problems, driven, `${env.s.streams} calls at once, each on its own new connection (TLS 1.3 handshake with the client certificate, no session resumption), closed after the reply; latency counts the handshake; per CPU-second of the authority the ratio is ${perCpu(runs.perCall, runs.mtls).toFixed(2)}`],
+          details: { serverUtilization: util(runs.perCall), baselineUtilization: util(runs.mtls), ratioPerCpuSecond: round(perCpu(runs.perCall, runs.mtls), 3) },
+        },
+      ];
+    } finally {
+      await tls?.stop();
+      await plain?.stop();
+      pki.cleanup();
+    }
+  },
+};
+
 /** Issue `n` sessions through `port` and return their refresh tokens (via the Node generator). */
 async function issueRefreshTokens(env: Env, port: number, n: number, tag: string): Promise<string[]> {
   const frame = writeFrame(join(env.work, `${tag}-issue.bin`), IssueRequest.encode(IssueRequest.fromPartial({ subject: 'bench-refresh', audience: [BENCH_AUDIENCE], scopes: ['orders:read'] })).finish());
@@ -869,8 +971,68 @@ function scaling(rpc: 'Verify' | 'Issue'): RpcScenario {
   };
 }
 
+/**
+ * The sidecar with 2 workers on both cores vs 1 worker on core 0 (Verify RPC, the cached path),
+ * two rows from the same rounds: calls/s, and calls per CPU-second of the server processes (the
+ * primary and its workers, from /proc/<pid>/stat around every run), because the second worker
+ * shares its core with h2load: the absolute ratio says what a user gets on this machine, the
+ * per-CPU-second ratio what the workers cost.
+ */
+const sidecarScaling: RpcScenario = {
+  id: 'rpc.scaling.sidecar',
+  title: `Sidecar on 2 cores vs 1 (Verify RPC, ${WORKERS_ENV}=2 vs 1)`,
+  target: TARGETS.twoCores,
+  async run(env) {
+    const both = `${env.s.serverCpus},${env.s.loadCpus}`;
+    // The authority serves the JWKS and heartbeats; it idles during the runs (on the load core).
+    const authority = await startServer(env, 'serve', {}, 'scaling-sidecar-authority', env.s.loadCpus);
+    const client = authorityClient(authority.grpcPort);
+    const sidecarEnv = { TA_AUTHORITY_URL: authority.httpBase, TA_AUDIENCE: '*' };
+    let one: CliServer | undefined;
+    let two: CliServer | undefined;
+    const closers: Array<() => void> = [];
+    try {
+      const issued = await issueOne(client);
+      one = await startServer(env, 'sidecar', { ...sidecarEnv, [WORKERS_ENV]: '1' }, 'scaling-sidecar-1');
+      two = await startServer(env, 'sidecar', { ...sidecarEnv, [WORKERS_ENV]: '2' }, 'scaling-sidecar-2', both);
+      const ta = verifyTarget(env, two, issued.accessToken, 'scaling-sidecar-2');
+      const tb = verifyTarget(env, one, issued.accessToken, 'scaling-sidecar-1');
+      closers.push(ta.close, tb.close);
+      const pair = await h2Pair(env, ta.target, tb.target, `the same sidecar with ${WORKERS_ENV}=1 on core ${env.s.serverCpus}`);
+      const f = pair.figure;
+      const utilA = (f.details?.serverUtilization ?? []) as number[];
+      const utilB = (f.details?.baselineUtilization ?? []) as number[];
+      const perCpu = (xs: readonly number[], us: readonly number[]) => xs.map((x, i) => x / (us[i] ?? NaN)).filter(Number.isFinite);
+      const aPerCpu = perCpu(f.rounds?.measured ?? [], utilA);
+      const bPerCpu = perCpu(f.rounds?.baseline ?? [], utilB);
+      const ratios = aPerCpu.map((a, i) => a / (bPerCpu[i] ?? NaN)).filter(Number.isFinite);
+      const placement = `${WORKERS_ENV}=2 runs on cores ${both} (taskset), so its second worker shares core ${env.s.loadCpus} with h2load and redis-server; ${WORKERS_ENV}=1 has core ${env.s.serverCpus} to itself. Same h2load settings (${env.s.clients} connections, handed out round-robin to the workers); one token repeatedly (the cached path)`;
+      return [
+        { id: this.id, title: this.title, target: this.target, ...f, notes: [...f.notes, placement] },
+        {
+          id: `${this.id}.per-cpu`,
+          title: `Sidecar on 2 cores vs 1, per CPU-second of the sidecar processes (Verify RPC, ${WORKERS_ENV}=2 vs 1)`,
+          status: f.status,
+          measured: { value: median(aPerCpu), unit: 'calls per CPU-s' },
+          baseline: { name: `the same sidecar with ${WORKERS_ENV}=1, per CPU-second`, value: median(bPerCpu), unit: 'calls per CPU-s' },
+          ratio: median(ratios),
+          rounds: { measured: aPerCpu.map((x) => round(x, 4)), baseline: bPerCpu.map((x) => round(x, 4)), ratios: ratios.map((x) => round(x, 3)) },
+          notes: [`the same rounds as ${this.id}, each divided by the CPU time of the server's process tree (primary and workers, /proc/<pid>/stat utime+stime) over the run: 1.0× means a second worker costs nothing beyond its share of the calls`, placement],
+          details: { serverUtilization: utilA, baselineUtilization: utilB },
+        },
+      ];
+    } finally {
+      for (const c of closers) c();
+      client.close();
+      await two?.stop();
+      await one?.stop();
+      await authority.stop();
+    }
+  },
+};
+
 /** Every RPC figure, in table order. A new figure is one more entry here. */
-export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, tracingOnOff, verifyAtSidecar, verifyFloor, forwardAuth, forwardAuthMtls, issueWithRedis, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue')];
+export const RPC_SCENARIOS: readonly RpcScenario[] = [verifyAtAuthority, tracingOnOff, verifyAtSidecar, verifyFloor, forwardAuth, forwardAuthMtls, issueWithRedis, issueOverMtls, refreshWithRedis, revokeLatency, scaling('Verify'), scaling('Issue'), sidecarScaling];
 
 export async function runRpcBenchmarks(s: RpcSettings, only: (id: string) => boolean, log: (line: string) => void): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), 'ta-bench-'));

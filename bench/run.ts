@@ -30,6 +30,7 @@ import { canPin, findOnPath } from './processes.js';
 import { benchPropagation } from './propagation.js';
 import { consoleTable, summarize, updateReadme, writeResults, type RunResults } from './report.js';
 import { RPC_SCENARIOS, runRpcBenchmarks } from './rpc.js';
+import { benchReplicaWait } from './replica-wait.js';
 
 export interface BenchOptions {
   quick: boolean;
@@ -253,6 +254,21 @@ export async function runBench(o: BenchOptions): Promise<RunResults> {
         figures.push(failed('memory.load-redis', 'Load revocations from the Redis log', TARGETS.load1M, err));
       } finally {
         await big.stop();
+      }
+    }
+  }
+
+  // 6. What waiting for a replica costs Revoke and Refresh (its own primary and replica).
+  if (['replica.revoke', 'replica.refresh'].some(only)) {
+    const titles = { 'replica.revoke': 'Revoke RPC latency waiting for a replica', 'replica.refresh': 'Refresh RPC latency waiting for a replica' } as const;
+    if (!redisAvailable) for (const [id, title] of Object.entries(titles)) figures.push(notMeasured(id, title, undefined, noRedis));
+    else {
+      const calls = o.quick ? 100 : 1000;
+      log(`replica wait: ${calls} sequential Revoke and Refresh calls with TA_REDIS_WAIT_REPLICAS=1 and =0 …`);
+      try {
+        figures.push(...(await benchReplicaWait(calls)));
+      } catch (err) {
+        for (const [id, title] of Object.entries(titles)) figures.push(failed(id, title, undefined, err));
       }
     }
   }

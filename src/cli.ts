@@ -7,7 +7,7 @@ import { OPTIONS } from './config/options.js';
 import { errorMessage, invalidArgument, isTokenAuthorityError } from './shared/errors.js';
 import { createRootLogger } from './telemetry/logger.js';
 import { runAuthority } from './authority/authority-cluster.js';
-import { startSidecar } from './sidecar/sidecar-server.js';
+import { runSidecar } from './sidecar/sidecar-server.js';
 import { createKeyManager, createKeyStore, sealKeyFile } from './authority/create-key-store.js';
 import { silentLogger } from './shared/logger.js';
 import { IssueResponse, RevokeResponse, TokenAuthorityServiceClient, VerifyResponse, type VerifyRequest } from './gen/tokenauthority/v1/token_authority.js';
@@ -84,7 +84,7 @@ function serverAction<S extends ConfigScope>(scope: S, loggerName: string, start
 }
 
 withConfigOptions(program.command('serve').description('Run the authority (gRPC + HTTP).'), 'authority').action(serverAction('authority', 'token-authority', runAuthority));
-withConfigOptions(program.command('sidecar').description('Run a sidecar verifier: Verify and Envoy ext_authz Check, answered locally.'), 'sidecar').action(serverAction('sidecar', 'token-authority-sidecar', startSidecar));
+withConfigOptions(program.command('sidecar').description('Run a sidecar verifier: Verify and Envoy ext_authz Check, answered locally.'), 'sidecar').action(serverAction('sidecar', 'token-authority-sidecar', runSidecar));
 
 const keys = program.command('keys').description('Inspect and rotate signing keys (works on the key store of TA_KEY_STORE; running authorities pick changes up within seconds).');
 withConfigOptions(keys.command('list').description('List keys with their state (read-only; never private material).'), 'authority').action(async (_o, cmd: Command) => {

@@ -1,5 +1,3 @@
-import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -11,9 +9,11 @@ import { authorityHttpsOptions } from './http-caller.js';
 import { createKeyManager } from './create-key-store.js';
 import { relayHangupToWorkers } from './caller-security.js';
 import { createTokenStore, startAuthority, startHeartbeat } from './authority-server.js';
+import { isClusterWorker, reportWorkerReady, startWorkerCluster, workerId, workerMetrics, type WorkerCluster } from '../grpc/worker-cluster.js';
 
 /**
- * Multi-core mode (TA_WORKERS > 1). Workers each run the gRPC server on one shared port (node's
+ * Multi-core mode (TA_WORKERS > 1; forking, restarts and the metrics sum are
+ * src/grpc/worker-cluster.ts, shared with the sidecar). Workers each run the gRPC server on one shared port (node's
  * cluster module hands connections out round-robin); every worker has its own verifier fed by the
  * Redis feed, and they share keys through the key store (rotation is compare-and-set, so exactly
  * one wins). The primary does what must happen once: HTTP (JWKS, discovery, health, metrics
@@ -21,17 +21,13 @@ import { createTokenStore, startAuthority, startHeartbeat } from './authority-se
  */
 export async function runAuthority(config: Readonly<Config>, logger: Logger): Promise<{ stop(): Promise<void> }> {
   if (config.workers <= 1) return startAuthority(config, logger);
-  if (cluster.isPrimary) return startPrimary(config, logger);
-  return startWorker(config, logger);
+  return isClusterWorker() ? startWorker(config, logger) : startPrimary(config, logger);
 }
 
 async function startWorker(config: Readonly<Config>, logger: Logger): Promise<{ stop(): Promise<void> }> {
-  const metrics = createMetrics();
-  AggregatorRegistry.setRegistries([metrics.registry]);
-  // Constructing one installs the worker's listener that answers the primary's metrics requests.
-  new AggregatorRegistry();
-  const running = await startAuthority(config, logger.child({ worker: cluster.worker?.id }), { role: 'worker', metrics });
-  process.send?.({ type: 'ta-worker-ready', grpcPort: running.grpcPort });
+  const metrics = workerMetrics();
+  const running = await startAuthority(config, logger.child({ worker: workerId() }), { role: 'worker', metrics });
+  reportWorkerReady({ grpcPort: running.grpcPort });
   return running;
 }
 
@@ -42,54 +38,16 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
   const keys = await createKeyManager(config, logger, 'follow');
   const store = createTokenStore(config, systemClock, logger);
   const ownMetrics: Metrics = createMetrics();
-  const aggregator = new AggregatorRegistry();
-  const metricsRoute = (): Route => async () => {
-    const [workers, own] = await Promise.all([aggregator.clusterMetrics(), ownMetrics.registry.metrics()]);
-    return { status: 200, body: `${workers}\n${own}`, contentType: aggregator.contentType };
-  };
 
-  // Workers first: they create or repair the key set; then the primary reads it.
-  let stopping = false;
-  const ready = new Set<number>();
-  const fork = (): Worker => cluster.fork({ TA_CLUSTER_WORKER: '1' });
-  const waiters: Array<{ n: number; resolve: () => void }> = [];
-  const waitReady = (n: number) => new Promise<void>((resolve) => (ready.size >= n ? resolve() : waiters.push({ n, resolve })));
-  cluster.on('message', (worker, msg: { type?: string }) => {
-    if (msg?.type !== 'ta-worker-ready') return;
-    ready.add(worker.id);
-    for (const w of waiters.splice(0)) (ready.size >= w.n ? w.resolve() : waiters.push(w));
-  });
   // From the start, so a hangup during start-up does not end the primary either. A worker still
   // starting reads the policy file itself; only ready ones are signalled.
-  const stopHangupRelay = relayHangupToWorkers(config, () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined && ready.has(w.id)), logger);
-  const restarts: number[] = [];
-  let started = false;
-  let failStartup!: (err: Error) => void;
-  const startupFailure = new Promise<never>((_, reject) => (failStartup = reject));
-  startupFailure.catch(() => undefined);
-  cluster.on('exit', (worker, code, signal) => {
-    ready.delete(worker.id);
-    if (stopping) return;
-    if (!started) {
-      failStartup(new Error(`worker ${worker.id} exited (${signal ?? code}) during start-up; see its log above`));
-      return;
-    }
-    const now = Date.now();
-    restarts.push(now);
-    while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
-    logger.error({ worker: worker.id, code, signal, restartsLastMinute: restarts.length }, 'worker died; starting a new one');
-    if (restarts.length > 10 * config.workers) {
-      logger.error('workers keep dying; giving up');
-      process.exit(1);
-    }
-    setTimeout(fork, Math.min(5000, 100 * restarts.length)).unref();
-  });
-  // The first worker initialises the key set alone, so no two workers race to create it.
-  fork();
-  await Promise.race([waitReady(1), startupFailure]);
-  for (let i = 1; i < config.workers; i++) fork();
-  await Promise.race([waitReady(config.workers), startupFailure]);
-  started = true;
+  let workers: WorkerCluster | undefined;
+  const stopHangupRelay = relayHangupToWorkers(config, () => workers?.readyWorkers() ?? [], logger);
+  // Workers first: they create or repair the key set (the first one alone, so no two workers race
+  // to create it); then the primary reads it.
+  workers = await startWorkerCluster({ workers: config.workers, logger, firstAlone: true, ownMetrics });
+  const cluster = workers;
+  const metricsRoute = (): Route => async () => ({ status: 200, ...(await cluster.metrics()) });
 
   await keys.start();
   const heartbeat = startHeartbeat(store, config.heartbeatIntervalMs, logger);
@@ -103,17 +61,8 @@ async function startPrimary(config: Readonly<Config>, logger: Logger): Promise<{
 
   return {
     async stop() {
-      stopping = true;
       stopHangupRelay();
-      logger.info('shutting down workers');
-      const exits = Object.values(cluster.workers ?? {}).map(
-        (w) => new Promise<void>((resolve) => {
-          if (!w || w.isDead()) return resolve();
-          w.once('exit', () => resolve());
-          w.process.kill('SIGTERM');
-        }),
-      );
-      await Promise.all(exits);
+      await cluster.stop();
       heartbeat.stop();
       await http.stop();
       await keys.stop();

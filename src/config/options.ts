@@ -254,7 +254,7 @@ export const OPTION_TABLE = [
     description: 'Rotate the signing key this often (0 = only by `token-authority keys rotate`).' },
   { key: 'heartbeatIntervalMs', env: 'TA_HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', scope: 'authority', default: '1s', schema: duration('TA_HEARTBEAT_INTERVAL', { min: 50 }),
     description: 'How often the authority publishes a heartbeat (head sequence) on the revocation feed.' },
-  { key: 'workers', env: 'TA_WORKERS', flag: '--workers', scope: 'authority', default: '1', schema: z.string().transform((text, ctx) => {
+  { key: 'workers', env: 'TA_WORKERS', flag: '--workers', scope: 'common', default: '1', schema: z.string().transform((text, ctx) => {
       if (text.trim() === 'auto') return availableParallelism();
       const n = Number(text);
       if (!Number.isInteger(n) || n < 1 || n > 256) {
@@ -263,7 +263,7 @@ export const OPTION_TABLE = [
       }
       return n;
     }),
-    description: 'gRPC worker processes ("auto" = one per core). More than 1 needs TA_REDIS_URL; the primary serves HTTP and heartbeats.' },
+    description: 'Worker processes ("auto" = one per core), for the authority and the sidecar. More than 1 needs TA_REDIS_URL. Authority: the workers serve gRPC, the primary HTTP and heartbeats. Sidecar: every worker runs a whole sidecar (its own verifier and feed subscription) on the same gRPC and HTTP ports, and /metrics sums them.' },
   { key: 'insecure', env: 'TA_INSECURE', flag: '--insecure', scope: 'common', default: 'false', schema: bool,
     description: 'Allow plaintext gRPC on a non-loopback address. Never in production.' },
   { key: 'tlsCert', env: 'TA_TLS_CERT', flag: '--tls-cert', scope: 'common', schema: z.string().min(1),

@@ -18,7 +18,8 @@ import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/rem
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { transportLimits } from '../grpc/transport-limits.js';
-import { HttpServer, healthRoute, metricsRoute } from '../http/http-server.js';
+import { HttpServer, healthRoute, metricsRoute, type Route } from '../http/http-server.js';
+import { clusterMetricsRouteFromWorker, isClusterWorker, reportWorkerReady, startWorkerCluster, workerId, workerMetrics } from '../grpc/worker-cluster.js';
 import { createExtAuthzService } from './ext-authz.js';
 import { createSidecarService } from './sidecar-service.js';
 import { FORWARD_AUTH_PATH, forwardAuthRoute } from './forward-auth.js';
@@ -28,6 +29,8 @@ export interface SidecarOverrides {
   metrics?: Metrics;
   /** A revocation source other than Redis at TA_REDIS_URL (tests). */
   store?: TokenStore;
+  /** The /metrics route (a cluster worker's answers with every worker summed). */
+  metricsRoute?: Route;
 }
 
 export interface RunningSidecar {
@@ -53,7 +56,9 @@ const RECEIPT_TTL_MS = 5000;
 export async function startSidecar(config: SidecarConfig, logger: Logger, overrides: SidecarOverrides = {}): Promise<RunningSidecar> {
   const clock = overrides.clock ?? systemClock;
   const metrics = overrides.metrics ?? createMetrics();
-  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
+  // Each worker of a cluster reports its own receipt: a configured instance id gets the worker's number.
+  const worker = workerId();
+  const instanceId = config.instanceId !== undefined ? (worker !== undefined ? `${config.instanceId}-w${worker}` : config.instanceId) : `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
   logger.info({ grpc: config.grpcAddr.text, http: config.httpAddr.text, authority: redactUrl(config.authorityUrl), redis: redactUrl(config.redisUrl), instanceId, policy: config.stalenessPolicy }, 'starting sidecar verifier');
 
   if (config.audience === ANY_AUDIENCE) {
@@ -154,7 +159,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
     logger,
     tracing,
     routes: {
-      '/metrics': metricsRoute(metrics),
+      '/metrics': overrides.metricsRoute ?? metricsRoute(metrics),
       '/healthz': healthRoute(async () => {
         const s = verifier.status();
         const keysLoaded = keys.stats().kids.length > 0;
@@ -194,6 +199,35 @@ export async function startSidecar(config: SidecarConfig, logger: Logger, overri
         logger.info('sidecar stopped');
       })();
       return stopping;
+    },
+  };
+}
+
+/**
+ * The sidecar command: one process, or with TA_WORKERS > 1 a cluster (src/grpc/worker-cluster.ts,
+ * as for the authority) whose workers each run a whole sidecar (verifier, feed subscription,
+ * receipt) on the same gRPC and HTTP ports; any worker answers /metrics with all of them summed.
+ * The primary only supervises.
+ */
+export async function runSidecar(config: SidecarConfig, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  if (config.workers <= 1) return startSidecar(config, logger);
+  if (isClusterWorker()) {
+    const running = await startSidecar(config, logger.child({ worker: workerId() }), { metrics: workerMetrics(), metricsRoute: clusterMetricsRouteFromWorker() });
+    reportWorkerReady({ grpcPort: running.grpcPort, httpPort: running.httpPort });
+    return running;
+  }
+  logger.info({ workers: config.workers }, 'starting sidecar cluster');
+  // SIGHUP's default action ends the process; the workers ignore it, so does the primary.
+  const onHangup = () => logger.info('SIGHUP: the sidecar has nothing to reload; ignored');
+  process.on('SIGHUP', onHangup);
+  const workers = await startWorkerCluster({ workers: config.workers, logger });
+  const { grpcPort, httpPort } = workers.firstReady;
+  logger.info({ workers: config.workers, grpcPort, httpPort }, 'sidecar serving');
+  return {
+    async stop() {
+      process.off('SIGHUP', onHangup);
+      await workers.stop();
+      logger.info('sidecar stopped');
     },
   };
 }

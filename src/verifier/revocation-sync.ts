@@ -258,17 +258,23 @@ export class RevocationSync {
   }
 
   private clamp(e: RevocationEvent): RevocationEvent {
-    const max = this.opts.maxEntryLifetimeMs;
-    if (max === undefined) return e;
-    const limit = this.opts.clock.nowMs() + max;
+    const limit = this.clampLimit();
     return e.until > limit ? { ...e, until: limit } : e;
+  }
+
+  /** The latest until an entry may keep now (Infinity without a maximum entry lifetime). */
+  private clampLimit(): number {
+    const max = this.opts.maxEntryLifetimeMs;
+    return max === undefined ? Infinity : this.opts.clock.nowMs() + max;
   }
 
   /** An event from the log or the store: applied, and remembered for entries live messages raised. */
   private applyTrusted(e: RevocationEvent): void {
     this.opts.state.apply(e);
-    const r = this.raised.get(key(e.kind, e.id));
-    if (r) r.trusted = merge(r.trusted, e);
+    if (this.raised.size > 0) {
+      const r = this.raised.get(key(e.kind, e.id));
+      if (r) r.trusted = merge(r.trusted, e);
+    }
     if (this.logValues) {
       const k = key(e.kind, e.id);
       this.logValues.set(k, merge(this.logValues.get(k), e));
@@ -360,13 +366,22 @@ export class RevocationSync {
       full = true;
     }
     let checkAnchor = this.anchor !== undefined;
-    // While one full page is applied, the next is already being read (a large log loads at the
-    // speed of the slower of the two, not their sum). Used only if it starts where we are.
-    let prefetch: { after: number; page: Promise<RevocationLogPage> } | undefined;
+    // While one full page is applied, the next two are already being read: the next one, and the
+    // one after it where sequences run on contiguously (a guess: a page is used only if it starts
+    // exactly where we are, else read again). So the store always has a read queued and a large
+    // log loads at the speed of the slower side, not of their sum.
+    const prefetched = new Map<number, Promise<RevocationLogPage>>();
+    const prefetch = (from: number) => {
+      if (prefetched.has(from)) return;
+      const next = this.opts.source.readLog(from, this.pageSize);
+      next.catch(() => undefined); // a discarded prefetch must not become an unhandled rejection
+      prefetched.set(from, next);
+    };
     for (;;) {
       const after = checkAnchor ? this.confirmed - 1 : this.confirmed;
-      const page = prefetch && prefetch.after === after ? await prefetch.page : await this.opts.source.readLog(after, this.pageSize);
-      prefetch = undefined;
+      const ahead = prefetched.get(after);
+      for (const from of prefetched.keys()) if (from <= after) prefetched.delete(from);
+      const page = ahead ? await ahead : await this.opts.source.readLog(after, this.pageSize);
       let events = page.events;
       if (checkAnchor) {
         checkAnchor = false;
@@ -394,15 +409,17 @@ export class RevocationSync {
       const first = events[0];
       const last = events[events.length - 1];
       if (last && page.events.length === this.pageSize && last.seq < page.headSeq) {
-        const next = this.opts.source.readLog(last.seq, this.pageSize);
-        next.catch(() => undefined); // a discarded prefetch must not become an unhandled rejection
-        prefetch = { after: last.seq, page: next };
+        prefetch(last.seq);
+        if (last.seq + this.pageSize < page.headSeq) prefetch(last.seq + this.pageSize);
       }
       if (first && first.seq > this.confirmed + 1) this.skipTo(first.seq - 1);
+      // Per entry only what the entry needs (a page can hold thousands at start-up): the clamp's
+      // limit is read once per page, and claims are looked up only while there are any.
+      const limit = this.clampLimit();
       for (const raw of events) {
-        const e = this.clamp(raw);
+        const e = raw.until > limit ? { ...raw, until: limit } : raw;
         this.applyTrusted(e);
-        const claims = this.unconfirmed.get(e.seq);
+        const claims = this.unconfirmed.size > 0 ? this.unconfirmed.get(e.seq) : undefined;
         if (claims) {
           this.unconfirmed.delete(e.seq);
           for (const c of claims) this.settle(c, sameEvent(c.raw, raw));

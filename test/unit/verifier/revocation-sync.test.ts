@@ -225,3 +225,40 @@ describe('RevocationSync against a forged feed and a log that goes back', () => 
     await h.close();
   });
 });
+
+describe('RevocationSync: reading a large log ahead', () => {
+  it('reads each page of a contiguous log once, two pages ahead, and loads every entry', async () => {
+    const h = harness({ pageSize: 10 });
+    for (let i = 0; i < 95; i++) await h.store.revoke({ kind: 'jti', id: `j${i}`, until: h.clock.nowMs() + 60_000 });
+    await h.sync.start(1000);
+    assert.equal(h.state.stats().jti, 95);
+    assert.equal(h.sync.status().appliedSeq, 95);
+    // Pages start after 0, 10, …, 90: each asked for exactly once (the guessed ones were right).
+    assert.deepEqual([...h.reads].sort((a, b) => a - b), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    await h.close();
+  });
+
+  it('reads again where a guessed page does not start where the load is (a hole trimmed into the log)', async () => {
+    const h = harness({ pageSize: 10 });
+    for (let i = 0; i < 45; i++) await h.store.revoke({ kind: 'jti', id: `j${i}`, until: h.clock.nowMs() + 60_000 });
+    // A source whose log lacks sequences 15–17 (trimmed), so page 2 ends at 23 instead of 20 and
+    // the page guessed after 20 is not used.
+    const source: RevocationSource = {
+      readLog: async (after, limit) => {
+        h.reads.push(after);
+        const all = await h.store.readLog(after, 100);
+        const events = all.events.filter((e) => e.seq < 15 || e.seq > 17).slice(0, limit);
+        return { events, headSeq: all.headSeq };
+      },
+      subscribe: (l) => h.store.subscribe(l),
+    };
+    const state = new RevocationState();
+    const sync = new RevocationSync({ source, state, clock: h.clock, logger: recordingLogger(), pageSize: 10 });
+    await sync.start(1000);
+    assert.equal(state.stats().jti, 42, 'every entry the log holds');
+    assert.equal(sync.status().appliedSeq, 45);
+    for (const seq of [0, 10, 23, 33, 43]) assert.ok(h.reads.includes(seq), `a page after ${seq} was read (reads: ${h.reads.join(', ')})`);
+    await sync.stop();
+    await h.close();
+  });
+});
