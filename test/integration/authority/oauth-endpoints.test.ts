@@ -63,6 +63,8 @@ describe('OAuth endpoints (openid-client over mutual TLS)', () => {
   let app: client.Configuration;
 
   before(async () => {
+    // Real clients (openid-client's DPoP proofs) stamp the wall clock: start it now, not when mocha loaded this file.
+    clock.set(Date.now());
     pki = standardPki();
     gatewayCert = pki.ca.issue('gateway', { san: ['URI:spiffe://corp/gateway'] });
     const policy = writePolicy(pki.pki.dir, { ...TEST_POLICY, clients: { ...TEST_POLICY.clients, 'spiffe://corp/gateway': { introspect: true } } });
