@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { Figure } from './figures.js';
 
-interface RunFile {
+export interface RunFile {
   machine?: { loadAverageAtStart?: number[] | number; loadAverage?: number[] | number };
   figures: Figure[];
 }
@@ -21,13 +21,8 @@ function format(n: number): string {
   return n.toFixed(2);
 }
 
-function main(): void {
-  const files = process.argv.slice(2);
-  if (files.length === 0) {
-    process.stderr.write('usage: node dist/bench/ranges.js <run.json>…\n');
-    process.exit(2);
-  }
-  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as RunFile);
+/** The Markdown table of each figure's value in every run and its min–max range. */
+export function rangesTable(runs: readonly RunFile[]): string {
   const ids: string[] = [];
   const byId = new Map<string, Array<Figure | undefined>>();
   runs.forEach((run, i) => {
@@ -40,8 +35,8 @@ function main(): void {
     }
   });
   const out: string[] = [];
-  out.push(`| figure | ${files.map((_, i) => `run ${i + 1}`).join(' | ')} | range | target | met |`);
-  out.push(`| --- | ${files.map(() => '---').join(' | ')} | --- | --- | --- |`);
+  out.push(`| figure | ${runs.map((_, i) => `run ${i + 1}`).join(' | ')} | range | target | met |`);
+  out.push(`| --- | ${runs.map(() => '---').join(' | ')} | --- | --- | --- |`);
   for (const id of ids) {
     const row = byId.get(id)!;
     const first = row.find((f) => f !== undefined)!;
@@ -55,7 +50,16 @@ function main(): void {
     const judged = row.filter((f) => f?.met === true || f?.met === false).length;
     out.push(`| ${first.title} | ${cells.join(' | ')} | ${range} | ${first.target?.text ?? '—'} | ${judged === 0 ? '—' : `${met}/${judged}`} |`);
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  return `${out.join('\n')}\n`;
 }
 
-main();
+function main(): void {
+  const files = process.argv.slice(2);
+  if (files.length === 0) {
+    process.stderr.write('usage: node dist/bench/ranges.js <run.json>…\n');
+    process.exit(2);
+  }
+  process.stdout.write(rangesTable(files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as RunFile)));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) main();
