@@ -96,7 +96,7 @@ interface ScriptCommands {
  *
  * Failure behaviour: the contract of redis-client.ts (no queue, no retries or re-sends, deadlines,
  * ERR_STORE_UNAVAILABLE, reconnecting in the background). The log and the feed are read through
- * redis-revocation-feed.ts, like the library's read-only source.
+ * redis-revocation-feed.ts, which also holds the library's read-only source.
  */
 /** Receipt ids listApplied examines per call (far more than any fleet; bounds a flood of bogus ids). */
 const MAX_RECEIPT_IDS_SCANNED = 10_000;
