@@ -3,7 +3,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 /**
  * Opaque identifiers and refresh tokens. A refresh token is `tart_` + 256 random bits (base64url):
  * the prefix lets Revoke tell it from an access token and lets secret scanners find leaked ones.
- * Only an HMAC of it reaches the store (refresh-integrity.ts); hashRefreshToken (plain SHA-256) is
+ * Only an HMAC of it reaches the store (record-integrity.ts); hashRefreshToken (plain SHA-256) is
  * the pre-upgrade key, still looked up to explain a refusal and to let Revoke end such sessions.
  */
 export const REFRESH_TOKEN_PREFIX = 'tart_';

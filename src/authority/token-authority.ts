@@ -11,7 +11,7 @@ import type { RevocationEvent } from '../shared/revocation-event.js';
 import { principalName, type Principal } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
 import { withAudit, type Audited } from './audit.js';
-import type { SealedSession, SessionSeal } from './session-seal.js';
+import type { SealedSession, SessionSeal } from './record-integrity.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
 import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';

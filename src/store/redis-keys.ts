@@ -54,7 +54,7 @@ import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
  * |                              | channel| `{ta}` slot (redis-scripts.ts, redis-connection.ts)           |                                 |
  *
  * `<refreshKey>` is HMAC-SHA256 of the refresh token under a secret derived from the session seal's
- * (src/authority/refresh-integrity.ts), computed by the authority: the store and anyone reading it
+ * (src/authority/record-integrity.ts), computed by the authority: the store and anyone reading it
  * see an opaque string, and nobody without the secret can make a token map to a record or forge a
  * proof. Records written before this format are keyed by plain SHA-256 and are refused.
  *

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { Cluster, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { ErrorCodes, TokenAuthorityError, storeUnavailable } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
@@ -8,14 +7,13 @@ import { DEFAULT_COMMAND_TIMEOUT_MS, RedisCommandClient, redisTargetOf } from '.
 import { isClusterTarget, type RedisClient, type RedisTarget } from './redis-connection.js';
 import type { CommandTracer } from './command-tracer.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
+import { DEFAULT_WAIT_TIMEOUT_MS, RedisDurableWrites, replicasToWaitFor, retryAdvice, type ScriptFn, type WriteScript } from './redis-durable-write.js';
 import { RedisRevocationFeed, toRevocationEvent as toEvent } from './redis-revocation-feed.js';
+import { RedisRevocationLog } from './redis-revocation-log.js';
 import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
-  checkAccessTtl,
   checkReceipt,
-  checkRestore,
-  checkRevoke,
   checkRotate,
   conflictError,
   positiveIntOption,
@@ -64,17 +62,6 @@ export interface RedisTokenStoreOptions {
   traceCommand?: CommandTracer;
 }
 
-export const DEFAULT_WAIT_TIMEOUT_MS = 500;
-
-/** `auto` → 1 replica on Sentinel and Cluster (they have replicas to fail over to), 0 on one server. */
-export function replicasToWaitFor(setting: number | 'auto' | undefined, target: RedisTarget): number {
-  if (typeof setting === 'number') return setting;
-  const topology = 'topology' in target && 'nodes' in target ? target.topology : 'sentinels' in target && target.sentinels ? 'sentinel' : 'standalone';
-  return topology === 'standalone' ? 0 : 1;
-}
-
-type Reply = unknown;
-type ScriptFn = (...args: Array<string | number>) => Promise<Reply>;
 interface ScriptCommands {
   taCreateSession: ScriptFn;
   taRotateRefresh: ScriptFn;
@@ -95,8 +82,10 @@ interface ScriptCommands {
  * connection per subscription — sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a Cluster.
  *
  * Failure behaviour: the contract of redis-client.ts (no queue, no retries or re-sends, deadlines,
- * ERR_STORE_UNAVAILABLE, reconnecting in the background). The log and the feed are read through
- * redis-revocation-feed.ts, like the library's read-only source.
+ * ERR_STORE_UNAVAILABLE, reconnecting in the background). A facade over the parts of the log
+ * and feed: they are written by redis-revocation-log.ts (revoke, restore, heartbeat, retention) and
+ * read through redis-revocation-feed.ts, which also holds the library's read-only source; writes
+ * that must not be lost wait for replicas (redis-durable-write.ts).
  */
 /** Receipt ids listApplied examines per call (far more than any fleet; bounds a flood of bogus ids). */
 const MAX_RECEIPT_IDS_SCANNED = 10_000;
@@ -105,28 +94,21 @@ export class RedisTokenStore implements TokenStore {
   private readonly conn: RedisCommandClient;
   private readonly redis: RedisClient;
   private readonly feed: RedisRevocationFeed;
+  /** The write side of the log and feed: revoke, restore, heartbeat, retention (redis-revocation-log.ts). */
+  private readonly log: RedisRevocationLog;
   private readonly scripts: ScriptCommands;
+  private readonly rotateScript: WriteScript;
+  private readonly durable: RedisDurableWrites;
   private readonly keys: RedisKeys;
-  private retentionMs: number;
-  private readonly configuredRetentionMs: number;
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   private readonly target: RedisTarget;
-  /** The write scripts, each acknowledged only once `wait.replicas` replicas hold it. */
-  private readonly durable: ScriptCommands;
-  /**
-   * The connection of durable writes when they wait for replicas: WAIT blocks its connection until
-   * the replicas answer (or its timeout), so on the shared one it would hold up every other
-   * command — Issue, reads, heartbeats — behind it.
-   */
-  private durableRedis: RedisClient | undefined;
-  /** The replica wait of durable writes (replicas 0 = none). */
+  /** The replica wait of durable writes (replicas 0 = none; redis-durable-write.ts). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
   private readonly traceCommand: CommandTracer | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
-    this.retentionMs = positiveIntOption('retentionMs', options.retentionMs);
-    this.configuredRetentionMs = this.retentionMs;
+    const retentionMs = positiveIntOption('retentionMs', options.retentionMs);
     this.commandTimeoutMs = positiveIntOption(
       'commandTimeoutMs',
       options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
@@ -175,18 +157,20 @@ export class RedisTokenStore implements TokenStore {
       this.redis.defineCommand(name, { lua: script, numberOfKeys, readOnly });
     }
     this.scripts = this.redis as unknown as ScriptCommands;
-
-    // Every write script can be run durably; the call sites say which writes must be (revoke,
-    // rotateRefresh with its reuse detection).
-    const durable: Partial<Record<keyof ScriptCommands, ScriptFn>> = {};
-    for (const [name, script, numberOfKeys, readOnly] of commands) {
-      if (readOnly) continue;
-      durable[name] =
-        this.wait.replicas === 0
-          ? (...args) => this.scripts[name](...args)
-          : (...args) => this.replicated(name, script, numberOfKeys, args);
-    }
-    this.durable = { ...this.scripts, ...durable } as ScriptCommands;
+    const script = (name: keyof ScriptCommands): WriteScript => {
+      const [, lua, numberOfKeys] = commands.find((c) => c[0] === name)!;
+      return { command: (...args) => this.scripts[name](...args), lua, numberOfKeys };
+    };
+    // The call sites say which writes are durable (revoke, restore, rotateRefresh with its reuse detection).
+    this.durable = new RedisDurableWrites(this.conn, this.wait);
+    this.rotateScript = script('taRotateRefresh');
+    this.log = new RedisRevocationLog(
+      this.keys,
+      (op, command) => this.run(op, command),
+      { revoke: script('taRevoke'), restore: script('taRestore'), heartbeat: script('taHeartbeat'), recordAccessTtl: script('taRecordAccessTtl') },
+      this.durable,
+      retentionMs,
+    );
   }
 
   /** True while the command connection is up (a metric: Redis reachable from this process). */
@@ -276,7 +260,7 @@ export class RedisTokenStore implements TokenStore {
     const successorProof = input.checks.liveProof(input.successorHash, snapshot.sessionId, input.successorExpiresAt, input.now);
     const parentProof = input.checks.graceProof(input.presentedHash, snapshot.sessionId, input.successorHash, spentAt);
     const reply = (await this.run('rotateRefresh', () =>
-      this.durable.taRotateRefresh(
+      this.durable.write('taRotateRefresh', this.rotateScript, [
         k.refresh(input.presentedHash),
         k.refresh(input.successorHash),
         k.base,
@@ -287,12 +271,12 @@ export class RedisTokenStore implements TokenStore {
         input.graceMs,
         input.idleTimeoutMs,
         input.revocationUntil,
-        this.retentionMs,
+        this.log.retentionMs,
         fp,
         proven ? '1' : '0',
         successorProof,
         parentProof,
-      ),
+      ]),
     )) as [string, string[]?, string?, string?, string?];
     const [outcome, fields, replyGen, viaGrace, eventJson] = reply;
     if (outcome === 'stale') return 'stale';
@@ -327,35 +311,12 @@ export class RedisTokenStore implements TokenStore {
     return reply.length === 0 ? undefined : toSession(reply[0], Number(reply[1]));
   }
 
-  async revoke(input: RevokeInput): Promise<RevocationEvent> {
-    checkRevoke(input);
-    const k = this.keys;
-    const target =
-      input.kind === 'jti' ? k.revokedJti(input.id) : input.kind === 'sid' ? k.revokedSid(input.id) : k.generation(input.id);
-    const json = await this.run('revoke', () =>
-      this.durable.taRevoke(
-        k.seq,
-        k.log,
-        target,
-        k.base,
-        input.kind,
-        input.id,
-        input.until,
-        input.reason ?? '',
-        this.retentionMs,
-      ),
-    );
-    return toEvent(json);
+  revoke(input: RevokeInput): Promise<RevocationEvent> {
+    return this.log.revoke(input);
   }
 
-  async restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
-    checkRestore(entries);
-    if (entries.length === 0) return [];
-    const list = entries.map((e) => (e.kind === 'sub' ? [e.kind, e.id, e.until, e.gen as number] : [e.kind, e.id, e.until]));
-    const raw = (await this.run('restoreRevocations', () =>
-      this.durable.taRestore(this.keys.seq, this.keys.log, this.keys.base, this.retentionMs, JSON.stringify(list)),
-    )) as string[];
-    return raw.map(toEvent);
+  restoreRevocations(entries: readonly RestoreRevocationInput[]): Promise<RevocationEvent[]> {
+    return this.log.restoreRevocations(entries);
   }
 
   readLog(afterSeq: number, limit: number): Promise<RevocationLogPage> {
@@ -366,24 +327,12 @@ export class RedisTokenStore implements TokenStore {
     return this.feed.subscribe(listener);
   }
 
-  async heartbeat(): Promise<{ headSeq: number; trimmed: number }> {
-    const k = this.keys;
-    const [head, trimmed] = (await this.run('heartbeat', () =>
-      this.scripts.taHeartbeat(k.seq, k.log, k.receipts, k.base, this.retentionMs),
-    )) as [number, number];
-    return { headSeq: Number(head), trimmed: Number(trimmed) };
+  heartbeat(): Promise<{ headSeq: number; trimmed: number }> {
+    return this.log.heartbeat();
   }
 
-  async recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number> {
-    checkAccessTtl(input);
-    const best = Number(
-      await this.run('recordAccessTtl', () =>
-        this.scripts.taRecordAccessTtl(this.keys.ttlHighWater, this.keys.base, input.ttlMs, input.horizonMs),
-      ),
-    );
-    const highWater = Math.max(best, input.ttlMs);
-    this.retentionMs = Math.max(this.configuredRetentionMs, highWater + input.slackMs);
-    return highWater;
+  recordAccessTtl(input: { ttlMs: number; horizonMs: number; slackMs: number }): Promise<number> {
+    return this.log.recordAccessTtl(input);
   }
 
   async reportApplied(instanceId: string, seq: number, ttlMs: number, retainMs?: number): Promise<void> {
@@ -435,60 +384,6 @@ export class RedisTokenStore implements TokenStore {
     // The one tracing seam of the store: a child span per operation while tracing is on.
     return this.traceCommand ? this.traceCommand(op, () => this.conn.run(op, command, unknown)) : this.conn.run(op, command, unknown);
   }
-
-  /**
-   * One write script, then WAIT (or WAITAOF) for `wait.replicas` replicas, written together as one
-   * pipeline: WAIT confirms the writes made earlier on ITS connection, so it must travel on the
-   * connection that ran the script — on a Cluster, to the node that owns the `{ta}` slot (ioredis
-   * routes a pipeline by the slot of its keys; WAIT has none and goes with the script).
-   *
-   * The script goes as a plain EVALSHA (then EVAL on NOSCRIPT) rather than through ioredis'
-   * defineCommand, whose NOSCRIPT fallback would re-send the script after the WAIT had run. A
-   * Cluster redirect (MOVED/ASK/TRYAGAIN/CLUSTERDOWN) means the script did not run: retried a few
-   * times. Fewer replicas than asked → ERR_STORE_UNAVAILABLE saying the write may or may not have
-   * applied: it did on this primary, and may be lost if that primary fails before a replica has it.
-   */
-  private async replicated(name: string, lua: string, numberOfKeys: number, args: Array<string | number>): Promise<Reply> {
-    const { replicas, timeoutMs, aof } = this.wait;
-    const sha = (this.shas[name] ??= createHash('sha1').update(lua).digest('hex'));
-    // Opened on first use: a sidecar never makes a durable write, and never opens it.
-    const redis = (this.durableRedis ??= this.conn.openConnection('token-authority-durable'));
-    await this.conn.whenConnected(name, redis);
-    let useEval = false;
-    for (let attempt = 1; ; attempt++) {
-      const p = redis.pipeline();
-      p.call(useEval ? 'EVAL' : 'EVALSHA', useEval ? lua : sha, numberOfKeys, ...args);
-      if (aof) p.call('WAITAOF', 0, replicas, timeoutMs);
-      else p.call('WAIT', replicas, timeoutMs);
-      const results = (await p.exec()) ?? [];
-      const [writeErr, reply] = results[0] ?? [new Error('no reply')];
-      const [waitErr, waited] = results[1] ?? [new Error('no reply')];
-      if (writeErr) {
-        const message = writeErr.message;
-        if (!useEval && message.startsWith('NOSCRIPT')) {
-          useEval = true;
-          continue;
-        }
-        if (redis instanceof Cluster && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.test(message) && attempt < 4) {
-          redis.refreshSlotsCache();
-          await new Promise((r) => setTimeout(r, 100));
-          continue;
-        }
-        throw writeErr;
-      }
-      const confirmed = waitErr ? 0 : Number(aof ? (waited as [number, number])[1] : waited);
-      if (confirmed < replicas) {
-        const why = waitErr ? `${aof ? 'WAITAOF' : 'WAIT'} failed (${waitErr.message})` : `${confirmed} of ${replicas} replica${replicas === 1 ? '' : 's'} confirmed it within ${timeoutMs} ms`;
-        const retry = retryAdvice(name === 'taRotateRefresh' ? 'rotateRefresh' : 'revoke');
-        throw storeUnavailable(
-          `Redis could not confirm the write on enough replicas: ${why}. The write may or may not have applied (it may be lost if the primary fails now); ${retry}`,
-        );
-      }
-      return reply;
-    }
-  }
-
-  private readonly shas: Record<string, string> = {};
 }
 
 /** Rounds of load + compare-and-set before giving up (only concurrent rotations of one token race). */
@@ -498,13 +393,6 @@ function toMap(flat: string[]): Record<string, string> {
   const h: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
   return h;
-}
-
-/** What a caller may do after a write of unknown outcome (docs/operations.md: "What an acknowledged revocation survives"). */
-function retryAdvice(op: 'revoke' | 'rotateRefresh'): string {
-  return op === 'rotateRefresh'
-    ? 'and retrying with the same refresh token is safe within TA_REFRESH_GRACE (without a grace window a retry after an applied rotation counts as reuse)'
-    : 'and retrying is safe (a revocation applied twice is the same revocation)';
 }
 
 const SESSION_FIELDS = ['sid', 'sub', 'aud', 'scopes', 'extra', 'gen', 'createdAt', 'absExp', 'lastUsedAt', 'revoked'];

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { parseRedisUrl } from '../../../src/store/redis-connection.js';
-import { RedisTokenStore, replicasToWaitFor } from '../../../src/store/redis-token-store.js';
+import { replicasToWaitFor } from '../../../src/store/redis-durable-write.js';
+import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 
 function problems(env: Record<string, string>): string {
   try {

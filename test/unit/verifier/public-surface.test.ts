@@ -29,7 +29,7 @@ describe('the library surface (token-authority, /grpc, /redis)', () => {
   it('every create… function a TSDoc @example of the library names is exported by a package entry', () => {
     const exported = new Set([...Object.keys(library), ...Object.keys(grpc), ...Object.keys(redis), ...Object.keys(client)]);
     const named: string[] = [];
-    for (const file of [...sources(join(REPO, 'src/verifier')), join(REPO, 'src/store/redis-revocation-source.ts'), join(REPO, 'src/client/index.ts')]) {
+    for (const file of [...sources(join(REPO, 'src/verifier')), join(REPO, 'src/store/redis-revocation-source.ts'), join(REPO, 'src/store/redis-revocation-feed.ts'), join(REPO, 'src/client/index.ts')]) {
       for (const block of readFileSync(file, 'utf8').matchAll(/@example([\s\S]*?)\*\//g)) {
         for (const m of block[1]!.matchAll(/\b(create[A-Z]\w*|requireToken|bearerFromMetadata|statusForReason)\s*\(/g)) named.push(m[1]!);
       }
