@@ -98,6 +98,8 @@ export class RedisCommandClient {
   private readonly extra = new Set<RedisClient>();
   private closed = false;
   private down = false;
+  /** The shared wait for a connection attempt under way, per connection (see connectOutcome). */
+  private readonly connecting = new WeakMap<RedisClient, Promise<'ready' | 'closed'>>();
 
   constructor(target: RedisTarget, options: RedisCommandClientOptions) {
     this.target = target;
@@ -181,23 +183,39 @@ export class RedisCommandClient {
     else if (status !== 'connecting' && status !== 'connect') {
       throw storeUnavailable(`${this.label} ${op} failed: Redis is unreachable (${status})`);
     }
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        redis.off('ready', onReady);
-        redis.off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const onClose = () => done(storeUnavailable(`${this.label} ${op} failed: connection refused or closed`));
-      const timer = setTimeout(
-        () => done(storeUnavailable(`${this.label} ${op} failed: not connected within ${this.commandTimeoutMs} ms`)),
-        this.commandTimeoutMs,
-      );
-      redis.on('ready', onReady);
-      redis.on('close', onClose);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.commandTimeoutMs);
     });
+    const outcome = await Promise.race([this.connectOutcome(redis), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'closed') throw storeUnavailable(`${this.label} ${op} failed: connection refused or closed`);
+    if (outcome === 'timeout') throw storeUnavailable(`${this.label} ${op} failed: not connected within ${this.commandTimeoutMs} ms`);
+  }
+
+  /**
+   * How the connection attempt under way on `redis` ends: one pair of listeners however many
+   * commands wait for it (a burst of calls at start-up would otherwise add a listener each and trip
+   * Node's MaxListeners warning), removed when it ends.
+   */
+  private connectOutcome(redis: RedisClient): Promise<'ready' | 'closed'> {
+    let outcome = this.connecting.get(redis);
+    if (outcome === undefined) {
+      outcome = new Promise<'ready' | 'closed'>((resolve) => {
+        const end = (how: 'ready' | 'closed') => {
+          redis.off('ready', onReady);
+          redis.off('close', onClose);
+          this.connecting.delete(redis);
+          resolve(how);
+        };
+        const onReady = () => end('ready');
+        const onClose = () => end('closed');
+        redis.on('ready', onReady);
+        redis.on('close', onClose);
+      });
+      this.connecting.set(redis, outcome);
+    }
+    return outcome;
   }
 
   /**

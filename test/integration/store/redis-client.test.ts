@@ -92,6 +92,28 @@ describe('the Redis failure contract (store/redis-client.ts, real redis-server)'
     assert.ok(value <= 1, `the command ran ${value} times`);
   });
 
+  it('commands waiting for a connection under way share one wait: no listener per command, no MaxListeners warning', async () => {
+    const client = new RedisCommandClient(parseRedisUrl(redis.url), clientOptions({ lazyConnect: true }));
+    open.push(client);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      // 50 commands arrive before the lazy connection is up (a burst of requests at start-up).
+      const pending = Array.from({ length: 50 }, (_, i) => client.run('ping', () => client.client.ping(`p${i}`)));
+      assert.ok(client.client.listenerCount('ready') <= 2, `ready listeners while connecting: ${client.client.listenerCount('ready')}`);
+      assert.ok(client.client.listenerCount('close') <= 2, `close listeners while connecting: ${client.client.listenerCount('close')}`);
+      const replies = await Promise.all(pending);
+      assert.deepEqual(replies, Array.from({ length: 50 }, (_, i) => `p${i}`));
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
+      assert.ok(client.client.listenerCount('ready') <= 1, 'the shared wait removed its listeners once connected');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('logs an outage once and its end once, however many reconnect attempts it takes', async () => {
     const { logger, lines } = capturingLogger();
     const client = new RedisCommandClient(parseRedisUrl(redis.url), clientOptions({ logger }));
