@@ -2,22 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../../src/config/config.js';
 import { parseKeyEncryptionKey } from '../../../src/keys/key-encryption-key.js';
-import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
+import { configProblem } from '../../helpers/config-problem.js';
 
 const KEK = randomBytes(32).toString('base64');
 
 function authority(env: Record<string, string>) {
   return loadConfig('authority', { env });
-}
-
-function problems(env: Record<string, string>, scope: 'authority' | 'sidecar' = 'authority'): string {
-  try {
-    loadConfig(scope, { env });
-  } catch (err) {
-    assert.ok(isTokenAuthorityError(err) && err.code === ErrorCodes.CONFIG, String(err));
-    return err.message;
-  }
-  assert.fail('expected a configuration error');
 }
 
 describe('configuration of the shared key store and Redis topologies', () => {
@@ -36,23 +26,23 @@ describe('configuration of the shared key store and Redis topologies', () => {
   });
 
   it('says what TA_KEY_STORE=redis is missing: the Redis URL and the KEK', () => {
-    const message = problems({ TA_KEY_STORE: 'redis' });
+    const message = configProblem({ TA_KEY_STORE: 'redis' });
     assert.match(message, /2 problems/);
     assert.match(message, /TA_KEY_STORE \(--key-store\): redis keeps the signing keys in the Redis of TA_REDIS_URL, which is not set/);
     assert.match(message, /TA_KEY_STORE \(--key-store\): redis needs a key-encryption key, so that no private key sits in Redis in the clear: set TA_KEY_ENCRYPTION_KEY .*openssl rand -base64 32.* or TA_KEY_ENCRYPTION_KEY_FILE/);
   });
 
   it('refuses both KEK sources at once, and previous KEKs without a current one', () => {
-    assert.match(problems({ TA_KEY_ENCRYPTION_KEY: KEK, TA_KEY_ENCRYPTION_KEY_FILE: '/k' }), /TA_KEY_ENCRYPTION_KEY_FILE \(--key-encryption-key-file\): set either TA_KEY_ENCRYPTION_KEY or TA_KEY_ENCRYPTION_KEY_FILE, not both/);
-    assert.match(problems({ TA_KEY_ENCRYPTION_KEY_PREVIOUS: KEK }), /TA_KEY_ENCRYPTION_KEY_PREVIOUS .*need a current one/);
+    assert.match(configProblem({ TA_KEY_ENCRYPTION_KEY: KEK, TA_KEY_ENCRYPTION_KEY_FILE: '/k' }), /TA_KEY_ENCRYPTION_KEY_FILE \(--key-encryption-key-file\): set either TA_KEY_ENCRYPTION_KEY or TA_KEY_ENCRYPTION_KEY_FILE, not both/);
+    assert.match(configProblem({ TA_KEY_ENCRYPTION_KEY_PREVIOUS: KEK }), /TA_KEY_ENCRYPTION_KEY_PREVIOUS .*need a current one/);
   });
 
   it('names a bad KEK without echoing it', () => {
     const bad = 'not-a-real-key-but-secret-anyway';
-    const message = problems({ TA_KEY_ENCRYPTION_KEY: bad });
+    const message = configProblem({ TA_KEY_ENCRYPTION_KEY: bad });
     assert.match(message, /TA_KEY_ENCRYPTION_KEY \(--key-encryption-key\): must be 32 random bytes/);
     assert.ok(!message.includes(bad));
-    const previous = problems({ TA_KEY_ENCRYPTION_KEY: KEK, TA_KEY_ENCRYPTION_KEY_PREVIOUS: `${randomBytes(32).toString('hex')},${bad}` });
+    const previous = configProblem({ TA_KEY_ENCRYPTION_KEY: KEK, TA_KEY_ENCRYPTION_KEY_PREVIOUS: `${randomBytes(32).toString('hex')},${bad}` });
     assert.match(previous, /entry 2 must be 32 random bytes/);
     assert.ok(!previous.includes(bad));
   });
@@ -73,7 +63,7 @@ describe('configuration of the shared key store and Redis topologies', () => {
   });
 
   it('reports a bad Redis URL with the reason and without its password', () => {
-    const message = problems({ TA_REDIS_URL: 'redis-sentinel://u:hunter2@s1,s2' });
+    const message = configProblem({ TA_REDIS_URL: 'redis-sentinel://u:hunter2@s1,s2' });
     assert.match(message, /TA_REDIS_URL \(--redis-url\): invalid Redis url "redis-sentinel:\/\/u:\*\*\*@s1,s2": names no master/);
     assert.ok(!message.includes('hunter2'));
   });

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
-import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { parseRedisUrl } from '../../../src/store/redis-connection.js';
 import { replicasToWaitFor } from '../../../src/store/redis-durable-write.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
-
-function problems(env: Record<string, string>): string {
-  try {
-    loadConfig('authority', { env });
-  } catch (err) {
-    assert.ok(isTokenAuthorityError(err) && err.code === ErrorCodes.CONFIG, String(err));
-    return err.message;
-  }
-  assert.fail('expected a configuration error');
-}
+import { configProblem } from '../../helpers/config-problem.js';
 
 describe('configuration of the replica wait (TA_REDIS_WAIT_REPLICAS, TA_REDIS_WAIT_TIMEOUT, TA_REDIS_WAIT_AOF)', () => {
   it('defaults: auto, 500 ms, WAIT (not WAITAOF)', () => {
@@ -35,17 +25,17 @@ describe('configuration of the replica wait (TA_REDIS_WAIT_REPLICAS, TA_REDIS_WA
 
   it('rejects a count that is not auto or 0–100, naming the setting and the value', () => {
     for (const bad of ['-1', '1.5', 'one', '101']) {
-      const message = problems({ TA_REDIS_URL: 'redis://127.0.0.1:6379', TA_REDIS_WAIT_REPLICAS: bad });
+      const message = configProblem({ TA_REDIS_URL: 'redis://127.0.0.1:6379', TA_REDIS_WAIT_REPLICAS: bad });
       assert.match(message, /TA_REDIS_WAIT_REPLICAS \(--redis-wait-replicas\)/);
       assert.match(message, new RegExp(`"${bad.replace('.', '\\.')}" must be "auto" or an integer from 0 to 100`));
     }
   });
 
   it('a wait timeout must be a duration below TA_REDIS_COMMAND_TIMEOUT', () => {
-    assert.match(problems({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: 'soon' }), /TA_REDIS_WAIT_TIMEOUT.*"soon" is not a duration/);
-    assert.match(problems({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '0' }), /TA_REDIS_WAIT_TIMEOUT.*at least 1ms/);
+    assert.match(configProblem({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: 'soon' }), /TA_REDIS_WAIT_TIMEOUT.*"soon" is not a duration/);
+    assert.match(configProblem({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '0' }), /TA_REDIS_WAIT_TIMEOUT.*at least 1ms/);
     assert.match(
-      problems({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '1s', TA_REDIS_COMMAND_TIMEOUT: '1s' }),
+      configProblem({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '1s', TA_REDIS_COMMAND_TIMEOUT: '1s' }),
       /TA_REDIS_WAIT_TIMEOUT \(--redis-wait-timeout\): must be below TA_REDIS_COMMAND_TIMEOUT/,
     );
     assert.equal(loadConfig('authority', { env: { TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_TIMEOUT: '1s', TA_REDIS_COMMAND_TIMEOUT: '2s' } }).redisWaitTimeoutMs, 1000);
@@ -63,12 +53,12 @@ describe('configuration of the replica wait (TA_REDIS_WAIT_REPLICAS, TA_REDIS_WA
   });
 
   it('waiting for replicas needs Redis: the embedded store has none', () => {
-    assert.match(problems({ TA_REDIS_WAIT_REPLICAS: '1' }), /TA_REDIS_WAIT_REPLICAS.*needs TA_REDIS_URL/);
+    assert.match(configProblem({ TA_REDIS_WAIT_REPLICAS: '1' }), /TA_REDIS_WAIT_REPLICAS.*needs TA_REDIS_URL/);
     assert.equal(loadConfig('authority', { env: { TA_REDIS_WAIT_REPLICAS: '0' } }).redisWaitReplicas, 0);
   });
 
   it('TA_REDIS_WAIT_AOF is a boolean', () => {
     assert.equal(loadConfig('authority', { env: { TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_AOF: 'true' } }).redisWaitAof, true);
-    assert.match(problems({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_AOF: 'maybe' }), /TA_REDIS_WAIT_AOF.*not a boolean/);
+    assert.match(configProblem({ TA_REDIS_URL: 'redis://h:6379', TA_REDIS_WAIT_AOF: 'maybe' }), /TA_REDIS_WAIT_AOF.*not a boolean/);
   });
 });

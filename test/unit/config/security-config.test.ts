@@ -2,17 +2,11 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
 import { certificateIdentities, hostOfPeer, normalizeAddress } from '../../../src/grpc/caller.js';
 import { CONNECTION_AGE_GRACE_MS, KEEPALIVE_TIMEOUT_MS, transportLimits } from '../../../src/grpc/transport-limits.js';
+import { configProblem } from '../../helpers/config-problem.js';
 
 const base = { TA_KEY_DIR: '/tmp/unused', TA_ISSUER: 'https://issuer.test' };
 const load = (env: Record<string, string>) => loadConfig('authority', { env: { ...base, ...env } });
-const problem = (env: Record<string, string>): string => {
-  try {
-    load(env);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  assert.fail('expected a configuration error');
-};
+const problem = (env: Record<string, string>): string => configProblem({ ...base, ...env });
 
 describe('security settings', () => {
   it('has documented defaults: 64 KiB messages, 100 streams, rate limits on Issue/Refresh/Revoke', () => {

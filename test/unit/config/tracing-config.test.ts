@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
 import { DEFAULT_OTLP_TRACES_URL } from '../../../src/config/tracing-settings.js';
-import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
+import { configProblem } from '../../helpers/config-problem.js';
 
 const tracing = (env: Record<string, string>, scope: 'authority' | 'sidecar' = 'authority') =>
   loadConfig(scope, { env: scope === 'sidecar' ? { TA_AUTHORITY_URL: 'http://127.0.0.1:8080', TA_REDIS_URL: 'redis://127.0.0.1:6379', TA_ISSUER: 'https://issuer.test', TA_AUDIENCE: 'orders', ...env } : env }).tracing;
-
-function problems(env: Record<string, string>): string {
-  try {
-    loadConfig('authority', { env });
-  } catch (err) {
-    assert.ok(isTokenAuthorityError(err) && err.code === ErrorCodes.CONFIG, String(err));
-    return err.message;
-  }
-  assert.fail('expected a configuration error');
-}
 
 describe('tracing configuration (the standard OTEL_* variables)', () => {
   it('is off with no OTEL_* variable, and with settings that do not name an exporter or endpoint', () => {
@@ -67,17 +57,17 @@ describe('tracing configuration (the standard OTEL_* variables)', () => {
   });
 
   it('refuses what it cannot do, naming the variable: grpc, unknown samplers, bad ratios, URLs and attribute lists, a batch above the queue', () => {
-    assert.match(problems({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /OTEL_EXPORTER_OTLP_PROTOCOL .*"grpc" is not supported: spans are exported over OTLP\/HTTP/);
-    assert.match(problems({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }), /OTEL_TRACES_SAMPLER .*jaeger_remote/);
-    assert.match(problems({ OTEL_TRACES_SAMPLER_ARG: '1.5' }), /OTEL_TRACES_SAMPLER_ARG .*from 0 to 1/);
-    assert.match(problems({ OTEL_TRACES_EXPORTER: 'zipkin' }), /OTEL_TRACES_EXPORTER/);
-    assert.match(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /OTEL_EXPORTER_OTLP_ENDPOINT .*not a valid OTLP\/HTTP endpoint URL/);
-    assert.match(problems({ OTEL_RESOURCE_ATTRIBUTES: 'novalue' }), /OTEL_RESOURCE_ATTRIBUTES .*"novalue" is not key=value/);
-    assert.match(problems({ OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '20' }), /OTEL_BSP_MAX_EXPORT_BATCH_SIZE .*must not exceed OTEL_BSP_MAX_QUEUE_SIZE/);
+    assert.match(configProblem({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /OTEL_EXPORTER_OTLP_PROTOCOL .*"grpc" is not supported: spans are exported over OTLP\/HTTP/);
+    assert.match(configProblem({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }), /OTEL_TRACES_SAMPLER .*jaeger_remote/);
+    assert.match(configProblem({ OTEL_TRACES_SAMPLER_ARG: '1.5' }), /OTEL_TRACES_SAMPLER_ARG .*from 0 to 1/);
+    assert.match(configProblem({ OTEL_TRACES_EXPORTER: 'zipkin' }), /OTEL_TRACES_EXPORTER/);
+    assert.match(configProblem({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /OTEL_EXPORTER_OTLP_ENDPOINT .*not a valid OTLP\/HTTP endpoint URL/);
+    assert.match(configProblem({ OTEL_RESOURCE_ATTRIBUTES: 'novalue' }), /OTEL_RESOURCE_ATTRIBUTES .*"novalue" is not key=value/);
+    assert.match(configProblem({ OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '20' }), /OTEL_BSP_MAX_EXPORT_BATCH_SIZE .*must not exceed OTEL_BSP_MAX_QUEUE_SIZE/);
   });
 
   it('an endpoint URL with credentials is never echoed in the error', () => {
-    const message = problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:s3cret@collector:4318' });
+    const message = configProblem({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:s3cret@collector:4318' });
     assert.ok(!message.includes('s3cret'), message);
   });
 });
