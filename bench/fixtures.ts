@@ -3,14 +3,14 @@
  * signer, with the claims Issue puts in a token, so every figure runs on production-shaped input.
  */
 import type { KeyObject, VerifyKeyObjectInput } from 'node:crypto';
-import { newId } from '../src/authority/opaque-tokens.js';
+import { newId } from '../src/authority/session-records.js';
 import { createSigner, type Signer } from '../src/keys/access-token-signer.js';
 import { generateSigningKey, type GeneratedKey } from '../src/keys/key-generator.js';
 import { importPrivateKey, importPublicKey } from '../src/keys/key-material.js';
 import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../src/shared/claims.js';
 import type { KeyResolver } from '../src/verifier/key-resolver.js';
-import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../src/verifier/key-resolvers.js';
 
 export const BENCH_ISSUER = 'https://issuer.bench.example';
 export const BENCH_AUDIENCE = 'orders';

@@ -12,12 +12,12 @@
  * Redis store does (parseFeedMessageBytes on each entry's bytes), or a real Redis log filled
  * beforehand by the parent.
  */
-import { newId } from '../src/authority/opaque-tokens.js';
+import { newId } from '../src/authority/session-records.js';
 import { parseFeedMessageBytes, type RevocationEvent } from '../src/shared/revocation-event.js';
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { createVerifier } from '../src/verifier/create-verifier.js';
 import type { RevocationLogPage, RevocationSource } from '../src/verifier/revocation-source.js';
-import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../src/verifier/key-resolvers.js';
 
 export interface MemoryChildResult {
   source: 'json' | 'redis';

@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { newId } from '../src/authority/opaque-tokens.js';
+import { newId } from '../src/authority/session-records.js';
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { judge, TARGETS, type Figure } from './figures.js';
 import type { MemoryChildResult } from './memory-child.js';

@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../src/shared/claims.js';
 import { MemoryTokenStore } from '../src/store/memory-token-store.js';
-import { newId } from '../src/authority/opaque-tokens.js';
+import { newId } from '../src/authority/session-records.js';
 import { createVerifier, type Verifier } from '../src/verifier/create-verifier.js';
 import { BENCH_AUDIENCE, BENCH_ISSUER, benchKey, signPool, splitToken, tokenPayload, type BenchKey, type RawToken } from './fixtures.js';
 import { judge, TARGETS, type Figure } from './figures.js';

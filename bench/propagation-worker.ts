@@ -13,7 +13,7 @@
  */
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { createInternalVerifier } from '../src/verifier/create-verifier.js';
-import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../src/verifier/key-resolvers.js';
 
 export type WorkerMessage = { type: 'ready'; seq: number } | { type: 'report'; applied: Array<[number, number]> };
 

@@ -16,7 +16,7 @@ import { SignJWT, jwtVerify } from 'jose';
 import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';
 import type { RevocationEvent } from '../src/shared/revocation-event.js';
 import { RevocationState } from '../src/verifier/revocation-state.js';
-import { createStaticKeyResolver } from '../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../src/verifier/key-resolvers.js';
 import { TokenCache } from '../src/verifier/token-cache.js';
 import { checkTimeAudienceScopes, verifySignatureAndParse, type TokenCheckOptions } from '../src/verifier/verify-token.js';
 

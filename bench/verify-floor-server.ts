@@ -16,7 +16,7 @@ import { VerifyRequest, VerifyResponse } from '../src/gen/tokenauthority/v1/toke
 import { toVerifyResponse } from '../src/grpc/verify-response.js';
 import { RedisTokenStore } from '../src/store/redis-token-store.js';
 import { createVerifier } from '../src/verifier/create-verifier.js';
-import { createRemoteKeyResolver } from '../src/verifier/remote-key-resolver.js';
+import { createRemoteKeyResolver } from '../src/verifier/key-resolvers.js';
 
 const PATH = '/tokenauthority.v1.TokenAuthorityService/Verify';
 

@@ -31,7 +31,7 @@ import { prepareCallerSecurity } from './caller-security.js';
 import { createAuthorityService } from './authority-service.js';
 import { createPropagationTracker } from './propagation.js';
 import { TokenAuthority } from './token-authority.js';
-import { sessionSealFor } from './record-integrity.js';
+import { sessionSealFor } from './session-records.js';
 
 export interface AuthorityOverrides {
   clock?: Clock;

@@ -12,7 +12,7 @@ import { setOutcome } from '../telemetry/tracing.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
 import { audited } from './audit.js';
 import { httpCaller } from './http-caller.js';
-import { looksLikeRefreshToken } from './opaque-tokens.js';
+import { looksLikeRefreshToken } from './session-records.js';
 import { NO_STORE, OAuthError, oauthErrorAnswer } from './oauth-errors.js';
 import { OAUTH_PATHS, tokenEndpointUrl } from './oauth-paths.js';
 import { validateScopes } from './request-validation.js';

@@ -3,18 +3,17 @@ import type { RefreshSnapshot, RefreshStorage, RevocationLog, RotateChecks, Rota
 import type { KeyManager } from '../keys/key-manager.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
-import { MAX_ACCESS_TOKEN_BYTES, type AccessTokenPayload, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { type AccessTokenPayload, MAX_ACCESS_TOKEN_BYTES, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import type { Clock } from '../shared/clock.js';
-import { ErrorCodes, TokenAuthorityError, invalidArgument, permissionDenied } from '../shared/errors.js';
+import { ErrorCodes, invalidArgument, permissionDenied, TokenAuthorityError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
-import { principalName, type Principal } from '../shared/principal.js';
+import { type Principal, principalName } from '../shared/principal.js';
 import type { AccessPolicy, IssueGrant } from './access-policy.js';
-import { withAudit, type Audited } from './audit.js';
-import type { SealedSession, SessionSeal } from './record-integrity.js';
-import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken } from './opaque-tokens.js';
+import { type Audited, withAudit } from './audit.js';
+import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken, type SealedSession, type SessionSeal } from './session-records.js';
 import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
-import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
+import { bindingKind, cnfClaim, type TokenBinding, validateBinding } from './token-binding.js';
 import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */

@@ -9,7 +9,7 @@ export type TokenBinding = { readonly x5tS256: string } | { readonly jkt: string
 
 /*
  * A session keeps its binding as `constraints.confirmation` (SessionConstraints in
- * store/token-store.ts), which the session seal covers (record-integrity.ts): a writer of the store
+ * store/token-store.ts), which the session seal covers (session-records.ts): a writer of the store
  * can neither strip a binding, nor change or add one, without Refresh refusing the session.
  */
 

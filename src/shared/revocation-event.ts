@@ -91,7 +91,7 @@ function checkFeedMessage(value: unknown): FeedMessage | undefined {
 /*
  * The revocation log is read a million entries at a time at a verifier's start, so entries are
  * also read straight from the bytes Redis sends, without a JSON object per entry: a scanner that
- * accepts only the exact layout the store's scripts write (event_json in src/store/redis-scripts.ts:
+ * accepts only the exact layout the store's scripts write (event_json in src/store/redis-schema.ts:
  * the fields in the order above, no whitespace, integers of at most 15 digits without a leading
  * zero, strings of printable ASCII without escapes) and hands anything else, byte for byte, to
  * parseFeedMessage. Either way the result is what parseFeedMessage(bytes.toString('utf8')) gives,

@@ -14,7 +14,7 @@ import { RedisTokenStore } from '../store/redis-token-store.js';
 import { createRedisDpopReplayCache, type RedisDpopReplayCache } from '../store/redis-dpop-replay.js';
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
-import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/remote-key-resolver.js';
+import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/key-resolvers.js';
 import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { transportLimits } from '../grpc/transport-limits.js';

@@ -109,7 +109,7 @@ export class MemoryTokenStore implements TokenStore {
   private readonly logger: Logger;
   private readonly refresh = new Map<string, RefreshRecord>();
   private readonly families = new Map<string, Family>();
-  /** Never expire: see redis-keys.ts for why. Only subjects ever bumped have an entry. */
+  /** Never expire: see redis-schema.ts for why. Only subjects ever bumped have an entry. */
   private readonly generations = new Map<string, number>();
   /** subject → its sessions since its last `sub` revoke (whose proofs that revoke deletes). */
   private readonly subjectSessions = new Map<string, Set<string>>();

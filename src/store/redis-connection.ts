@@ -13,7 +13,7 @@
  * `user:pass` authenticate to Redis itself; Sentinel's own credentials, if it has any, go in the
  * query: `?sentinelUsername=…&sentinelPassword=…`. Percent-encode reserved characters.
  *
- * Every token-authority key lives in one Cluster slot (the `{ta}` hash tag, see redis-keys.ts), so
+ * Every token-authority key lives in one Cluster slot (the `{ta}` hash tag, see redis-schema.ts), so
  * on a Cluster the live feed uses sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis ≥ 7): the message
  * stays within the shard that owns the slot instead of being broadcast over the cluster bus to
  * every node. The subscriber therefore connects to the owner of that slot, and finds it anew on

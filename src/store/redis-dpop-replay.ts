@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { sha256Base64url } from '../verifier/sha256.js';
 import type { DpopReplayCache, ReplayVerdict } from '../verifier/dpop-replay-cache.js';
 import { RedisCommandClient, redisTargetOf } from './redis-client.js';
-import { DEFAULT_KEY_PREFIX, dpopReplayKey } from './redis-keys.js';
+import { DEFAULT_KEY_PREFIX, dpopReplayKey } from './redis-schema.js';
 
 export interface RedisDpopReplayCacheOptions {
   /** A Redis URL (`redis://`, `rediss://`, `redis-sentinel://…`, `redis-cluster://…`) or ioredis options. */

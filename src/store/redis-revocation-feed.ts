@@ -13,8 +13,7 @@ import { ErrorCodes, TokenAuthorityError, errorMessage, storeUnavailable } from 
 import type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from '../verifier/revocation-source.js';
 import { RedisCommandClient, redisTargetOf } from './redis-client.js';
 import { isClusterTarget } from './redis-connection.js';
-import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
-import { redisScripts } from './redis-scripts.js';
+import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys, redisScripts } from './redis-schema.js';
 import { checkReadLog } from './store-input.js';
 
 type ReadLogCommand = (log: string, seq: string, base: string, afterSeq: number, limit: number) => Promise<[number | Buffer, Buffer[]]>;

@@ -1,6 +1,6 @@
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { RedisDurableWrites, WriteScript } from './redis-durable-write.js';
-import type { RedisKeys } from './redis-keys.js';
+import type { RedisKeys } from './redis-schema.js';
 import { toRevocationEvent as toEvent } from './redis-revocation-feed.js';
 import { checkAccessTtl, checkRestore, checkRevoke } from './store-input.js';
 import type { AccessTtlRecord, FeedPublisher, RestoreRevocationInput, RevocationLog, RevocationRepair, RevokeInput } from './token-store.js';
@@ -9,7 +9,7 @@ import type { AccessTtlRecord, FeedPublisher, RestoreRevocationInput, Revocation
  * The write side of the revocation log and feed in Redis: recording a revocation (effect, log
  * entry and feed message in one atomic step), appending again what a failover lost, the heartbeat
  * with the log's trimming, and the log's retention (the access-TTL high-water mark sets it). Each
- * is one Lua script of redis-scripts.ts — REVOKE, RESTORE, HEARTBEAT, RECORD_ACCESS_TTL — on the
+ * is one Lua script of redis-schema.ts — REVOKE, RESTORE, HEARTBEAT, RECORD_ACCESS_TTL — on the
  * shared prelude there, whose helpers (`append`, `revoke_session`, `drop_subject_proofs`) also
  * serve ROTATE_REFRESH's reuse detection. Revocations are durable writes (redis-durable-write.ts).
  * The read side is redis-revocation-feed.ts; RedisTokenStore (redis-token-store.ts) composes this

@@ -6,11 +6,10 @@ import type { FeedListener, FeedSubscription, RevocationLogPage } from '../verif
 import { DEFAULT_COMMAND_TIMEOUT_MS, RedisCommandClient, redisTargetOf } from './redis-client.js';
 import { isClusterTarget, type RedisClient, type RedisTarget } from './redis-connection.js';
 import type { CommandTracer } from './command-tracer.js';
-import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys } from './redis-keys.js';
+import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys, redisScripts } from './redis-schema.js';
 import { DEFAULT_WAIT_TIMEOUT_MS, RedisDurableWrites, replicasToWaitFor, retryAdvice, type ScriptFn, type WriteScript } from './redis-durable-write.js';
 import { RedisRevocationFeed, toRevocationEvent as toEvent } from './redis-revocation-feed.js';
 import { RedisRevocationLog } from './redis-revocation-log.js';
-import { redisScripts } from './redis-scripts.js';
 import {
   checkCreateSession,
   checkReceipt,
@@ -38,7 +37,7 @@ export interface RedisTokenStoreOptions {
    * (see redis-connection.ts) — or ioredis options for a single server or Sentinel.
    */
   url: string | RedisOptions;
-  /** Prefix of every key; a `{ta}` hash tag is appended (see redis-keys.ts). Default `ta:v1:`. */
+  /** Prefix of every key; a `{ta}` hash tag is appended (see redis-schema.ts). Default `ta:v1:`. */
   keyPrefix?: string;
   /** A command that gets no answer within this fails with ERR_STORE_UNAVAILABLE. Default 1000. */
   commandTimeoutMs?: number;
@@ -78,7 +77,7 @@ interface ScriptCommands {
 
 /**
  * TokenStore on Redis (standalone, Sentinel, or one Cluster shard via the `{ta}` hash tag). Every
- * multi-key operation is one Lua script (redis-scripts.ts); the live feed is pub/sub on a dedicated
+ * multi-key operation is one Lua script (redis-schema.ts); the live feed is pub/sub on a dedicated
  * connection per subscription — sharded pub/sub (SPUBLISH/SSUBSCRIBE) on a Cluster.
  *
  * Failure behaviour: the contract of redis-client.ts (no queue, no retries or re-sends, deadlines,

@@ -158,9 +158,9 @@ export interface SessionRecord {
   /** What the issuing grant fixed for the session; absent when nothing (see SessionConstraints). */
   constraints?: SessionConstraints;
   /**
-   * The authority's seal over the session's content (src/authority/record-integrity.ts); the store
+   * The authority's seal over the session's content (src/authority/session-records.ts); the store
    * keeps it and never checks it. Absent on sessions stored before the seal was a field of its own
-   * (they carry it inside `extra`; record-integrity.ts reads both layouts).
+   * (they carry it inside `extra`; session-records.ts reads both layouts).
    */
   seal?: string;
   /** The subject generation the session was created under. */

@@ -9,8 +9,16 @@
  * verifier's `stop()` closes none of the resources it was given.
  */
 export { createVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type StalenessPolicy, type Verifier, type VerifierOptions, type VerifierStatus } from './create-verifier.js';
-export { createRemoteKeyResolver, type RemoteKeyResolver, type RemoteKeyResolverOptions, type RemoteKeyResolverStats } from './remote-key-resolver.js';
-export { createStaticKeyResolver, keysFromJwks, type KeysFromJwksResult, type SkippedJwk } from './static-key-resolver.js';
+export {
+  createRemoteKeyResolver,
+  createStaticKeyResolver,
+  keysFromJwks,
+  type KeysFromJwksResult,
+  type RemoteKeyResolver,
+  type RemoteKeyResolverOptions,
+  type RemoteKeyResolverStats,
+  type SkippedJwk,
+} from './key-resolvers.js';
 export type { KeyResolver, VerificationKey } from './key-resolver.js';
 export type { FeedListener, FeedSubscription, RevocationLogPage, RevocationSource } from './revocation-source.js';
 export type { FreshnessStatus, LostRevocation } from './revocation-sync.js';

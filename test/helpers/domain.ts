@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/access-policy.js';
-import { createSessionSeal, type SessionSeal } from '../../src/authority/record-integrity.js';
+import { createSessionSeal, type SessionSeal } from '../../src/authority/session-records.js';
 import { TokenAuthority, type TokenAuthorityStore } from '../../src/authority/token-authority.js';
 import type { RevocationSource } from '../../src/verifier/revocation-source.js';
 import type { Principal } from '../../src/shared/principal.js';

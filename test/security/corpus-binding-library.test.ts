@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { newRefreshToken } from '../../src/authority/opaque-tokens.js';
+import { newRefreshToken } from '../../src/authority/session-records.js';
 import type { VerifyRequirements, VerifyResult } from '../../src/shared/claims.js';
 import { createInternalVerifier, type InternalVerifier } from '../../src/verifier/create-verifier.js';
-import { createStaticKeyResolver } from '../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../src/verifier/key-resolvers.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { BINDING_CORPUS, makeBindingFixtures, runBindingCorpus, type BindingContext, type BindingFixtures, type BindingPresentation } from './binding-corpus.js';
 import { CORPUS_AUDIENCE, makeCorpusKeys, revokedIds, type Answer } from './corpus-harness.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { newRefreshToken } from '../../src/authority/opaque-tokens.js';
+import { newRefreshToken } from '../../src/authority/session-records.js';
 import type { VerifyResult } from '../../src/shared/claims.js';
 import type { RevocationEvent } from '../../src/shared/revocation-event.js';
 import { createInternalVerifier, type InternalVerifier } from '../../src/verifier/create-verifier.js';
-import { createStaticKeyResolver } from '../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../src/verifier/key-resolvers.js';
 import { TEST_ISSUER } from '../helpers/authority.js';
 import { ATTACK_CORPUS, signedBy, type CorpusContext } from './attack-corpus.js';
 import { CORPUS_AUDIENCE, makeCorpusKeys, reportTimings, revokedIds, runCorpus, type Answer } from './corpus-harness.js';

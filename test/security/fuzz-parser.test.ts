@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/verifier/jose-rules.js';
 import { VerifyReasons, type VerifyReason } from '../../src/shared/claims.js';
 import type { KeyResolver } from '../../src/verifier/key-resolver.js';
-import { createStaticKeyResolver } from '../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../src/verifier/key-resolvers.js';
 import { checkTimeAudienceScopes, verifySignatureAndParse, type TokenCheckOptions } from '../../src/verifier/verify-token.js';
 import { b64url, generateTestKey, signRaw, type TestKey } from '../helpers/token-forge.js';
 

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { VerifyFailureReason, type IssueResponse } from '../../../src/gen/tokenauthority/v1/token_authority.js';
-import { redisKeys } from '../../../src/store/redis-keys.js';
+import { redisKeys } from '../../../src/store/redis-schema.js';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
 import { forgeDpopProof, generateDpopKey, type DpopKey } from '../../helpers/dpop-forge.js';
 import { expectStatus } from '../../helpers/grpc-client.js';

@@ -3,7 +3,7 @@ import { createHash, KeyObject, X509Certificate } from 'node:crypto';
 import { calculateJwkThumbprint, decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { REFRESH_TOKEN_PREFIX } from '../../../src/authority/opaque-tokens.js';
+import { REFRESH_TOKEN_PREFIX } from '../../../src/authority/session-records.js';
 import { VerifyFailureReason } from '../../../src/gen/tokenauthority/v1/token_authority.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 import { forgeDpopProof, type DpopKey } from '../../helpers/dpop-forge.js';

@@ -3,7 +3,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { credentials, makeGenericClientConstructor, Metadata, Server, ServerCredentials, status, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import { createVerifier } from '../../../src/verifier/create-verifier.js';
 import { requireToken } from '../../../src/verifier/grpc/require-token.js';
-import { createStaticKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import { standardPki } from '../../helpers/pki.js';
 import { accessPayload, forgeToken, generateTestKey } from '../../helpers/token-forge.js';
 

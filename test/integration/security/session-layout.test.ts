@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
-import { redisKeys } from '../../../src/store/redis-keys.js';
+import { redisKeys } from '../../../src/store/redis-schema.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import { expectStatus } from '../../helpers/grpc-client.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';

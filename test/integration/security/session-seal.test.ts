@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
-import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque-tokens.js';
-import { redisKeys } from '../../../src/store/redis-keys.js';
+import { hashRefreshToken, newRefreshToken } from '../../../src/authority/session-records.js';
+import { redisKeys } from '../../../src/store/redis-schema.js';
 import { startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
 import { expectStatus } from '../../helpers/grpc-client.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { createRedisRevocationSource } from '../../../src/store/redis-revocation-source.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { createVerifier, type Verifier } from '../../../src/verifier/index.js';
-import { MutableKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { MutableKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import { eventually } from '../../helpers/eventually.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisDpopReplayCache, type RedisDpopReplayCache } from '../../../src/store/redis-revocation-source.js';
 import { createVerifier } from '../../../src/verifier/create-verifier.js';
-import { createStaticKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import { forgeDpopProof, generateDpopKey } from '../../helpers/dpop-forge.js';
 import { eventually } from '../../helpers/eventually.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';

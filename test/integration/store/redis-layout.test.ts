@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { ErrorCodes } from '../../../src/shared/errors.js';
-import { redisKeys } from '../../../src/store/redis-keys.js';
+import { redisKeys } from '../../../src/store/redis-schema.js';
 import { createRedisRevocationSource } from '../../../src/store/redis-revocation-source.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { FeedCollector } from '../../contract/feed-collector.js';

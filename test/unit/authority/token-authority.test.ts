@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createDocumentPolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
-import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque-tokens.js';
+import { hashRefreshToken, newRefreshToken } from '../../../src/authority/session-records.js';
 import type { SessionConstraints } from '../../../src/store/token-store.js';
 import type { IssueInput, TokenPair } from '../../../src/authority/token-authority.js';
 import type { Principal } from '../../../src/shared/principal.js';

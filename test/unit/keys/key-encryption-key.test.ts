@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keySetCipherFor } from '../../../src/authority/create-key-store.js';
-import { sessionSealFor } from '../../../src/authority/record-integrity.js';
+import { sessionSealFor } from '../../../src/authority/session-records.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { configuredKeyEncryptionKeys, parseKeyEncryptionKey } from '../../../src/keys/key-encryption-key.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sessionSealFor } from '../../../src/authority/record-integrity.js';
+import { sessionSealFor } from '../../../src/authority/session-records.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { FileKeyStore } from '../../../src/keys/file-key-store.js';
 import { readKeyEncryptionKeyFile } from '../../../src/keys/key-encryption-key.js';

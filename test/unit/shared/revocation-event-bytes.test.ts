@@ -4,7 +4,7 @@ import { seededRandom } from '../../helpers/seeded-random.js';
 
 const rnd = seededRandom('unit/shared/revocation-event-bytes');
 
-/** What the store's event_json (src/store/redis-scripts.ts) writes, field for field. */
+/** What the store's event_json (src/store/redis-schema.ts) writes, field for field. */
 function written(e: { seq: number; kind: string; id: string; gen?: number; until: number; at: number; reason?: string }): string {
   // cjson.encode escapes "/" too; JSON.stringify does not: both are valid JSON for the same string.
   const str = (s: string) => JSON.stringify(s).replace(/\//g, '\\/');

@@ -9,8 +9,7 @@ import {
   parseRedisUrl,
 } from '../../../src/store/redis-connection.js';
 import { redactUrl } from '../../../src/shared/redact-url.js';
-import { redisKeys } from '../../../src/store/redis-keys.js';
-import { redisScripts } from '../../../src/store/redis-scripts.js';
+import { redisKeys, redisScripts } from '../../../src/store/redis-schema.js';
 
 function configError(pattern: RegExp, secret?: string) {
   return (err: unknown) => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../../src/shared/clock.js';
 import type { FeedMessage } from '../../../src/shared/revocation-event.js';
 import { createInternalVerifier, createVerifier } from '../../../src/verifier/create-verifier.js';
-import { MutableKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { MutableKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import type { RevocationSource } from '../../../src/verifier/revocation-source.js';
 import { MemoryTokenStore } from '../../../src/store/memory-token-store.js';
 import { accessPayload, forgeToken, generateTestKey } from '../../helpers/token-forge.js';

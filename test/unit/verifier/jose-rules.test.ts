@@ -21,7 +21,7 @@ import {
   SIGNING_ALGORITHMS,
   type SigningAlgorithm,
 } from '../../../src/verifier/jose-rules.js';
-import { createStaticKeyResolver, keysFromJwks } from '../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver, keysFromJwks } from '../../../src/verifier/key-resolvers.js';
 import { verifySignatureAndParse } from '../../../src/verifier/verify-token.js';
 import { accessPayload, forgeToken } from '../../helpers/token-forge.js';
 

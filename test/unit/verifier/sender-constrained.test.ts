@@ -4,7 +4,7 @@ import { ManualClock } from '../../../src/shared/clock.js';
 import type { VerifyRequirements, VerifyResult } from '../../../src/shared/claims.js';
 import { createInternalVerifier, createVerifier, type VerifierOptions } from '../../../src/verifier/create-verifier.js';
 import type { DpopReplayCache } from '../../../src/verifier/dpop-replay-cache.js';
-import { createStaticKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import { forgeDpopProof, generateDpopKey, type DpopKey } from '../../helpers/dpop-forge.js';
 import { createPki, type Pki } from '../../helpers/pki.js';
 import { accessPayload, forgeToken, generateTestKey } from '../../helpers/token-forge.js';

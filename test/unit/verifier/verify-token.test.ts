@@ -6,7 +6,7 @@ import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier
 import type { VerifiedClaims, VerifyReason } from '../../../src/shared/claims.js';
 import type { KeyResolver, VerificationKey } from '../../../src/verifier/key-resolver.js';
 import { RevocationState } from '../../../src/verifier/revocation-state.js';
-import { createStaticKeyResolver } from '../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import {
   MAX_TIME_SEC,
   checkTimeAudienceScopes,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Metadata, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { createVerifier } from '../../../../src/verifier/create-verifier.js';
-import { createStaticKeyResolver } from '../../../../src/verifier/static-key-resolver.js';
+import { createStaticKeyResolver } from '../../../../src/verifier/key-resolvers.js';
 import { requireToken, type AuthenticatedUnaryHandler } from '../../../../src/verifier/grpc/require-token.js';
 import { accessPayload, forgeToken, generateTestKey } from '../../../helpers/token-forge.js';
 import { recordingLogger } from '../../../helpers/recording-logger.js';

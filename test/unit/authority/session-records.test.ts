@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { hashRefreshToken, newRefreshToken } from '../../../src/authority/opaque-tokens.js';
-import { createRefreshIntegrity, createSessionSeal, type SealedSession } from '../../../src/authority/record-integrity.js';
+import { createRefreshIntegrity, createSessionSeal, hashRefreshToken, newRefreshToken, type SealedSession } from '../../../src/authority/session-records.js';
 import type { SessionConstraints } from '../../../src/store/token-store.js';
 
 describe('session seal: open() returns only what the seal covers', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
-import { createRemoteKeyResolver } from '../../../src/verifier/remote-key-resolver.js';
+import { createRemoteKeyResolver } from '../../../src/verifier/key-resolvers.js';
 import { ManualClock } from '../../../src/shared/clock.js';
 
 /** A real HTTP JWKS endpoint that counts requests and can fail on demand. */

@@ -1,18 +1,65 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
-import type { KeyEncryptionKey } from '../keys/key-encryption-key.js';
-import { configuredKeyEncryptionKeys } from '../keys/key-encryption-key.js';
+import { configuredKeyEncryptionKeys, type KeyEncryptionKey } from '../keys/key-encryption-key.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { SessionConstraints, SessionRecord } from '../store/token-store.js';
 import { privateFileProblem } from '../shared/file-permissions.js';
 
 /**
- * What protects stored session and refresh records from an attacker who can write to Redis but
- * does not hold the seal secret: the session seal (below) and the refresh-record keys and proofs
- * (`createRefreshIntegrity`), both from the same secrets.
- *
+ * What a session hands out and what the store keeps of it, in one place: the ids and refresh
+ * tokens the authority makes (below), and what protects the stored session and refresh records
+ * from an attacker who can write to Redis but does not hold the seal secret: the session seal and
+ * the refresh-record keys and proofs (`createRefreshIntegrity`), both from the same secrets.
+ */
+
+/**
+ * Opaque identifiers and refresh tokens. A refresh token is `tart_` + 256 random bits (base64url):
+ * the prefix lets Revoke tell it from an access token and lets secret scanners find leaked ones.
+ * Only an HMAC of it reaches the store (createRefreshIntegrity, below); hashRefreshToken (plain SHA-256) is
+ * the pre-upgrade key, still looked up to explain a refusal and to let Revoke end such sessions.
+ */
+export const REFRESH_TOKEN_PREFIX = 'tart_';
+const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;
+
+/**
+ * Random bytes drawn from a pool refilled 4 KiB at a time: one CSPRNG call per ~150 ids instead of
+ * one per id (several per Issue), the same bytes quality. Each byte is handed out once.
+ */
+const pool = Buffer.alloc(4096);
+let offset = pool.length;
+function random(n: number): Buffer {
+  if (offset + n > pool.length) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  const out = Buffer.from(pool.subarray(offset, offset + n));
+  offset += n;
+  return out;
+}
+
+export function newRefreshToken(): string {
+  return REFRESH_TOKEN_PREFIX + random(32).toString('base64url');
+}
+
+export function looksLikeRefreshToken(value: string): boolean {
+  return value.length === REFRESH_TOKEN_LENGTH && value.startsWith(REFRESH_TOKEN_PREFIX) && /^[A-Za-z0-9_-]+$/.test(value.slice(REFRESH_TOKEN_PREFIX.length));
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+/** 128 random bits, base64url: token ids (jti) and session ids (sid). */
+export function newId(): string {
+  return random(16).toString('base64url');
+}
+
+/** As long as any id newId() returns, for size estimates. */
+export const ID_PLACEHOLDER = 'A'.repeat(22);
+
+/**
  * Integrity of session records. Refresh signs an access token from what the store says a session
  * is; without a check, anyone who can write to Redis could plant a session (any subject, audience
  * and scopes) with a refresh token of their choosing and have the authority sign for it. Issue seals

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
-import { MutableKeyResolver, createStaticKeyResolver, keysFromJwks } from '../../../src/verifier/static-key-resolver.js';
+import { MutableKeyResolver, createStaticKeyResolver, keysFromJwks } from '../../../src/verifier/key-resolvers.js';
 import { verifySignatureAndParse } from '../../../src/verifier/verify-token.js';
 import { accessPayload, forgeToken, generateTestKey, type TestKey } from '../../helpers/token-forge.js';
 
