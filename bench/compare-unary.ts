@@ -1,16 +1,17 @@
 /**
- * A same-process A/B of the unary wrapper (src/grpc/unary.ts, around every RPC): this build's
+ * A same-process A/B of the unary wrapper (`unary` in src/grpc/server.ts, around every RPC): this build's
  * against another build's, same deps (metrics on, info logging off), a synchronous handler, a
  * fake call; 30 alternating rounds of 200 000 calls, timed in process CPU time. Isolates the
  * wrapper's own cost from grpc-js and the machine's noise (docs/performance.md, Tracing off and on).
  *
  *   node dist/bench/compare-unary.js --other /tmp/base/dist      (a built checkout's dist/)
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Metadata, type handleUnaryCall } from '@grpc/grpc-js';
 import { silentLogger } from '../src/shared/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
-import { unary, type UnaryDeps, type UnaryHandler } from '../src/grpc/unary.js';
+import { unary, type UnaryDeps, type UnaryHandler } from '../src/grpc/server.js';
 import { median, round } from './measure.js';
 
 type Unary = (method: string, deps: UnaryDeps, handler: UnaryHandler<{ ok: boolean }, object>) => handleUnaryCall<{ ok: boolean }, object>;
@@ -18,7 +19,9 @@ type Unary = (method: string, deps: UnaryDeps, handler: UnaryHandler<{ ok: boole
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--other');
   if (i < 0 || !process.argv[i + 1]) throw new Error('--other <dist directory of another build> is required');
-  const other = (await import(resolve(process.argv[i + 1]!, 'src/grpc/unary.js'))) as { unary: Unary };
+  // Builds before the wrapper joined the server module have it in src/grpc/unary.js.
+  const older = resolve(process.argv[i + 1]!, 'src/grpc/unary.js');
+  const other = (await import(existsSync(older) ? older : resolve(process.argv[i + 1]!, 'src/grpc/server.js'))) as { unary: Unary };
   const deps: UnaryDeps = { logger: silentLogger, metrics: createMetrics({ defaultMetrics: false }), accessLogSample: 100 };
   const answer = { valid: true };
   const handler: UnaryHandler<{ ok: boolean }, object> = (req, ctx) => {

@@ -4,7 +4,7 @@
  */
 import type { KeyObject, VerifyKeyObjectInput } from 'node:crypto';
 import { newId } from '../src/authority/session-records.js';
-import { createSigner, type Signer } from '../src/keys/access-token-signer.js';
+import { createSigner, type Signer } from '../src/keys/key-manager.js';
 import { generateSigningKey, type GeneratedKey } from '../src/keys/key-generator.js';
 import { importPrivateKey, importPublicKey } from '../src/keys/key-material.js';
 import type { SigningAlgorithm } from '../src/verifier/jose-rules.js';

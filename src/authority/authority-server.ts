@@ -20,13 +20,12 @@ import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type Verifier } 
 import type { LostRevocation } from '../verifier/revocation-sync.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import { MAX_RESTORE_BATCH } from '../store/store-input.js';
-import { GrpcServer } from '../grpc/server.js';
-import { InflightTracker } from '../grpc/unary.js';
+import { GrpcServer, InflightTracker } from '../grpc/server.js';
 import { HttpServer, metricsRoute } from '../http/http-server.js';
 import { authorityHttpRoutes } from './authority-http.js';
 import { authorityHttpsOptions, warnIfPlaintextOAuth } from './http-caller.js';
 import { oauthMetadata, oauthRoutes } from './oauth-endpoints.js';
-import type { AccessPolicy } from './access-policy.js';
+import type { AccessPolicy } from './admission.js';
 import { prepareCallerSecurity } from './caller-security.js';
 import { createAuthorityService } from './authority-service.js';
 import { createPropagationTracker } from './propagation.js';

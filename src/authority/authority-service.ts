@@ -10,12 +10,10 @@ import type { KeyManager } from '../keys/key-manager.js';
 import { principalOf } from '../grpc/caller.js';
 import { rateLimitKey } from '../grpc/rate-limiter.js';
 import { jwksResponse } from '../grpc/jwks-response.js';
-import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { type GrpcServiceRegistration, unary, type UnaryDeps } from '../grpc/server.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
-import type { GrpcServiceRegistration } from '../grpc/server.js';
-import { audited } from './audit.js';
+import { audited, type TokenAuthority, type TokenPair } from './token-authority.js';
 import type { PropagationTracker } from './propagation.js';
-import type { TokenAuthority, TokenPair } from './token-authority.js';
 import type { TokenBinding } from './token-binding.js';
 
 /** IssueRequest.confirmation as the authority's binding (validated there). */

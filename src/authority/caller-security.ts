@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { transportLimits } from '../grpc/transport-limits.js';
 import { createRateLimiter, type RateLimiter } from '../grpc/rate-limiter.js';
-import { createLoopbackPolicy, type AccessPolicy } from './access-policy.js';
+import { createLoopbackPolicy, type AccessPolicy } from './admission.js';
 import { createFilePolicy, type FilePolicy } from './file-policy.js';
 
 /** Everything about who may call the authority and how much: built once at start. */

@@ -4,7 +4,7 @@ import { parseDurationMs } from '../shared/duration.js';
 import { ErrorCodes, TokenAuthorityError, permissionDenied } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { principalName, type Principal } from '../shared/principal.js';
-import type { AccessPolicy, IssueGrant, PrivilegedAction } from './access-policy.js';
+import type { AccessPolicy, IssueGrant, PrivilegedAction } from './admission.js';
 import { duplicateKeyPath } from './json-duplicates.js';
 
 /** Rights a client may hold besides Issue: revoking what it does not hold. */

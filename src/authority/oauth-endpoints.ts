@@ -10,13 +10,12 @@ import type { RateLimiter } from '../grpc/rate-limiter.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
 import { setOutcome } from '../telemetry/tracing.js';
 import { readFormBody, type FormParams } from '../http/form-body.js';
-import { audited } from './audit.js';
+import { audited, type TokenAuthority, type TokenPair } from './token-authority.js';
 import { httpCaller } from './http-caller.js';
 import { looksLikeRefreshToken } from './session-records.js';
 import { NO_STORE, OAuthError, oauthErrorAnswer } from './oauth-errors.js';
 import { OAUTH_PATHS, tokenEndpointUrl } from './oauth-paths.js';
-import { validateScopes } from './request-validation.js';
-import type { TokenAuthority, TokenPair } from './token-authority.js';
+import { validateScopes } from './admission.js';
 import { cnfClaim, type TokenBinding } from './token-binding.js';
 
 export { OAUTH_PATHS } from './oauth-paths.js';

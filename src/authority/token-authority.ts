@@ -3,17 +3,15 @@ import type { RefreshSnapshot, RefreshStorage, RevocationLog, RotateChecks, Rota
 import type { KeyManager } from '../keys/key-manager.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { verifySignatureAndParse } from '../verifier/verify-token.js';
-import { type AccessTokenPayload, MAX_ACCESS_TOKEN_BYTES, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
+import { MAX_ACCESS_TOKEN_BYTES, type AccessTokenPayload, type VerifiedClaims, type VerifyRequirements, type VerifyResult } from '../shared/claims.js';
 import type { Clock } from '../shared/clock.js';
-import { ErrorCodes, invalidArgument, permissionDenied, TokenAuthorityError } from '../shared/errors.js';
+import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
-import { type Principal, principalName } from '../shared/principal.js';
-import type { AccessPolicy, IssueGrant } from './access-policy.js';
-import { type Audited, withAudit } from './audit.js';
+import type { Principal } from '../shared/principal.js';
+import { admitIssue, LIMITS, requireText, type AccessPolicy, type IssueGrant } from './admission.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken, type SealedSession, type SessionSeal } from './session-records.js';
-import { LIMITS, requireText, validateAudiences, validateExtraClaims, validateScopes } from './request-validation.js';
-import { bindingKind, cnfClaim, type TokenBinding, validateBinding } from './token-binding.js';
+import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
 import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
 
 /** The settings the rules need (allowedAudiences empty = any audience). */
@@ -93,7 +91,7 @@ export interface TokenAuthorityDeps {
  * Issue, Refresh, Revoke and Verify, independent of the transport. The adapters (authority-service.ts
  * for gRPC, oauth-endpoints.ts for HTTP) convert messages and say who is calling (a Principal);
  * this class holds the rules, and returns with each result what the call's access line says
- * (audit.ts) rather than writing into a transport's log.
+ * (AuditFields, at the end of this file) rather than writing into a transport's log.
  */
 export class TokenAuthority {
   /** DPoP proofs for the token endpoint's URL (RFC 9449 §5): Refresh and the HTTP token endpoint. */
@@ -105,36 +103,7 @@ export class TokenAuthority {
 
   async issue(input: IssueInput, principal: Principal): Promise<Audited<TokenPair>> {
     const { settings, policy, clock, store } = this.deps;
-    policy.authorize(principal, 'issue');
-    const grant = policy.issueGrant(principal);
-    const subject = requireText('subject', input.subject, LIMITS.subjectBytes);
-    const audience = validateAudiences(input.audience);
-    for (const aud of audience) {
-      if (settings.allowedAudiences.length > 0 && !settings.allowedAudiences.includes(aud)) {
-        throw permissionDenied(`audience "${aud}" is not allowed on this authority (allowed: ${settings.allowedAudiences.join(', ')})`);
-      }
-      if (grant.audiences && !grant.audiences.includes(aud)) {
-        throw permissionDenied(`client ${principalName(principal)} may not issue tokens for audience "${aud}"; allowed: ${grant.audiences.join(', ') || 'none'}`);
-      }
-    }
-    const scopes = validateScopes(input.scopes);
-    if (grant.scopes) {
-      const denied = scopes.filter((s) => !grant.scopes!.includes(s));
-      if (denied.length > 0) {
-        throw permissionDenied(`client ${principalName(principal)} may not grant scope${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.scopes.join(', ') || 'none'}`);
-      }
-    }
-    const extra = validateExtraClaims(input.extraClaims);
-    if (grant.extraClaims) {
-      const denied = Object.keys(extra).filter((name) => !grant.extraClaims!.includes(name));
-      if (denied.length > 0) {
-        throw permissionDenied(`client ${principalName(principal)} may not set extra claim${denied.length > 1 ? 's' : ''} ${denied.join(', ')}; allowed: ${grant.extraClaims.join(', ') || 'none'}`);
-      }
-    }
-    const clientId = input.clientId ? requireText('client_id', input.clientId, LIMITS.clientIdBytes) : defaultClientId(principal, grant.clientIds);
-    if (grant.clientIds && !grant.clientIds.includes(clientId)) {
-      throw permissionDenied(`client ${principalName(principal)} may not issue tokens with client_id "${clientId}"; allowed: ${grant.clientIds.join(', ') || 'none'}`);
-    }
+    const { grant, subject, audience, scopes, extra, clientId } = admitIssue(policy, principal, input, settings.allowedAudiences);
     const ttlMs = this.accessTtl(input.accessTtlSeconds, grant.maxAccessTtlMs);
     const confirmation = input.confirmation ? validateBinding(input.confirmation) : undefined;
 
@@ -540,9 +509,66 @@ function checkRefreshBinding(session: SealedSession, proofKey: string | undefine
   }
 }
 
-/** The caller's own identity, preferring one the grant lists as a client_id. */
-function defaultClientId(principal: Principal, allowed: readonly string[] | undefined): string {
-  const own = principal.identities.map((i) => i.value);
-  if (allowed) return own.find((i) => allowed.includes(i)) ?? allowed[0] ?? own[0] ?? 'token-authority';
-  return own[0] ?? 'token-authority';
+/*
+ * ---- What an operation tells its call's access line ----
+ *
+ * TokenAuthority returns these with its result, or attaches them to the error it throws, instead
+ * of writing into a transport's log bag; the adapters (authority-service.ts for gRPC,
+ * oauth-endpoints.ts for HTTP) put them on the line with `audited`. Only ids and flags: no field
+ * can hold a token (tokens are never logged).
+ */
+
+/** The access-line fields of one operation. */
+export interface AuditFields {
+  /** The token's or session's subject, or the subject revoked. */
+  readonly sub?: string;
+  /** The session. */
+  readonly sid?: string;
+  /** The access token's id (issued, or revoked). */
+  readonly jti?: string;
+  /** The key that signed the access token. */
+  readonly kid?: string;
+  /** The revocation's sequence on the feed. */
+  readonly seq?: number;
+  /** Refresh accepted the spent parent again within the grace window. */
+  readonly grace?: true;
+  /** Refresh met a spent token again: the session is now revoked. */
+  readonly reuse?: true;
+  /** The kind of binding the token carries (its `cnf`): `x5t#S256` or `jkt`. */
+  readonly cnf?: 'x5t#S256' | 'jkt';
+}
+
+/** A result with what its access line says about it. */
+export interface Audited<T> {
+  readonly result: T;
+  readonly audit: AuditFields;
+}
+
+const refusals = new WeakMap<object, AuditFields>();
+
+/** `err`, carrying what the access line of the refused call says (read back with {@link auditOf}). */
+export function withAudit<E extends Error>(err: E, audit: AuditFields): E {
+  refusals.set(err, audit);
+  return err;
+}
+
+/** The audit fields a refusal carries, if it carries any. */
+export function auditOf(err: unknown): AuditFields | undefined {
+  return typeof err === 'object' && err !== null ? refusals.get(err) : undefined;
+}
+
+/**
+ * For the adapters: the operation's result, its audit fields (of the result, or of the refusal it
+ * threw) added to the call's access-line fields.
+ */
+export async function audited<T>(line: Record<string, unknown>, operation: Promise<Audited<T>>): Promise<T> {
+  try {
+    const { result, audit } = await operation;
+    Object.assign(line, audit);
+    return result;
+  } catch (err) {
+    const audit = auditOf(err);
+    if (audit) Object.assign(line, audit);
+    throw err;
+  }
 }

@@ -1,7 +1,7 @@
 import type { VerifiedClaims, VerifyReason, VerifyRequirements, VerifyResult } from '../shared/claims.js';
 import { invalidArgument } from '../shared/errors.js';
 import { SPAN_ATTR } from '../telemetry/tracing.js';
-import { unary, type CallContext, type UnaryDeps } from './unary.js';
+import { unary, type CallContext, type UnaryDeps } from './server.js';
 import { TokenAuthorityServiceService, VerifyFailureReason, VerifyResponse, type AccessTokenClaims, type Confirmation, type VerifyRequest } from '../gen/tokenauthority/v1/token_authority.js';
 
 const REASON: Readonly<Record<VerifyReason, VerifyFailureReason>> = {

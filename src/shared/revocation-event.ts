@@ -43,7 +43,7 @@ export type FeedMessage = RevocationEvent | HeartbeatEvent;
 
 /**
  * Longest `id` a revocation can carry, in UTF-16 units: the authority refuses subjects, session and
- * token ids above 256 bytes (request-validation.ts), and a byte count bounds the unit count.
+ * token ids above 256 bytes (authority/admission.ts), and a byte count bounds the unit count.
  */
 export const MAX_REVOCATION_ID_LENGTH = 256;
 /** Longest `reason` (the authority refuses reasons above 128 bytes). */

@@ -6,7 +6,7 @@ import { SPAN_ATTR, type SpanAttributes } from '../telemetry/tracing.js';
 import type { Verifier } from '../verifier/create-verifier.js';
 import { presentedToken } from '../verifier/bearer-token.js';
 import type { HttpAnswer, Route } from '../http/http-server.js';
-import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../grpc/unary.js';
+import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../grpc/server.js';
 import { claimHeaderValues, httpDenial, unforwardableClaims, type DenialReason } from './authz-answer.js';
 import { certificateRequirement, urlEncodedPem } from './client-certificate.js';
 

@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { createMetrics, gauge, type Metrics } from '../telemetry/metrics.js';
 import { registerRedisMetrics } from '../telemetry/redis-metrics.js';
-import { InflightTracker } from '../grpc/unary.js';
+import { GrpcServer, InflightTracker } from '../grpc/server.js';
 import { registerVerifierGauges } from '../telemetry/verifier-gauges.js';
 import { createTracing } from '../telemetry/create-tracing.js';
 import { RedisTokenStore } from '../store/redis-token-store.js';
@@ -15,7 +15,6 @@ import { createRedisDpopReplayCache, type RedisDpopReplayCache } from '../store/
 import type { TokenStore } from '../store/token-store.js';
 import { createInternalVerifier, DEFAULT_MAX_TOKEN_LIFETIME_MS, type InternalVerifier } from '../verifier/create-verifier.js';
 import { createRemoteKeyResolver, type RemoteKeyResolver } from '../verifier/key-resolvers.js';
-import { GrpcServer } from '../grpc/server.js';
 import { serverCredentials } from '../grpc/credentials.js';
 import { transportLimits } from '../grpc/transport-limits.js';
 import { HttpServer, healthRoute, metricsRoute, type Route } from '../http/http-server.js';

@@ -2,9 +2,8 @@ import type { TokenAuthorityServiceServer } from '../gen/tokenauthority/v1/token
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
 import type { InternalVerifier } from '../verifier/create-verifier.js';
 import { jwksResponse } from '../grpc/jwks-response.js';
-import { unary, type UnaryDeps } from '../grpc/unary.js';
+import { type GrpcServiceRegistration, unary, type UnaryDeps } from '../grpc/server.js';
 import { TokenAuthorityServiceWithCachedVerify, verifyRpc } from '../grpc/verify-response.js';
-import type { GrpcServiceRegistration } from '../grpc/server.js';
 
 const authorityOnly = (method: string) => () => {
   throw new TokenAuthorityError(ErrorCodes.UNIMPLEMENTED, `${method} is answered by the authority, not by a sidecar: call the authority's address`);

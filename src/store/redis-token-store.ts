@@ -7,9 +7,8 @@ import { DEFAULT_COMMAND_TIMEOUT_MS, RedisCommandClient, redisTargetOf } from '.
 import { isClusterTarget, type RedisClient, type RedisTarget } from './redis-connection.js';
 import type { CommandTracer } from './command-tracer.js';
 import { DEFAULT_KEY_PREFIX, redisKeys, type RedisKeys, redisScripts } from './redis-schema.js';
-import { DEFAULT_WAIT_TIMEOUT_MS, RedisDurableWrites, replicasToWaitFor, retryAdvice, type ScriptFn, type WriteScript } from './redis-durable-write.js';
+import { DEFAULT_WAIT_TIMEOUT_MS, RedisDurableWrites, RedisRevocationLog, replicasToWaitFor, retryAdvice, type ScriptFn, type WriteScript } from './redis-revocation-log.js';
 import { RedisRevocationFeed, toRevocationEvent as toEvent } from './redis-revocation-feed.js';
-import { RedisRevocationLog } from './redis-revocation-log.js';
 import {
   checkCreateSession,
   checkReceipt,
@@ -84,7 +83,7 @@ interface ScriptCommands {
  * ERR_STORE_UNAVAILABLE, reconnecting in the background). A facade over the parts of the log
  * and feed: they are written by redis-revocation-log.ts (revoke, restore, heartbeat, retention) and
  * read through redis-revocation-feed.ts, which also holds the library's read-only source; writes
- * that must not be lost wait for replicas (redis-durable-write.ts).
+ * that must not be lost wait for replicas (RedisDurableWrites, redis-revocation-log.ts).
  */
 /** Receipt ids listApplied examines per call (far more than any fleet; bounds a flood of bogus ids). */
 const MAX_RECEIPT_IDS_SCANNED = 10_000;
@@ -102,7 +101,7 @@ export class RedisTokenStore implements TokenStore {
   private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   private readonly target: RedisTarget;
-  /** The replica wait of durable writes (replicas 0 = none; redis-durable-write.ts). */
+  /** The replica wait of durable writes (replicas 0 = none; RedisDurableWrites in redis-revocation-log.ts). */
   readonly wait: { replicas: number; timeoutMs: number; aof: boolean };
   private readonly traceCommand: CommandTracer | undefined;
 

@@ -4,7 +4,7 @@ import type { CommandTracer } from '../store/command-tracer.js';
 
 /**
  * OpenTelemetry tracing of one process, as the servers see it: a SERVER span per gRPC call
- * (src/grpc/unary.ts) and per HTTP request (src/http/http-server.ts), parented by the W3C
+ * (`unary` in src/grpc/server.ts) and per HTTP request (src/http/http-server.ts), parented by the W3C
  * `traceparent` the caller sent, and a CLIENT child span per token-store Redis operation run inside
  * one. Made by create-tracing.ts only when the OTEL_* settings turn tracing on; otherwise every
  * seam holds `undefined` and pays one check. This file loads no OpenTelemetry code: the SDK

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config/config.js';
-import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/access-policy.js';
+import { createLoopbackPolicy, type AccessPolicy } from '../../src/authority/admission.js';
 import { createSessionSeal, type SessionSeal } from '../../src/authority/session-records.js';
 import { TokenAuthority, type TokenAuthorityStore } from '../../src/authority/token-authority.js';
 import type { RevocationSource } from '../../src/verifier/revocation-source.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { startTestAuthority, TEST_ISSUER, type TestAuthority } from '../../helpers/authority.js';
 import { recordingLogger, type RecordingLogger } from '../../helpers/recording-logger.js';
-import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../../../src/grpc/unary.js';
+import { DEFAULT_ACCESS_LOG_SAMPLE, sampler } from '../../../src/grpc/server.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { startSidecar } from '../../../src/sidecar/sidecar-server.js';
 import { createMetrics } from '../../../src/telemetry/metrics.js';

@@ -7,9 +7,8 @@ import { createHmac } from 'node:crypto';
 import { createDocumentPolicy, parseClientPolicy } from '../../../src/authority/file-policy.js';
 import { hashRefreshToken, newRefreshToken } from '../../../src/authority/session-records.js';
 import type { SessionConstraints } from '../../../src/store/token-store.js';
-import type { IssueInput, TokenPair } from '../../../src/authority/token-authority.js';
+import { type AuditFields, auditOf, type IssueInput, type TokenPair } from '../../../src/authority/token-authority.js';
 import type { Principal } from '../../../src/shared/principal.js';
-import { auditOf, type AuditFields } from '../../../src/authority/audit.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 import { LOOPBACK_CALLER, remoteCaller, startDomain, type Domain, type DomainOptions } from '../../helpers/domain.js';
 

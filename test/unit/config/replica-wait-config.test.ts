@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config/config.js';
 import { parseRedisUrl } from '../../../src/store/redis-connection.js';
-import { replicasToWaitFor } from '../../../src/store/redis-durable-write.js';
+import { replicasToWaitFor } from '../../../src/store/redis-revocation-log.js';
 import { RedisTokenStore } from '../../../src/store/redis-token-store.js';
 import { configProblem } from '../../helpers/config-problem.js';
 

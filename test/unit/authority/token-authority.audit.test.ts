@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { audited, auditOf, withAudit } from '../../../src/authority/audit.js';
+import { audited, auditOf, withAudit } from '../../../src/authority/token-authority.js';
 import { ErrorCodes, TokenAuthorityError } from '../../../src/shared/errors.js';
 
 describe('audited: an operation\'s audit fields onto the access line of its call', () => {

@@ -3,10 +3,9 @@ import { createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'no
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { createSigner } from '../../../src/keys/access-token-signer.js';
+import { createSigner } from '../../../src/keys/key-manager.js';
 import { generateSigningKey, type GeneratedKey } from '../../../src/keys/key-generator.js';
-import { PRIVATE_JWK_MEMBERS } from '../../../src/verifier/jose-rules.js';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier/jose-rules.js';
+import { PRIVATE_JWK_MEMBERS, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../../src/verifier/jose-rules.js';
 import { ErrorCodes, isTokenAuthorityError } from '../../../src/shared/errors.js';
 import { samplePayload } from './helpers.js';
 
