@@ -8,8 +8,8 @@
  * CLI) share one key-set document in the store; every change is a compare-and-set on its
  * version, so concurrent rotations resolve to exactly one.
  */
-import { sign as cryptoSign, type KeyObject, type SignKeyObjectInput } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, isSigningAlgorithm, type SigningAlgorithm } from '../verifier/jose-rules.js';
+import { sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { ACCESS_TOKEN_TYP, isSigningAlgorithm, jwsCryptoArgs, type SigningAlgorithm } from '../verifier/jose-rules.js';
 import type { AccessTokenPayload } from '../shared/claims.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { ErrorCodes, TokenAuthorityError } from '../shared/errors.js';
@@ -558,13 +558,6 @@ export interface Signer {
   sign(payload: AccessTokenPayload): string;
 }
 
-/** The digest argument of crypto.sign per algorithm; Ed25519 hashes internally (null). */
-const DIGEST: Readonly<Record<SigningAlgorithm, string | null>> = { ES256: 'sha256', EdDSA: null, RS256: 'sha256' };
-
-function signOptions(alg: SigningAlgorithm, key: KeyObject): KeyObject | SignKeyObjectInput {
-  // JWS wants the raw r||s form (RFC 7518 §3.4), not OpenSSL's default DER.
-  return alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
-}
 
 /**
  * A signer for a stored key. The private key is imported (and checked against the public JWK)
@@ -573,8 +566,8 @@ function signOptions(alg: SigningAlgorithm, key: KeyObject): KeyObject | SignKey
  */
 export function createSigner(key: Pick<StoredKey, 'kid' | 'alg' | 'privateJwk' | 'publicJwk'>): Signer {
   const { kid, alg } = key;
-  const options = signOptions(alg, importPrivateKey(key));
-  const digest = DIGEST[alg];
+  // The digest and the R||S form of ES256, as the verifier reads them (jose-rules.ts).
+  const { digest, input: options } = jwsCryptoArgs(importPrivateKey(key), alg);
   const prefix = `${Buffer.from(JSON.stringify({ alg, kid, typ: ACCESS_TOKEN_TYP })).toString('base64url')}.`;
   return {
     kid,

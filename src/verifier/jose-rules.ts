@@ -1,11 +1,12 @@
 /**
  * The JOSE rules of this project, in one place: which algorithms exist, which key each one needs
  * (type, curve, minimum RSA size), what a JWK of each looks like and which of its members are
- * private, the access-token `typ`, the `kid` bound, and how node:crypto verifies each algorithm.
+ * private, the access-token `typ`, the `kid` bound, and how node:crypto signs and verifies each
+ * algorithm.
  * The signer and key stores (`keys/`), the key resolvers and the hot-path verifier all ask here,
  * so a rule changed here changes everywhere at once.
  */
-import type { KeyObject, VerifyKeyObjectInput } from 'node:crypto';
+import type { KeyObject, SignKeyObjectInput, VerifyKeyObjectInput } from 'node:crypto';
 
 /** The only JWS algorithms this project signs or accepts (RFC 8725 §3.1: an explicit allow-list). */
 export const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
@@ -104,6 +105,26 @@ export function keyAlgorithmProblem(key: KeyObject, alg: SigningAlgorithm): stri
   }
 }
 
+/** The digest and key arguments node:crypto's `sign` and `verify` take for one JWS algorithm. */
+export interface JwsCryptoArgs {
+  /** The digest argument (null for EdDSA, which hashes internally). */
+  readonly digest: 'sha256' | null;
+  /** The key argument: ES256 carries `dsaEncoding`, since JWS carries R||S (RFC 7518 §3.4), not DER. */
+  readonly input: KeyObject | (VerifyKeyObjectInput & SignKeyObjectInput);
+}
+
+/** How node:crypto signs or verifies `alg` with `key` (public or private); one object per key, not per call. */
+export function jwsCryptoArgs(key: KeyObject, alg: SigningAlgorithm): JwsCryptoArgs {
+  switch (alg) {
+    case 'ES256':
+      return { digest: 'sha256', input: { key, dsaEncoding: 'ieee-p1363' } };
+    case 'EdDSA':
+      return { digest: null, input: key };
+    case 'RS256':
+      return { digest: 'sha256', input: key };
+  }
+}
+
 /** How node:crypto's `verify` checks a JWS signature of one key. */
 export interface JwsVerifyPlan {
   /** The digest argument of crypto.verify (null for EdDSA). */
@@ -117,13 +138,6 @@ export interface JwsVerifyPlan {
 /** How to verify `alg` signatures with `key`, or null if the key does not fit `alg` (keyAlgorithmProblem). */
 export function jwsVerifyPlan(key: KeyObject, alg: SigningAlgorithm): JwsVerifyPlan | null {
   if (keyAlgorithmProblem(key, alg) !== undefined) return null;
-  switch (alg) {
-    case 'ES256':
-      // JWS carries R||S (RFC 7518 §3.4), not DER.
-      return { digest: 'sha256', input: { key, dsaEncoding: 'ieee-p1363' }, signatureBytes: 64 };
-    case 'EdDSA':
-      return { digest: null, input: key, signatureBytes: 64 };
-    case 'RS256':
-      return { digest: 'sha256', input: key, signatureBytes: Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) };
-  }
+  const signatureBytes = alg === 'RS256' ? Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) : 64;
+  return { ...jwsCryptoArgs(key, alg), signatureBytes };
 }
