@@ -48,13 +48,14 @@ export function createLoopbackPolicy(options: { insecure: boolean }): AccessPoli
   };
 }
 
-/** What an Issue asks for, as admission reads it (IssueInput's fields). */
+/** What an Issue asks for, as admission reads it (TokenAuthority's IssueInput adds the TTL and the binding). */
 export interface IssueRequest {
-  readonly subject: string;
-  readonly audience: readonly string[];
-  readonly scopes: readonly string[];
-  readonly extraClaims: Readonly<Record<string, string>>;
-  readonly clientId?: string | undefined;
+  subject: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  extraClaims: Readonly<Record<string, string>>;
+  /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
+  clientId?: string;
 }
 
 /** An Issue admitted: the caller's grant, and the request's fields checked and normalised. */

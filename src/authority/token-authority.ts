@@ -9,7 +9,7 @@ import { ErrorCodes, TokenAuthorityError, invalidArgument } from '../shared/erro
 import type { Logger } from '../shared/logger.js';
 import type { RevocationEvent } from '../shared/revocation-event.js';
 import type { Principal } from '../shared/principal.js';
-import { admitIssue, LIMITS, requireText, type AccessPolicy, type IssueGrant } from './admission.js';
+import { admitIssue, LIMITS, requireText, type AccessPolicy, type IssueGrant, type IssueRequest } from './admission.js';
 import { hashRefreshToken, ID_PLACEHOLDER, looksLikeRefreshToken, newId, newRefreshToken, type SealedSession, type SessionSeal } from './session-records.js';
 import { bindingKind, cnfClaim, validateBinding, type TokenBinding } from './token-binding.js';
 import { createTokenEndpointProofCheck, type TokenEndpointProofCheck } from './token-endpoint-dpop.js';
@@ -20,15 +20,10 @@ export type TokenAuthoritySettings = Pick<
   'issuer' | 'accessTtlMs' | 'maxAccessTtlMs' | 'refreshTtlMs' | 'sessionMaxLifetimeMs' | 'sessionIdleTimeoutMs' | 'refreshGraceMs' | 'clockSkewMs' | 'allowedAudiences'
 >;
 
-export interface IssueInput {
-  subject: string;
-  audience: readonly string[];
-  scopes: readonly string[];
-  extraClaims: Readonly<Record<string, string>>;
+/** What Issue asks for: the request admission checks (subject, audience, scopes, extra claims, client_id), a TTL and a binding. */
+export interface IssueInput extends IssueRequest {
   /** 0 = default. */
   accessTtlSeconds: number;
-  /** OAuth client the token is for (RFC 9068 `client_id`); default: the caller's identity. */
-  clientId?: string;
   /** Sender-constrains the token and its session (RFC 7800 `cnf`); undefined = a bearer token. */
   confirmation?: TokenBinding;
 }

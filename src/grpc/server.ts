@@ -19,6 +19,7 @@ import { toServiceError } from './status-map.js';
  * wrapper of every handler (undecodable requests and thrown errors become statuses through the one
  * status map, the rate limit, the access line, metrics, the span, the count of calls in flight).
  */
+
 /** The repository's proto/ folder (shipped with the package), for server reflection. */
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
@@ -238,10 +239,10 @@ export function unary<Req, Res>(method: string, deps: UnaryDeps, handler: UnaryH
       if (accessLog) {
         const accepted = sampleAccepted !== undefined && code === status.OK && ctx.log.reason === undefined;
         if (!accepted || sampleAccepted()) {
-          logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(accepted ? { sampled: sampleEvery } : {}), ...(err ? { error: errText(err) } : {}) }, 'rpc');
+          logger.info({ method, code: status[code], ms: Math.round(ms * 1000) / 1000, peer: ctx.caller.peer, ...ctx.log, ...(accepted ? { sampled: sampleEvery } : {}), ...(err ? { error: errorMessage(err) } : {}) }, 'rpc');
         }
       }
-      if (traced) traced.endRpc(code, ctx.log, err === undefined ? undefined : errText(err));
+      if (traced) traced.endRpc(code, ctx.log, err === undefined ? undefined : errorMessage(err));
       inflight?.leave();
     };
     let result: Res | Promise<Res>;
@@ -318,10 +319,6 @@ export function withTolerantDecoding(definition: ServiceDefinition): ServiceDefi
     };
   }
   return out as ServiceDefinition;
-}
-
-function errText(err: unknown): string {
-  return errorMessage(err);
 }
 
 /** Counts calls in flight; `idle()` resolves when none are. */

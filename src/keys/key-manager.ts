@@ -558,7 +558,6 @@ export interface Signer {
   sign(payload: AccessTokenPayload): string;
 }
 
-
 /**
  * A signer for a stored key. The private key is imported (and checked against the public JWK)
  * here, once.

@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { sha256Base64url } from '../verifier/sha256.js';
 import type { DpopReplayCache, ReplayVerdict } from '../verifier/dpop-replay-cache.js';
 import { RedisCommandClient, redisTargetOf } from './redis-client.js';
-import { DEFAULT_KEY_PREFIX, dpopReplayKey } from './redis-schema.js';
+import { checkKeyPrefix, DEFAULT_KEY_PREFIX, dpopReplayKey } from './redis-schema.js';
 
 export interface RedisDpopReplayCacheOptions {
   /** A Redis URL (`redis://`, `rediss://`, `redis-sentinel://…`, `redis-cluster://…`) or ioredis options. */
@@ -46,7 +46,7 @@ export function createRedisDpopReplayCache(options: RedisDpopReplayCacheOptions)
   const scope = options.scope ?? 'default';
   if (!SCOPE.test(scope)) throw new TokenAuthorityError(ErrorCodes.CONFIG, 'scope must be 1-64 characters of A-Z a-z 0-9 . _ : -');
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
-  dpopReplayKey(keyPrefix, scope, ''); // validates the prefix now rather than on the first claim
+  checkKeyPrefix(keyPrefix); // now, rather than on the first claim
   const redis = new RedisCommandClient(redisTargetOf(options.url), {
     commandTimeoutMs: options.commandTimeoutMs ?? 500,
     connectionName: 'token-authority-dpop-replay',

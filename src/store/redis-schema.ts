@@ -111,12 +111,18 @@ export interface RedisKeys {
   revokedSid(sessionId: string): string;
 }
 
+/**
+ * Refuses a key prefix with a brace: it would move or split the `{ta}` hash tag and break the
+ * one-slot guarantee (and put DPoP claims into a slot of its choosing).
+ * @throws TokenAuthorityError ERR_CONFIG
+ */
+export function checkKeyPrefix(keyPrefix: string): void {
+  if (/[{}]/.test(keyPrefix)) throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keyPrefix must not contain "{" or "}"');
+}
+
 /** Resolve every key name for `keyPrefix`. */
 export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
-  // A brace in the prefix would move or split the hash tag and break the one-slot guarantee.
-  if (/[{}]/.test(keyPrefix)) {
-    throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keyPrefix must not contain "{" or "}"');
-  }
+  checkKeyPrefix(keyPrefix);
   const base = `${keyPrefix}{ta}:`;
   return {
     base,
@@ -138,10 +144,10 @@ export function redisKeys(keyPrefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
 /**
  * The key of one claimed DPoP proof id: `<prefix>dpop:<scope>:<hash>`. Deliberately outside the
  * `{ta}` slot: each claim is one command on one key, and the claims of busy services spread over a
- * Cluster instead of all landing on the shard of the authority's state.
+ * Cluster instead of all landing on the shard of the authority's state. `keyPrefix` is one
+ * {@link checkKeyPrefix} accepted (the replay store checks it once, when it is made).
  */
 export function dpopReplayKey(keyPrefix: string, scope: string, idHash: string): string {
-  if (/[{}]/.test(keyPrefix)) throw new TokenAuthorityError(ErrorCodes.CONFIG, 'keyPrefix must not contain "{" or "}"');
   return `${keyPrefix}dpop:${scope}:${idHash}`;
 }
 

@@ -125,12 +125,8 @@ export function jwsCryptoArgs(key: KeyObject, alg: SigningAlgorithm): JwsCryptoA
   }
 }
 
-/** How node:crypto's `verify` checks a JWS signature of one key. */
-export interface JwsVerifyPlan {
-  /** The digest argument of crypto.verify (null for EdDSA). */
-  readonly digest: 'sha256' | null;
-  /** The key argument (ES256 carries `dsaEncoding`, one object per key rather than per call). */
-  readonly input: KeyObject | VerifyKeyObjectInput;
+/** How node:crypto's `verify` checks a JWS signature of one key: its arguments, and the signature's length. */
+export interface JwsVerifyPlan extends JwsCryptoArgs {
   /** The exact length of a valid signature. */
   readonly signatureBytes: number;
 }
